@@ -1,0 +1,50 @@
+"""The `a2i` command: one click group; each domain contributes its commands."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from a2i import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+@click.version_option(__version__, prog_name="a2i")
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+def main(verbose: bool) -> None:
+    """a2i: audio-to-image generation with AudioCLIP embeddings and a conditional DDPM (SubURMP).
+
+    The DVC pipeline (`dvc repro`, `dvc exp run`) runs the whole study; these commands run its parts
+    by hand on your own files.
+    """
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+
+@main.command("params")
+@click.option("--check", is_flag=True, help="Fail if params.yaml differs from the composition of conf/.")
+@click.argument("overrides", nargs=-1)
+def params_cmd(check: bool, overrides: tuple[str, ...]) -> None:
+    """Compose conf/ (Hydra) into params.yaml, as `dvc exp run` does. OVERRIDES as in `-S`."""
+    from a2i import params
+
+    if check:
+        if params.committed() != params.compose(overrides=list(overrides)):
+            raise click.ClickException("params.yaml differs from the composition of conf/: run `a2i params`")
+        click.echo("params.yaml matches conf/")
+        return
+    params.write_params(overrides=list(overrides))
+    click.echo("wrote params.yaml")
+
+
+def _register() -> None:
+    from a2i.audioclip.cli import COMMANDS as audioclip_commands
+    from a2i.data.cli import COMMANDS as data_commands
+    from a2i.diffusion.cli import COMMANDS as diffusion_commands
+    from a2i.evaluation.cli import COMMANDS as evaluation_commands
+
+    for command in (*data_commands, *audioclip_commands, *diffusion_commands, *evaluation_commands):
+        main.add_command(command)
+
+
+_register()

@@ -1,0 +1,38 @@
+"""Sub-URMP naming: the 13 instruments, their labels, and the `<instrument><NN>_<t>` stems."""
+
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+INSTRUMENTS = (
+    "bassoon", "cello", "clarinet", "double_bass", "flute", "horn", "oboe",
+    "sax", "trombone", "trumpet", "tuba", "viola", "violin",
+)
+LABELS = {name: i for i, name in enumerate(INSTRUMENTS)}
+SAMPLE_RATE = 44_100
+CHUNK_MS = 500
+HOP_MS = 100
+ORIGINAL_SPLITS = ("train", "validation")
+SPLITS = ("train", "val", "test")
+
+# `double_bass01_500`: the instrument itself may hold '_', so match the 2-digit performance index explicitly.
+_STEM = re.compile(r"^(?P<instrument>[a-z_]+?)(?P<performance>\d{2})_(?P<t>\d+)$")
+
+
+class Stem(NamedTuple):
+    instrument: str
+    performance: int
+    t_ms: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.instrument}{self.performance:02d}_{self.t_ms}"
+
+
+def parse_stem(stem: str) -> Stem:
+    """Parse `<instrument><NN>_<t>`; ValueError naming the stem when it does not parse."""
+    match = _STEM.match(stem)
+    if not match or match["instrument"] not in LABELS:
+        raise ValueError(f"'{stem}' is not a Sub-URMP stem <instrument><NN>_<t ms>")
+    return Stem(match["instrument"], int(match["performance"]), int(match["t"]))

@@ -1,0 +1,182 @@
+"""The `report` stage: every thesis table and figure from the metrics, and `metrics/summary.json`."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from a2i import variants
+from a2i.evaluation.evaluate import collect_metrics, load_confusion
+from a2i.io import write_csv, write_json, write_text
+from a2i.report import figures, tables
+
+log = logging.getLogger(__name__)
+
+THESIS_NOTE = {
+    "synthetic": "**Different dataset.** Our numbers come from the embedded *synthetic* Sub-URMP (tiny models, CPU); "
+                 "the thesis' come from the real Sub-URMP. Compare trends, not values.",
+    "suburmp": "Our numbers and the thesis' both come from the real Sub-URMP.",
+}
+
+
+def load_finetune(metrics_dir: Path) -> pd.DataFrame:
+    rows = [json.loads(p.read_text()) for p in sorted((metrics_dir / "finetune").glob("*.json"))]
+    if not rows:
+        raise ValueError(f"no fine-tuning metrics in {metrics_dir / 'finetune'}")
+    return pd.DataFrame(rows)
+
+
+def best_row(evaluations: pd.DataFrame) -> pd.Series:
+    """The (variant, checkpoint, guidance) with the highest conditional adherence (ties: earliest epoch)."""
+    ranked = evaluations.sort_values(["adherence", "epoch"], ascending=[False, True], kind="stable")
+    return ranked.iloc[0]
+
+
+def summary(evaluations: pd.DataFrame, classifier: dict, dataset: str) -> dict:
+    best = best_row(evaluations)
+    fid = tables.fid_column(evaluations, "test")
+    result = {
+        "dataset": dataset,
+        "classifier_test_accuracy": classifier["test_accuracy"],
+        "best_variant": best["variant"],
+        "best_epoch": int(best["epoch"]),
+        "best_guidance": float(best["guidance"]),
+        "best_adherence": float(best["adherence"]),
+        "best_adherence_ci_low": float(best["adherence_ci_low"]),
+        "best_adherence_ci_high": float(best["adherence_ci_high"]),
+        "feature_extractor": best["feature_extractor"],
+    }
+    for split in ("train", "test"):
+        column = tables.fid_column(evaluations, split)
+        result[column] = float(best[column])
+    result["fid_metric"] = fid
+    return result
+
+
+def _write_table(out: Path, name: str, table: pd.DataFrame) -> str:
+    write_csv(out / f"{name}.csv", table)
+    markdown = tables.to_markdown(table)
+    write_text(out / f"{name}.md", markdown)
+    return markdown
+
+
+def _section(title: str, ours: str, published_name: str | None, note: str = "") -> str:
+    text = f"## {title}\n\n{note}\n\n**Ours**\n\n{ours}\n"
+    if published_name:
+        text += f"\n**Thesis (published)**\n\n{tables.to_markdown(tables.published(published_name))}\n"
+    return text
+
+
+def real_test_images(prepared: Path, length_s: int) -> tuple[np.ndarray, np.ndarray]:
+    index = pd.read_csv(prepared / f"index_{length_s}s_test.csv")
+    images = np.load(prepared / "images.npy", mmap_mode="r")
+    return np.asarray(images[index["image"].to_numpy()]), index["label"].to_numpy()
+
+
+def build_report(*, out: Path, metrics_dir: Path, prepared: Path, guidance: float, cfg_sweep: str,
+                 dataset: str) -> dict:
+    """Write report/ (tables, figures, grids, README.md) and return the summary (also metrics/summary.json)."""
+    out.mkdir(parents=True, exist_ok=True)
+    counts = pd.read_csv(prepared / "counts.csv")
+    finetune = load_finetune(metrics_dir)
+    classifier = json.loads((metrics_dir / "classifier.json").read_text())
+    evaluations = collect_metrics(metrics_dir / "evaluate")
+    write_csv(out / "metrics.csv", evaluations)
+    fid_test, fid_train = tables.fid_column(evaluations, "test"), tables.fid_column(evaluations, "train")
+    fid_note = ("FID: pytorch-fid InceptionV3 pool3." if fid_test == "fid_test" else
+                "No Inception weights were available: `fid_classifier` is the Frechet distance in the instrument "
+                "classifier's penultimate features. It is **not** FID and not comparable with the thesis' values.")
+    note = THESIS_NOTE[dataset]
+    main = tables.main_grid(evaluations, guidance)
+    cfg = tables.cfg_rows(evaluations, cfg_sweep)
+
+    sections = [
+        _section("Table 4.1: class instances per dataset variant",
+                 _write_table(out, "table_4_1", tables.table_4_1(counts)), "table_4_1", note),
+        _section("Table 5.1: AudioCLIP test query accuracy by fine-tuning epoch",
+                 _write_table(out, "table_5_1", tables.table_5_1(finetune)), "table_5_1",
+                 f"{note} Pretrained AudioCLIP weights: {bool(finetune['pretrained'].all())}."),
+        _section(f"Table 5.2: conditional adherence by epoch (guidance {guidance:g})",
+                 _write_table(out, "table_5_2", tables.by_epoch(evaluations, guidance, "adherence", True)),
+                 "table_5_2", note),
+        _section(f"Table 5.4: {fid_train} (generated vs real train) by epoch",
+                 _write_table(out, "table_5_4", tables.by_epoch(evaluations, guidance, fid_train, False)),
+                 "table_5_4", fid_note),
+        _section(f"Table 5.5: {fid_test} (generated vs real test) by epoch",
+                 _write_table(out, "table_5_5", tables.by_epoch(evaluations, guidance, fid_test, False)),
+                 "table_5_5", fid_note),
+        _section(f"Table 5.6: {fid_test} by CFG scale ({cfg_sweep}, final checkpoint; None = trained without CFG)",
+                 _write_table(out, "table_5_6", tables.table_5_6(evaluations, cfg_sweep)), "table_5_6", fid_note),
+        _section("Table 5.7: adherence by CFG scale",
+                 _write_table(out, "table_5_7", tables.table_5_7(evaluations, cfg_sweep)), "table_5_7", note),
+        _section("Table 5.8: per-instrument adherence by CFG scale",
+                 _write_table(out, "table_5_8", tables.table_5_8(evaluations, cfg_sweep)), "table_5_8", note),
+        _section("Table 5.9: projection mechanisms (final checkpoint)",
+                 _write_table(out, "table_5_9", tables.table_5_9(evaluations, cfg_sweep, guidance)), "table_5_9",
+                 fid_note),
+    ]
+
+    figures.query_accuracy(finetune, out / "figure_5_1_query_accuracy.png")
+    figures.best_by_variant(main, "adherence", out / "figure_5_2_adherence.png", lower_is_better=False,
+                            ylabel="conditional adherence")
+    figures.best_by_variant(main, fid_test, out / "figure_5_5_fid.png", lower_is_better=True, ylabel=fid_test)
+    figures.cfg_scales(cfg, fid_test, out / "figure_5_6_cfg.png")
+    figures.cfg_per_class(cfg, out / "figure_5_8_cfg_per_class.png")
+
+    best = best_row(evaluations)
+    checkpoint = variants.evaluation_name(int(best["epoch"]), float(best["guidance"]))
+    matrix = load_confusion(Path("plots/confusion") / best["variant"] / f"{checkpoint}.csv")
+    figures.confusion(matrix, f"{best['variant']}, epoch {int(best['epoch'])}, guidance {best['guidance']:g}",
+                      out / "figure_5_3_confusion.png")
+    grids = _image_grids(out, main, prepared)
+
+    result = summary(evaluations, classifier, dataset)
+    write_json(metrics_dir / "summary.json", result)
+    write_text(out / "README.md", _readme(result, sections, grids, fid_note))
+    log.info("report written to %s; best variant %s (adherence %.3f)", out, result["best_variant"],
+             result["best_adherence"])
+    return result
+
+
+def _image_grids(out: Path, main: pd.DataFrame, prepared: Path) -> list[str]:
+    """Generated vs real test images per instrument, for the best checkpoint of each variant."""
+    names = []
+    for variant, frame in main.groupby("variant"):
+        best = best_row(frame)
+        real, real_labels = real_test_images(prepared, int(best["length_s"]))
+        checkpoint = variants.evaluation_name(int(best["epoch"]), float(best["guidance"]))
+        sample = sorted(variants.samples_dir(variant).glob(f"{checkpoint}_s*.npz"))[0]  # the first seed
+        with np.load(sample) as generated:
+            figures.image_grid(real, real_labels, generated["images"], generated["labels"],
+                               out / f"grid_{variant}.png")
+        names.append(f"grid_{variant}.png")
+    return names
+
+
+def _readme(result: dict, sections: list[str], grids: list[str], fid_note: str) -> str:
+    fid = result["fid_metric"]
+    head = [
+        "# a2i report\n",
+        "Regenerated by the `report` stage from `metrics/`; every table is also in this folder as CSV and markdown.\n",
+        "## Summary\n",
+        f"- dataset: **{result['dataset']}**",
+        f"- instrument classifier test accuracy: **{result['classifier_test_accuracy']:.4f}**",
+        f"- best variant: **{result['best_variant']}** at epoch {result['best_epoch']}, guidance "
+        f"{result['best_guidance']:g}: conditional adherence **{result['best_adherence']:.3f}** "
+        f"(95% bootstrap CI {result['best_adherence_ci_low']:.3f}-{result['best_adherence_ci_high']:.3f})",
+        f"- {fid} (test) of that checkpoint: **{result[fid]:.2f}** (feature extractor: {result['feature_extractor']})",
+        f"- {fid_note}\n",
+        "## Figures\n",
+        "| | |\n|---|---|",
+        "| ![5.1](figure_5_1_query_accuracy.png) | ![5.2](figure_5_2_adherence.png) |",
+        "| ![5.3](figure_5_3_confusion.png) | ![5.5](figure_5_5_fid.png) |",
+        "| ![5.6](figure_5_6_cfg.png) | ![5.8](figure_5_8_cfg_per_class.png) |\n",
+        "## Generated vs real (best checkpoint of each variant; left: real test frames, right: generated)\n",
+        *[f"![{name}]({name})" for name in grids],
+        "",
+    ]
+    return "\n".join(head) + "\n" + "\n".join(sections)

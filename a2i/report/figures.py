@@ -1,0 +1,108 @@
+"""The thesis' figures (5.1, 5.2, 5.3, 5.5, 5.6, 5.8) and image grids, drawn from our metrics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display on runners
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from a2i.data.layout import INSTRUMENTS  # noqa: E402
+from a2i.io import atomic_path  # noqa: E402
+
+ALIGNMENT_COLORS = {"frozen": "C0", "mutual": "C1", "text": "C2"}
+
+
+def _save(fig, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def query_accuracy(finetune: pd.DataFrame, path: Path) -> None:
+    """Figure 5.1: AudioCLIP test query accuracy by fine-tuning epoch."""
+    epochs = sorted(int(c.removeprefix("query_acc_epoch")) for c in finetune if c.startswith("query_acc_epoch"))
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.5), sharey=True)
+    for ax, alignment in zip(axes, ("frozen", "mutual", "text")):
+        for _, row in finetune[finetune["alignment"] == alignment].sort_values("length_s").iterrows():
+            ax.plot(epochs, [row[f"query_acc_epoch{e}"] for e in epochs], marker="o", label=f"{row['length_s']:g} s")
+        ax.set(title=alignment.capitalize(), xlabel="epoch", ylim=(0, 1.02))
+        ax.legend(fontsize=8)
+    axes[0].set_ylabel("query accuracy (test)")
+    _save(fig, path)
+
+
+def best_by_variant(main: pd.DataFrame, column: str, path: Path, *, lower_is_better: bool, ylabel: str) -> None:
+    """Figures 5.2 and 5.5: the best checkpoint of each variant, its epoch above the bar."""
+    pick = main.loc[main.groupby("variant")[column].idxmin() if lower_is_better
+                    else main.groupby("variant")[column].idxmax()].sort_values(["alignment", "length_s"])
+    fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(pick)), 3.5))
+    bars = ax.bar(pick["variant"], pick[column], color=pick["alignment"].map(ALIGNMENT_COLORS).to_list())
+    low, high = f"{column}_ci_low", f"{column}_ci_high"
+    if low in pick and pick[low].notna().all():
+        ax.errorbar(pick["variant"], pick[column], yerr=[pick[column] - pick[low], pick[high] - pick[column]],
+                    fmt="none", ecolor="black", capsize=3)
+    for bar, epoch in zip(bars, pick["epoch"]):
+        ax.annotate(str(int(epoch)), (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center",
+                    va="bottom", fontsize=8)
+    ax.set(ylabel=ylabel, xlabel="variant (number above bar: best epoch)")
+    ax.tick_params(axis="x", rotation=45)
+    _save(fig, path)
+
+
+def confusion(matrix: np.ndarray, title: str, path: Path) -> None:
+    """Figure 5.3: proportions, rows = conditioning instrument, columns = classifier prediction."""
+    fig, ax = plt.subplots(figsize=(7, 6))
+    image = ax.imshow(matrix, vmin=0, vmax=1, cmap="Blues")
+    ticks = range(len(INSTRUMENTS))
+    ax.set_xticks(ticks, INSTRUMENTS, rotation=90)
+    ax.set_yticks(ticks, INSTRUMENTS)
+    for i in ticks:
+        for j in ticks:
+            if matrix[i, j] >= 0.005:
+                ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=6,
+                        color="white" if matrix[i, j] > 0.5 else "black")
+    ax.set(xlabel="predicted instrument", ylabel="conditioning instrument", title=title)
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    _save(fig, path)
+
+
+def cfg_scales(cfg: pd.DataFrame, fid: str, path: Path) -> None:
+    """Figure 5.6: accuracy (a) and FID (b) by CFG scale ('None' = the model trained without CFG)."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.5))
+    left.plot(cfg["cfg_label"], cfg["adherence"], marker="o")
+    left.set(xlabel="CFG scale", ylabel="conditional adherence", title="(a) accuracy")
+    right.plot(cfg["cfg_label"], cfg[fid], marker="o", color="C1")
+    right.set(xlabel="CFG scale", ylabel=fid, title=f"(b) {fid}")
+    _save(fig, path)
+
+
+def cfg_per_class(cfg: pd.DataFrame, path: Path) -> None:
+    """Figure 5.8: per-instrument accuracy by CFG scale, as box plots."""
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    ax.boxplot([[row[f"acc_{i}"] for i in INSTRUMENTS] for _, row in cfg.iterrows()])
+    ax.set_xticks(range(1, len(cfg) + 1), cfg["cfg_label"])
+    ax.set(xlabel="CFG scale", ylabel="per-instrument accuracy")
+    _save(fig, path)
+
+
+def image_grid(real: np.ndarray, real_labels: np.ndarray, fake: np.ndarray, fake_labels: np.ndarray,
+               path: Path, per_class: int = 4) -> None:
+    """One row per instrument: `per_class` real test frames, then `per_class` generated images."""
+    fig, axes = plt.subplots(len(INSTRUMENTS), 2 * per_class, figsize=(2 * per_class * 0.9, len(INSTRUMENTS) * 0.9))
+    for label, name in enumerate(INSTRUMENTS):
+        picks = (real[real_labels == label][:per_class], fake[fake_labels == label][:per_class])
+        for half, images in enumerate(picks):
+            for k in range(per_class):
+                ax = axes[label, half * per_class + k]
+                ax.axis("off")
+                if k < len(images):
+                    ax.imshow(images[k])
+        axes[label, 0].text(-8, 32, name, ha="right", va="center", fontsize=7)
+    axes[0, 0].set_title("real", fontsize=8, loc="left")
+    axes[0, per_class].set_title("generated", fontsize=8, loc="left")
+    _save(fig, path)

@@ -1,0 +1,140 @@
+"""The thesis' tables rebuilt from our metrics, in the thesis' layout (rows, columns, units).
+
+Each builder takes the collected metrics and returns a DataFrame; `published(name)` returns the thesis' own
+numbers for the same table (chapter 4-5), so the report can show both side by side.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from a2i.data.layout import INSTRUMENTS
+
+PUBLISHED = Path(__file__).with_name("published")
+ALIGNMENT_ORDER = {"frozen": 0, "mutual": 1, "text": 2}  # the thesis lists Frozen, Mutual, Text
+
+
+def published(name: str) -> pd.DataFrame:
+    """The thesis' published table `name` (e.g. 'table_5_2'), as printed."""
+    return pd.read_csv(PUBLISHED / f"{name}.tsv", sep="\t", dtype=str, keep_default_na=False)
+
+
+def _title(instrument: str) -> str:
+    return instrument.replace("_", " ").capitalize()
+
+
+def table_4_1(counts: pd.DataFrame) -> pd.DataFrame:
+    """Class instances per instrument: original chunk pairs, then train/val/test per sample length."""
+    wide = counts.pivot_table(index="instrument", columns=["length_s", "split"], values="samples", aggfunc="sum")
+    columns = {"Instrument": [_title(i) for i in INSTRUMENTS]}
+    columns["Original Train"] = [int(wide.get((0.5, "original_train"), {}).get(i, 0)) for i in INSTRUMENTS]
+    columns["Original Test"] = [int(wide.get((0.5, "original_validation"), {}).get(i, 0)) for i in INSTRUMENTS]
+    lengths = sorted({float(l) for l in counts["length_s"] if float(l) >= 1})
+    for length in lengths:
+        for split in ("train", "val", "test"):
+            column = wide.get((length, split))
+            label = f"{length:g} s {split.capitalize()}"
+            columns[label] = [int(column.get(i, 0)) if column is not None else 0 for i in INSTRUMENTS]
+    return pd.DataFrame(columns)
+
+
+def _grid_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """Sort (length, alignment) rows as the thesis does: alignment blocks, lengths ascending."""
+    frame = frame.assign(_order=frame["alignment"].map(ALIGNMENT_ORDER))
+    return frame.sort_values(["_order", "length_s"]).drop(columns="_order")
+
+
+def table_5_1(finetune: pd.DataFrame) -> pd.DataFrame:
+    """AudioCLIP query accuracy on the test split by fine-tuning epoch (0 = before fine-tuning)."""
+    epochs = sorted(int(c.removeprefix("query_acc_epoch")) for c in finetune if c.startswith("query_acc_epoch"))
+    rows = _grid_rows(finetune)
+    table = pd.DataFrame({"Time": [f"{int(l)} second" for l in rows["length_s"]],
+                          "Alignment": rows["alignment"].str.capitalize().to_list()})
+    for epoch in epochs:
+        table[str(epoch)] = rows[f"query_acc_epoch{epoch}"].round(2).to_list()
+    return table
+
+
+def main_grid(evaluations: pd.DataFrame, guidance: float) -> pd.DataFrame:
+    """The concurrent experiments (thesis 4.3): plain variants at the main guidance, every checkpoint."""
+    main = evaluations[(evaluations["study"].fillna("") == "") & (evaluations["guidance"] == guidance)]
+    return main
+
+
+def by_epoch(evaluations: pd.DataFrame, guidance: float, column: str, percent: bool) -> pd.DataFrame:
+    """A (Time, Alignment) x epoch table of one metric: Tables 5.2, 5.4 and 5.5."""
+    main = main_grid(evaluations, guidance)
+    wide = main.pivot_table(index=["length_s", "alignment"], columns="epoch", values=column).reset_index()
+    wide = _grid_rows(wide)
+    table = pd.DataFrame({"Time": wide["length_s"].astype(int).to_list(),
+                          "Alignment": wide["alignment"].str.capitalize().to_list()})
+    for epoch in sorted(main["epoch"].unique()):
+        values = wide[epoch]
+        table[str(int(epoch))] = [f"{v:.2%}" for v in values] if percent else values.round(2).to_list()
+    return table
+
+
+def fid_column(evaluations: pd.DataFrame, split: str) -> str:
+    """`fid_<split>` with Inception weights, else `fid_classifier_<split>` (never called FID)."""
+    return f"fid_{split}" if f"fid_{split}" in evaluations and evaluations[f"fid_{split}"].notna().any() \
+        else f"fid_classifier_{split}"
+
+
+def cfg_rows(evaluations: pd.DataFrame, cfg_sweep: str) -> pd.DataFrame:
+    """Final-checkpoint rows of the CFG study: the nocfg control ('None') and the swept scales."""
+    rows = []
+    for variant, label_of in ((f"{cfg_sweep}-nocfg", lambda g: "None"), (cfg_sweep, lambda g: f"{g:g}")):
+        frame = evaluations[evaluations["variant"] == variant]
+        if frame.empty:
+            continue
+        final = frame[frame["epoch"] == frame["epoch"].max()]
+        if variant != cfg_sweep:
+            final = final[final["guidance"] == 1.0]
+        for _, row in final.sort_values("guidance").iterrows():
+            rows.append(row.to_dict() | {"cfg_label": label_of(row["guidance"])})
+    return pd.DataFrame(rows)
+
+
+def table_5_6(evaluations: pd.DataFrame, cfg_sweep: str) -> pd.DataFrame:
+    cfg = cfg_rows(evaluations, cfg_sweep)
+    column = fid_column(evaluations, "test")
+    return pd.DataFrame([["FID" if column == "fid_test" else "fid_classifier", *cfg[column].round(2)]],
+                        columns=["CFG Scale", *cfg["cfg_label"]])
+
+
+def table_5_7(evaluations: pd.DataFrame, cfg_sweep: str) -> pd.DataFrame:
+    cfg = cfg_rows(evaluations, cfg_sweep)
+    return pd.DataFrame([["Accuracy", *[f"{v:.2%}" for v in cfg["adherence"]]]],
+                        columns=["CFG Scale", *cfg["cfg_label"]])
+
+
+def table_5_8(evaluations: pd.DataFrame, cfg_sweep: str) -> pd.DataFrame:
+    cfg = cfg_rows(evaluations, cfg_sweep)
+    table = pd.DataFrame({"Name": [_title(i) for i in INSTRUMENTS]})
+    for _, row in cfg.iterrows():
+        table[row["cfg_label"]] = [f"{row[f'acc_{i}']:.2%}" for i in INSTRUMENTS]
+    return table
+
+
+def table_5_9(evaluations: pd.DataFrame, cfg_sweep: str, guidance: float) -> pd.DataFrame:
+    """PCA vs fully connected projection, final checkpoint, main guidance."""
+    column = fid_column(evaluations, "test")
+    rows = []
+    for label, variant in (("PCA", f"{cfg_sweep}-pca"), ("Fully Connected", cfg_sweep)):
+        frame = evaluations[(evaluations["variant"] == variant) & (evaluations["guidance"] == guidance)]
+        if frame.empty:
+            continue
+        final = frame[frame["epoch"] == frame["epoch"].max()].iloc[0]
+        rows.append({"Projection": label, "FID" if column == "fid_test" else "fid_classifier": round(final[column], 2),
+                     "Accuracy": f"{final['adherence']:.2%}"})
+    return pd.DataFrame(rows)
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    """A GitHub markdown table (pandas' to_markdown needs tabulate; this needs nothing)."""
+    header = "| " + " | ".join(map(str, table.columns)) + " |"
+    rule = "|" + "---|" * len(table.columns)
+    body = ["| " + " | ".join(map(str, row)) + " |" for row in table.itertuples(index=False)]
+    return "\n".join([header, rule, *body]) + "\n"

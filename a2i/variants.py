@@ -1,0 +1,93 @@
+"""Experiment variants and where each stage keeps its artifacts.
+
+A variant is one trained diffusion model: an embedding variant (alignment x length) plus, for the thesis'
+studies, a change of the diffusion setup: `nocfg` (p_uncond = 0, thesis 4.4) or `pca` (PCA projection,
+thesis 4.5). Names are what DVC shows: `text-2s`, `text-2s-nocfg`, `text-2s-pca`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+ALIGNMENTS = ("text", "frozen", "mutual")
+STUDIES = ("nocfg", "pca")
+_NAME = re.compile(r"^(?P<alignment>[a-z]+)-(?P<length>\d+)s(?:-(?P<study>[a-z]+))?$")
+
+
+@dataclass(frozen=True)
+class Variant:
+    alignment: str
+    length: int
+    study: str | None = None
+
+    def __post_init__(self):
+        if self.alignment not in ALIGNMENTS:
+            raise ValueError(f"alignment must be one of {ALIGNMENTS}, got '{self.alignment}'")
+        if self.study is not None and self.study not in STUDIES:
+            raise ValueError(f"study must be one of {STUDIES}, got '{self.study}'")
+        if not 1 <= self.length <= 10:
+            raise ValueError(f"length must be 1..10 seconds, got {self.length}")
+
+    @classmethod
+    def parse(cls, name: str) -> "Variant":
+        match = _NAME.match(name)
+        if not match:
+            raise ValueError(f"variant '{name}' is not of the form <alignment>-<length>s[-<study>]")
+        return cls(match["alignment"], int(match["length"]), match["study"])
+
+    @property
+    def name(self) -> str:
+        return f"{self.embedding}-{self.study}" if self.study else self.embedding
+
+    @property
+    def embedding(self) -> str:
+        """The embedding variant this model is conditioned on (one fine-tuned audio head)."""
+        return f"{self.alignment}-{self.length}s"
+
+    def projection(self, default: str) -> str:
+        return "pca" if self.study == "pca" else default
+
+    def p_uncond(self, default: float) -> float:
+        return 0.0 if self.study == "nocfg" else default
+
+
+# Artifact layout: every stage reads and writes through these helpers, so the DAG in dvc.yaml and the
+# code agree on paths.
+PREPARED = Path("data/prepared")
+EMBEDDINGS = Path("data/embeddings")
+SAMPLES = Path("data/samples")
+AUDIOCLIP_MODELS = Path("models/audioclip")
+DIFFUSION_MODELS = Path("models/diffusion")
+CLASSIFIER = Path("models/classifier.pt")
+METRICS = Path("metrics")
+
+
+def audioclip_model(embedding: str) -> Path:
+    return AUDIOCLIP_MODELS / f"{embedding}.pt"
+
+
+def embeddings_dir(embedding: str) -> Path:
+    return EMBEDDINGS / embedding
+
+
+def diffusion_dir(variant: str) -> Path:
+    return DIFFUSION_MODELS / variant
+
+
+def checkpoint_name(epoch: int) -> str:
+    return f"epoch_{epoch:03d}.pt"
+
+
+def samples_dir(variant: str) -> Path:
+    return SAMPLES / variant
+
+
+def evaluation_name(epoch: int, guidance: float) -> str:
+    """One evaluated checkpoint setting: its metrics and confusion files are named so (seeds pooled)."""
+    return f"epoch_{epoch:03d}_g{guidance:g}"
+
+
+def sample_name(epoch: int, guidance: float, seed: int) -> str:
+    return f"{evaluation_name(epoch, guidance)}_s{seed}"

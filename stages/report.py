@@ -1,0 +1,14 @@
+"""DVC stage `report`: thesis tables, figures and metrics/summary.json from the metrics."""
+
+import logging
+from pathlib import Path
+
+from a2i.params import load_section
+from a2i.report.build import build_report
+from a2i.variants import METRICS
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    params = load_section("report")
+    build_report(out=Path(params["out"]), metrics_dir=METRICS, prepared=Path(params["prepared"]),
+                 guidance=float(params["guidance"]), cfg_sweep=params["cfg_sweep"], dataset=params["dataset"])

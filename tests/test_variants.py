@@ -1,0 +1,26 @@
+import pytest
+
+from a2i.variants import Variant, evaluation_name, sample_name
+
+
+def test_parse_round_trip():
+    for name in ("text-1s", "frozen-4s", "mutual-5s", "text-4s-nocfg", "text-4s-pca"):
+        assert Variant.parse(name).name == name
+
+
+def test_study_settings():
+    assert Variant.parse("text-2s-pca").projection("fc") == "pca"
+    assert Variant.parse("text-2s-nocfg").p_uncond(0.2) == 0.0
+    assert Variant.parse("text-2s").p_uncond(0.2) == 0.2
+    assert Variant.parse("text-2s-pca").embedding == "text-2s"
+
+
+@pytest.mark.parametrize("name", ["text", "text-2", "audio-2s", "text-2s-foo", "text-0s"])
+def test_bad_names(name):
+    with pytest.raises(ValueError):
+        Variant.parse(name)
+
+
+def test_file_names():
+    assert sample_name(10, 3.0, 0) == "epoch_010_g3_s0"
+    assert evaluation_name(2, 1.5) == "epoch_002_g1.5"
