@@ -10,5 +10,6 @@ from a2i.variants import METRICS
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     params = load_section("report")
-    build_report(out=Path(params["out"]), metrics_dir=METRICS, prepared=Path(params["prepared"]),
+    build_report(out=Path(params["out"]), metrics_dir=METRICS, plots_dir=Path("plots/confusion"),
+                 prepared=Path(params["prepared"]),
                  guidance=float(params["guidance"]), cfg_sweep=params["cfg_sweep"], dataset=params["dataset"])

@@ -1,3 +1,89 @@
 """Click commands of a2i.data (registered by a2i.cli)."""
 
-COMMANDS: list = []
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+def _fail(error: Exception) -> click.ClickException:
+    return click.ClickException(str(error))
+
+
+@click.command("synthesize")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("data/synthetic"),
+              help="Folder that receives Sub-URMP/.")
+@click.option("--seed", type=int, default=0)
+@click.option("--train-performances", type=int, default=3, help="Performances per instrument in train/.")
+@click.option("--validation-performances", type=int, default=1, help="Performances per instrument in validation/.")
+@click.option("--performance-seconds", type=float, default=14.0, help="Length of every performance.")
+@click.option("--frame-width", type=int, default=480)
+@click.option("--frame-height", type=int, default=270)
+def synthesize_cmd(**options) -> None:
+    """Write the synthetic Sub-URMP (real layout and formats) under OUT/Sub-URMP."""
+    from a2i.data.synthetic import synthesize
+
+    try:
+        root = synthesize(**options)
+    except ValueError as error:
+        raise _fail(error) from None
+    click.echo(f"wrote {root}")
+
+
+def _lengths(ctx, param, value: str) -> list[float]:
+    try:
+        return [float(x) for x in value.split(",") if x.strip()]
+    except ValueError:
+        raise click.BadParameter(f"'{value}' is not a comma-separated list of seconds") from None
+
+
+@click.command("prepare")
+@click.option("--raw", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
+              help="Sub-URMP root (holds chunk/ and img/).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Output folder (replaced when complete).")
+@click.option("--lengths", default="1,2,3,4,5", callback=_lengths, help="Sample lengths in seconds.")
+@click.option("--silence-peak", type=int, default=450, help="Drop samples whose int16 peak is below this.")
+@click.option("--image-size", type=int, default=64)
+@click.option("--on-bad-file", type=click.Choice(["error", "skip"]), default="error",
+              help="skip: leave bad files out and list them in OUT/skipped.csv.")
+def prepare_cmd(raw: Path, out: Path, lengths, silence_peak: int, image_size: int, on_bad_file: str) -> None:
+    """Cut Sub-URMP into L-second samples with 64x64 images (thesis 4.2.1), packed into OUT.
+
+    Crops default to the centred full-height square; per-instrument boxes and trims come from params.yaml
+    (`prepare.crop`, `prepare.trim`) through the DVC stage.
+    """
+    from a2i.data.prepare import prepare
+
+    try:
+        prepare(raw, out, lengths, silence_peak=silence_peak, image_size=image_size, on_bad_file=on_bad_file)
+    except ValueError as error:
+        raise _fail(error) from None
+    click.echo(f"wrote {out} (counts in {out / 'counts.csv'})")
+
+
+@click.command("download")
+@click.option("--item", "items", multiple=True, type=click.Choice(["suburmp", "audioclip", "inception"]),
+              default=("suburmp",), help="What to fetch (repeat the option for several).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("data/download"))
+@click.option("--local-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Validate files placed here by hand instead of fetching.")
+@click.option("--params", "params_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=Path("params.yaml"), help="Where the URLs, sha256 and retries come from.")
+def download_cmd(items, out: Path, local_dir: Path | None, params_path: Path) -> None:
+    """Fetch the real Sub-URMP and/or pretrained weights (URLs and sha256 from params.yaml `download`)."""
+    from a2i.data.download import download
+    from a2i.params import load_section
+
+    section = {**load_section("download", params_path), "out": out, "items": list(items)}
+    if local_dir is not None:
+        section.update(source="local", local_dir=local_dir)
+    try:
+        manifest = download(**section)
+    except ValueError as error:
+        raise _fail(error) from None
+    click.echo(f"wrote {manifest}")
+
+
+COMMANDS: list = [synthesize_cmd, prepare_cmd, download_cmd]

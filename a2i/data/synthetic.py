@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 NOISE_PEAK = 300  # noise floor bound (int16): below the 450 silence threshold of prepare
 EDGE_SECONDS = 0.8  # noise-only lead-in and tail of every performance
 HARMONICS = 12
+INSTRUMENT_SCALE = 1.2  # instruments drawn larger than life so they dominate the 64x64 crop
 
 
 @dataclass(frozen=True)
@@ -77,30 +78,30 @@ VOICES: dict[str, Voice] = {
 # line width b), in units of the frame height relative to the player's lap; y points down.
 Part = tuple[str, float, float, float, float, float]
 LOOKS: dict[str, tuple[tuple[int, int, int], tuple[Part, ...]]] = {
-    "violin": ((120, 220, 60), (("ellipse", -0.10, -0.20, 0.11, 0.06, 25), ("ellipse", -0.02, -0.16, 0.08, 0.05, 25),
+    "violin": ((120, 220, 60), (("ellipse", -0.10, -0.20, 0.13, 0.075, 25), ("ellipse", 0.0, -0.15, 0.10, 0.06, 25),
                                 ("rect", 0.02, -0.22, 0.55, 0.015, -35))),
     "viola": ((170, 60, 210), (("ellipse", -0.10, -0.18, 0.14, 0.075, 25), ("ellipse", 0.0, -0.13, 0.10, 0.06, 25),
                                ("rect", 0.02, -0.20, 0.55, 0.015, -35))),
     "cello": ((235, 125, 25), (("ellipse", 0.0, 0.04, 0.12, 0.10, 0), ("ellipse", 0.0, 0.20, 0.15, 0.12, 0),
                                ("rect", 0.0, -0.18, 0.34, 0.04, 90), ("rect", 0.0, 0.12, 0.40, 0.012, 10))),
-    "double_bass": ((105, 55, 20), (("ellipse", 0.05, -0.05, 0.17, 0.15, 0), ("ellipse", 0.05, 0.20, 0.22, 0.18, 0),
+    "double_bass": ((150, 75, 0), (("ellipse", 0.05, -0.05, 0.17, 0.15, 0), ("ellipse", 0.05, 0.20, 0.22, 0.18, 0),
                                     ("rect", 0.05, -0.38, 0.40, 0.05, 90))),
-    "flute": ((235, 235, 245), (("rect", 0.18, -0.28, 0.55, 0.045, 0), ("ellipse", 0.30, -0.28, 0.04, 0.04, 0),
-                                ("ellipse", 0.12, -0.28, 0.04, 0.04, 0))),
-    "oboe": ((0, 150, 130), (("rect", 0.08, -0.10, 0.42, 0.055, 65), ("ellipse", 0.15, 0.08, 0.05, 0.04, 65))),
+    "flute": ((235, 235, 245), (("rect", 0.16, -0.28, 0.55, 0.07, 0), ("ellipse", 0.30, -0.28, 0.06, 0.06, 0),
+                                ("ellipse", 0.10, -0.28, 0.06, 0.06, 0))),
+    "oboe": ((0, 150, 130), (("rect", 0.08, -0.10, 0.45, 0.085, 65), ("ellipse", 0.16, 0.09, 0.07, 0.06, 65))),
     "clarinet": ((15, 15, 15), (("rect", 0.0, -0.08, 0.45, 0.06, 90), ("ellipse", 0.0, 0.15, 0.07, 0.05, 0),
                                 ("ellipse", 0.0, -0.05, 0.02, 0.02, 0))),
     "bassoon": ((140, 20, 35), (("rect", 0.0, -0.10, 0.75, 0.08, 70), ("rect", -0.08, -0.30, 0.12, 0.02, 0))),
     "sax": ((255, 105, 180), (("rect", 0.05, -0.02, 0.40, 0.07, 90), ("ellipse", 0.12, 0.18, 0.09, 0.06, 0),
                               ("rect", 0.13, 0.05, 0.12, 0.07, 90))),
-    "trumpet": ((255, 50, 10), (("rect", 0.15, -0.28, 0.32, 0.06, 0), ("ellipse", 0.33, -0.28, 0.05, 0.09, 0),
+    "trumpet": ((255, 50, 10), (("rect", 0.15, -0.28, 0.32, 0.07, 0), ("ellipse", 0.33, -0.28, 0.06, 0.10, 0),
                                 ("rect", 0.12, -0.22, 0.12, 0.06, 0))),
-    "horn": ((250, 200, 30), (("ring", 0.0, 0.0, 0.16, 0.05, 0), ("ellipse", 0.16, 0.08, 0.09, 0.07, 0))),
-    "trombone": ((255, 245, 140), (("rect", 0.25, -0.30, 0.60, 0.03, 0), ("rect", 0.25, -0.22, 0.60, 0.03, 0),
+    "horn": ((250, 200, 30), (("ring", 0.0, 0.0, 0.16, 0.065, 0), ("ellipse", 0.16, 0.08, 0.09, 0.07, 0))),
+    "trombone": ((255, 245, 140), (("rect", 0.25, -0.31, 0.60, 0.045, 0), ("rect", 0.25, -0.21, 0.60, 0.045, 0),
                                    ("ellipse", -0.10, -0.30, 0.10, 0.10, 0))),
     "tuba": ((60, 200, 235), (("ellipse", 0.0, 0.08, 0.17, 0.22, 0), ("ellipse", 0.05, -0.20, 0.15, 0.06, 0))),
 }
-SHIRTS = ((20, 20, 20), (90, 90, 90), (200, 200, 195), (40, 40, 70), (110, 100, 80), (70, 30, 30))
+SHIRTS = ((55, 55, 60), (95, 95, 95), (200, 200, 195), (40, 40, 70), (110, 100, 80), (70, 30, 30))
 SKINS = ((240, 200, 170), (200, 150, 110), (140, 95, 65), (90, 60, 40))
 
 
@@ -185,7 +186,7 @@ class FramePainter:
         folds = 0.75 + 0.25 * np.sin(2 * np.pi * x * rng.uniform(7, 9) + rng.uniform(0, 6.3))
         blue = np.array([35, 55, 150], np.float32) * rng.uniform(0.85, 1.1)
         rows = np.broadcast_to((folds[:, None] * blue)[None], (self.height, self.width, 3)).copy()
-        rows[int(0.9 * self.height):] = (70, 55, 45)  # floor
+        rows[int(0.9 * self.height):] = (60, 60, 66)  # floor
         return Image.fromarray(rows.clip(0, 255).astype(np.uint8))
 
     def _draw(self, draw: ImageDraw.ImageDraw, kind, x, y, a, b, angle, colour) -> None:
@@ -202,7 +203,7 @@ class FramePainter:
         draw = ImageDraw.Draw(image)
         sway = 0.012 * np.sin(t_ms / 700.0) + self.rng.normal(0, 0.002)
         x, y = self.x0 + sway, self.y0
-        chair = (60, 35, 20)
+        chair = (45, 45, 50)
         self._draw(draw, "rect", x, y + 0.12, 0.30, 0.04, 0, chair)
         self._draw(draw, "rect", x, y - 0.12, 0.24, 0.34, 0, self.shirt)  # torso
         self._draw(draw, "rect", x + 0.08, y + 0.08, 0.26, 0.09, 0, self.shirt)  # thighs
@@ -211,6 +212,7 @@ class FramePainter:
         tilt = 2.0 * np.sin(t_ms / 450.0)
         c, s = np.cos(np.radians(tilt)), np.sin(np.radians(tilt))
         for kind, px, py, a, b, angle in parts:
+            px, py, a, b = (INSTRUMENT_SCALE * v for v in (px, py, a, b))
             rx, ry = c * px - s * py, s * px + c * py
             self._draw(draw, kind, x + rx, y + ry, a, b, angle + tilt, colour)
         return image

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from a2i import variants
-from a2i.evaluation.evaluate import collect_metrics, load_confusion
+from a2i.evaluation.evaluate import collect_metrics
 from a2i.io import write_csv, write_json, write_text
 from a2i.report import figures, tables
 
@@ -77,8 +78,8 @@ def real_test_images(prepared: Path, length_s: int) -> tuple[np.ndarray, np.ndar
     return np.asarray(images[index["image"].to_numpy()]), index["label"].to_numpy()
 
 
-def build_report(*, out: Path, metrics_dir: Path, prepared: Path, guidance: float, cfg_sweep: str,
-                 dataset: str) -> dict:
+def build_report(*, out: Path, metrics_dir: Path, plots_dir: Path, prepared: Path, guidance: float,
+                 cfg_sweep: str, dataset: str) -> dict:
     """Write report/ (tables, figures, grids, README.md) and return the summary (also metrics/summary.json)."""
     out.mkdir(parents=True, exist_ok=True)
     counts = pd.read_csv(prepared / "counts.csv")
@@ -109,29 +110,18 @@ def build_report(*, out: Path, metrics_dir: Path, prepared: Path, guidance: floa
         _section(f"Table 5.5: {fid_test} (generated vs real test) by epoch",
                  _write_table(out, "table_5_5", tables.by_epoch(evaluations, guidance, fid_test, False)),
                  "table_5_5", fid_note),
-        _section(f"Table 5.6: {fid_test} by CFG scale ({cfg_sweep}, final checkpoint; None = trained without CFG)",
-                 _write_table(out, "table_5_6", tables.table_5_6(evaluations, cfg_sweep)), "table_5_6", fid_note),
-        _section("Table 5.7: adherence by CFG scale",
-                 _write_table(out, "table_5_7", tables.table_5_7(evaluations, cfg_sweep)), "table_5_7", note),
-        _section("Table 5.8: per-instrument adherence by CFG scale",
-                 _write_table(out, "table_5_8", tables.table_5_8(evaluations, cfg_sweep)), "table_5_8", note),
-        _section("Table 5.9: projection mechanisms (final checkpoint)",
-                 _write_table(out, "table_5_9", tables.table_5_9(evaluations, cfg_sweep, guidance)), "table_5_9",
-                 fid_note),
     ]
 
     figures.query_accuracy(finetune, out / "figure_5_1_query_accuracy.png")
     figures.best_by_variant(main, "adherence", out / "figure_5_2_adherence.png", lower_is_better=False,
                             ylabel="conditional adherence")
     figures.best_by_variant(main, fid_test, out / "figure_5_5_fid.png", lower_is_better=True, ylabel=fid_test)
-    figures.cfg_scales(cfg, fid_test, out / "figure_5_6_cfg.png")
-    figures.cfg_per_class(cfg, out / "figure_5_8_cfg_per_class.png")
+    sections += _study_sections(out, evaluations, cfg, cfg_sweep, guidance, fid_test, fid_note, note)
 
     best = best_row(evaluations)
     checkpoint = variants.evaluation_name(int(best["epoch"]), float(best["guidance"]))
-    matrix = load_confusion(Path("plots/confusion") / best["variant"] / f"{checkpoint}.csv")
-    figures.confusion(matrix, f"{best['variant']}, epoch {int(best['epoch'])}, guidance {best['guidance']:g}",
-                      out / "figure_5_3_confusion.png")
+    # The evaluate stage drew every confusion matrix; Figure 5.3 is the best checkpoint's, as in the thesis.
+    shutil.copyfile(plots_dir / best["variant"] / f"{checkpoint}.png", out / "figure_5_3_confusion.png")
     grids = _image_grids(out, main, prepared)
 
     result = summary(evaluations, classifier, dataset)
@@ -140,6 +130,33 @@ def build_report(*, out: Path, metrics_dir: Path, prepared: Path, guidance: floa
     log.info("report written to %s; best variant %s (adherence %.3f)", out, result["best_variant"],
              result["best_adherence"])
     return result
+
+
+def _study_sections(out: Path, evaluations: pd.DataFrame, cfg: pd.DataFrame, cfg_sweep: str, guidance: float,
+                    fid_test: str, fid_note: str, note: str) -> list[str]:
+    """Tables 5.6-5.9 and Figures 5.6/5.8, when this run includes the CFG and projection studies."""
+    sections = []
+    if cfg.empty:
+        sections.append(f"## Tables 5.6-5.8: CFG study\n\nNot in this run (no samples of {cfg_sweep}).\n")
+    else:
+        sections += [
+            _section(f"Table 5.6: {fid_test} by CFG scale ({cfg_sweep}, final checkpoint; None = trained without CFG)",
+                     _write_table(out, "table_5_6", tables.table_5_6(evaluations, cfg_sweep)), "table_5_6",
+                     fid_note),
+            _section("Table 5.7: adherence by CFG scale",
+                     _write_table(out, "table_5_7", tables.table_5_7(evaluations, cfg_sweep)), "table_5_7", note),
+            _section("Table 5.8: per-instrument adherence by CFG scale",
+                     _write_table(out, "table_5_8", tables.table_5_8(evaluations, cfg_sweep)), "table_5_8", note),
+        ]
+        figures.cfg_scales(cfg, fid_test, out / "figure_5_6_cfg.png")
+        figures.cfg_per_class(cfg, out / "figure_5_8_cfg_per_class.png")
+    projection = tables.table_5_9(evaluations, cfg_sweep, guidance)
+    if len(projection) < 2:
+        sections.append(f"## Table 5.9: projection study\n\nNot in this run (no {cfg_sweep}-pca variant).\n")
+    else:
+        sections.append(_section("Table 5.9: projection mechanisms (final checkpoint)",
+                                 _write_table(out, "table_5_9", projection), "table_5_9", fid_note))
+    return sections
 
 
 def _image_grids(out: Path, main: pd.DataFrame, prepared: Path) -> list[str]:

@@ -54,23 +54,6 @@ def best_by_variant(main: pd.DataFrame, column: str, path: Path, *, lower_is_bet
     _save(fig, path)
 
 
-def confusion(matrix: np.ndarray, title: str, path: Path) -> None:
-    """Figure 5.3: proportions, rows = conditioning instrument, columns = classifier prediction."""
-    fig, ax = plt.subplots(figsize=(7, 6))
-    image = ax.imshow(matrix, vmin=0, vmax=1, cmap="Blues")
-    ticks = range(len(INSTRUMENTS))
-    ax.set_xticks(ticks, INSTRUMENTS, rotation=90)
-    ax.set_yticks(ticks, INSTRUMENTS)
-    for i in ticks:
-        for j in ticks:
-            if matrix[i, j] >= 0.005:
-                ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=6,
-                        color="white" if matrix[i, j] > 0.5 else "black")
-    ax.set(xlabel="predicted instrument", ylabel="conditioning instrument", title=title)
-    fig.colorbar(image, ax=ax, fraction=0.046)
-    _save(fig, path)
-
-
 def cfg_scales(cfg: pd.DataFrame, fid: str, path: Path) -> None:
     """Figure 5.6: accuracy (a) and FID (b) by CFG scale ('None' = the model trained without CFG)."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.5))

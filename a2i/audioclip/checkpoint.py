@@ -1,0 +1,171 @@
+"""Loading and checking the released AudioCLIP checkpoints.
+
+Files are read with `torch.load(weights_only=True)` (a pickle that needs code execution is refused) and
+loaded with `strict=True` against the thesis model. The sha256 is compared with the known release files.
+"""
+
+from __future__ import annotations
+
+import logging
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+
+from a2i.audioclip.model import AudioCLIP
+from a2i.io import sha256_file
+
+log = logging.getLogger(__name__)
+
+# github.com/AndreyGuzhov/AudioCLIP release v0.1
+AUDIOCLIP_SHA256 = {
+    "2441d35b353352c8b1bbfb8f7c687f46314c3d2909e940eaf763b8c17f632c44": "AudioCLIP-Full-Training.pt",
+    "1921885b6c3b5de0619f2ef4a9700ecbade758a398b34eb064230c30baef0c75": "AudioCLIP-Partial-Training.pt",
+}
+# other files of the same releases that people mistake for an AudioCLIP checkpoint
+OTHER_SHA256 = {
+    "124e6d59d54c0837c456c953b3147adf438a21570d5c5b01ad83f6ad3e78d15e": "CLIP.pt",
+    "acfcc6b0a0f07025cc660ed6dcf9b5a05fbd7c8ebf65edaa0a81d88a92ff6834": "ESRNXFBSP.pt",
+    "502a5dcde1771cf6f3c636780a428575322f842ceb2efac5ed72b0f68b858afe": "ESResNeXtFBSP_AudioSet.pt",
+}
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be loaded into AudioCLIP; the message says what is wrong."""
+
+
+def expected_entries() -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
+    """key -> (shape, dtype) of the thesis AudioCLIP state dict (built on the meta device: no memory, no init)."""
+    with torch.device("meta"):
+        model = AudioCLIP("thesis")
+    return {key: (tuple(value.shape), value.dtype) for key, value in model.state_dict().items()}
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """torch.load a plain state dict safely; CheckpointError says why a file is not one."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such file")
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+        if any("/code/" in name or name.endswith("constants.pkl") for name in names):
+            raise CheckpointError(f"{path}: a TorchScript archive (like OpenAI's RN50.pt), not an AudioCLIP "
+                                  "state dict")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # a damaged file can fail in any layer (zip, pickle, storage): report, don't crash
+        raise CheckpointError(f"{path}: {_load_failure(error)}") from None
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(f"{path}: holds a {type(obj).__name__}, not a state dict")
+    if obj and not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        nested = sorted(k for k, v in obj.items() if isinstance(v, Mapping))
+        hint = f" (nested dicts under {nested[:4]}; a training checkpoint?)" if nested else ""
+        raise CheckpointError(f"{path}: not a plain state dict of tensors{hint}")
+    return dict(obj)
+
+
+def _load_failure(error: Exception) -> str:
+    """One line saying why torch.load(weights_only=True) failed."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if lines and lines[0].startswith("Weights only load failed"):
+        reason = next((line for line in lines if "Unsupported" in line), "not a weights-only pickle")
+        return f"refused: the pickle needs code execution to load ({reason.split('. Please')[0]})"
+    return f"unreadable (truncated or not a torch file): {type(error).__name__}: {lines[0] if lines else ''}"
+
+
+def _identify(keys: set[str], expected: set[str]) -> str | None:
+    """Name a well-known wrong file from its keys."""
+    audio = {k for k in expected if k.startswith("audio.")}
+    clip = expected - audio - {"logit_scale_ai", "logit_scale_at"}
+    if keys == clip:
+        return "this is CLIP.pt (the CLIP RN50 image and text towers), not an AudioCLIP checkpoint"
+    if keys and keys == {k.removeprefix("audio.") for k in audio}:
+        return ("this is ESRNXFBSP.pt / an ESResNeXt-fbsp audio head alone (keys without 'audio.'), "
+                "not an AudioCLIP checkpoint")
+    return None
+
+
+def check_state_dict(state_dict: Mapping[str, torch.Tensor], expected=None) -> list[str]:
+    """Problems of `state_dict` against the AudioCLIP manifest (empty list = it loads with strict=True)."""
+    expected = expected_entries() if expected is None else expected
+    keys = set(state_dict)
+    identified = _identify(keys, set(expected))
+    problems = [identified] if identified else []
+    missing = sorted(set(expected) - keys)
+    unexpected = sorted(keys - set(expected))
+    if missing:
+        problems.append(f"{len(missing)} missing keys: {_preview(missing)}")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected keys: {_preview(unexpected)}")
+    for key in sorted(keys & set(expected)):
+        shape, dtype = expected[key]
+        value = state_dict[key]
+        if tuple(value.shape) != shape:
+            problems.append(f"shape mismatch for {key}: file {tuple(value.shape)}, expected {shape}")
+        elif value.dtype != dtype:
+            problems.append(f"dtype mismatch for {key}: file {value.dtype}, expected {dtype}")
+    return problems
+
+
+def _preview(keys: list[str], n: int = 5) -> str:
+    return ", ".join(keys[:n]) + (f", ... (+{len(keys) - n} more)" if len(keys) > n else "")
+
+
+def known_name(sha256: str) -> str | None:
+    return AUDIOCLIP_SHA256.get(sha256)
+
+
+def verify_checkpoint(path: str | Path) -> dict:
+    """Check a file against the AudioCLIP manifest without a model. Returns {path, sha256, known, problems}."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such file")
+    sha256 = sha256_file(path)
+    other = OTHER_SHA256.get(sha256)
+    if other:
+        return {"path": str(path), "sha256": sha256, "known": None,
+                "problems": [f"this is {other} (by its sha256), not an AudioCLIP checkpoint"]}
+    state_dict = read_state_dict(path)
+    return {"path": str(path), "sha256": sha256, "known": known_name(sha256), "problems": check_state_dict(state_dict)}
+
+
+def load_pretrained(model: torch.nn.Module, path: str | Path) -> dict:
+    """Load a released AudioCLIP checkpoint into a thesis-profile `AudioCLIP` (strict).
+
+    Returns {"path", "sha256", "known"}: `known` is the release file name when the sha256 matches the
+    Partial or Full training checkpoint, else None (with a logged warning naming the file).
+    """
+    if getattr(model, "profile", None) != "thesis":
+        raise CheckpointError(f"{path}: released weights only fit the 'thesis' profile, the model is "
+                              f"{getattr(model, 'profile', None)!r}")
+    path = Path(path)
+    state_dict = read_state_dict(path)
+    expected = {key: (tuple(value.shape), value.dtype) for key, value in model.state_dict().items()}
+    problems = check_state_dict(state_dict, expected)
+    if problems:
+        raise CheckpointError(f"{path}: not loadable into AudioCLIP: " + "; ".join(problems[:4]))
+    model.load_state_dict(state_dict, strict=True)
+    sha256 = sha256_file(path)
+    known = known_name(sha256)
+    if known is None:
+        log.warning("%s: sha256 %s is neither AudioCLIP-Partial-Training.pt nor AudioCLIP-Full-Training.pt "
+                    "(loaded anyway: the keys and shapes fit)", path, sha256)
+    else:
+        log.info("loaded %s (%s)", path, known)
+    return {"path": str(path), "sha256": sha256, "known": known}
+
+
+def create_model(profile: str, checkpoint: str | Path | None) -> tuple[AudioCLIP, dict]:
+    """AudioCLIP of `profile`, with released weights when `checkpoint` is a path.
+
+    Returns (model, info); info has `pretrained` (bool) and, when loaded, `checkpoint_sha256` and
+    `checkpoint_known` (release file name or None). A null checkpoint logs a warning: random weights.
+    """
+    model = AudioCLIP(profile)
+    if checkpoint is None:
+        log.warning("audioclip checkpoint is null: using RANDOM AudioCLIP weights (profile %s)", profile)
+        return model, {"pretrained": False}
+    loaded = load_pretrained(model, checkpoint)
+    return model, {"pretrained": True, "checkpoint_sha256": loaded["sha256"], "checkpoint_known": loaded["known"]}

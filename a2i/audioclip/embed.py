@@ -1,0 +1,108 @@
+"""The fine-tuned audio encoder: reading the saved heads and embedding every prepared sample (`embed` stage).
+
+The diffusion stages see audio only through these embeddings: one float32 array [n, 1024] per split whose
+rows follow `data/prepared/index_<L>s_<split>.csv` (a copy of that index is written next to it).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from a2i.audioclip.esresnext import ESResNeXtFBSP
+from a2i.audioclip.model import profile_config
+from a2i.data.layout import SPLITS
+from a2i.devices import select_device
+from a2i.io import save_npy, write_csv
+from a2i.params import require
+from a2i.variants import PREPARED, Variant, audioclip_model, embeddings_dir
+
+log = logging.getLogger(__name__)
+
+HEADS_KEYS = ("profile", "alignment", "length_s", "pretrained", "audio", "image")
+
+
+def read_heads(path: str | Path) -> dict[str, Any]:
+    """The dict saved by the finetune stage; ValueError naming the file when it is missing or malformed."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no fine-tuned AudioCLIP heads (run the finetune stage first)")
+    try:
+        heads = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several unrelated types for a bad file
+        raise ValueError(f"{path}: unreadable fine-tuned heads ({type(error).__name__})") from None
+    if not isinstance(heads, dict) or any(key not in heads for key in HEADS_KEYS):
+        raise ValueError(f"{path}: not a fine-tuned heads file (expected keys {', '.join(HEADS_KEYS)})")
+    return heads
+
+
+def load_audio_encoder(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
+    """The fine-tuned audio head in eval mode: float int16-range audio [B, C, T] at 44.1 kHz -> [B, 1024]."""
+    heads = read_heads(path)
+    encoder = ESResNeXtFBSP(profile_config(heads["profile"]).audio)
+    try:
+        encoder.load_state_dict(heads["audio"], strict=True)
+    except RuntimeError as error:
+        raise ValueError(f"{path}: audio head does not fit profile {heads['profile']!r}: "
+                         f"{str(error).splitlines()[0]}") from None
+    return encoder.to(device).eval()
+
+
+def embed_audio(encoder: nn.Module, dataset, batch_size: int, desc: str = "embed") -> np.ndarray:
+    """Embed every item of a `PreparedDataset` in index order -> float32 [n, dim]. Leaves `encoder` in eval mode."""
+    device = next(encoder.parameters()).device
+    encoder.eval()
+    chunks = []
+    with torch.inference_mode():
+        for start in tqdm(range(0, len(dataset), batch_size), desc=desc, unit="batch", leave=False):
+            rows = np.arange(start, min(start + batch_size, len(dataset)))
+            audio = torch.from_numpy(dataset.audio(rows)).to(device=device, dtype=torch.float32)
+            chunks.append(encoder(audio).float().cpu().numpy())
+    if not chunks:
+        raise ValueError(f"{desc}: the dataset is empty")
+    return np.concatenate(chunks)
+
+
+def run_embed(embedding: str, params: dict[str, Any], prepared: str | Path = PREPARED,
+              model_path: str | Path | None = None, out_dir: str | Path | None = None) -> dict[str, np.ndarray]:
+    """The `embed` stage: embed train/val/test of one (alignment, length) cell with its fine-tuned audio head.
+
+    Writes `<out_dir>/<split>.npy` (float32 [n, 1024]) and `<out_dir>/<split>.csv` (the index it belongs to)
+    only after every split is embedded. Returns the arrays by split.
+    """
+    from a2i.data.dataset import PreparedDataset
+
+    variant = _embedding_variant(embedding)
+    batch_size = int(require(params, "batch_size", "embed"))
+    if batch_size < 1:
+        raise ValueError(f"parameter 'embed.batch_size' must be >= 1, got {batch_size}")
+    model_path = Path(model_path or audioclip_model(variant.embedding))
+    out_dir = Path(out_dir or embeddings_dir(variant.embedding))
+    heads = read_heads(model_path)
+    if (heads["alignment"], int(heads["length_s"])) != (variant.alignment, variant.length):
+        raise ValueError(f"{model_path}: heads were fine-tuned for {heads['alignment']}-{heads['length_s']}s, "
+                         f"not {variant.embedding}")
+    device = select_device(str(require(params, "device", "embed")))
+    encoder = load_audio_encoder(model_path, device)
+
+    datasets = {split: PreparedDataset(prepared, variant.length, split) for split in SPLITS}
+    arrays = {split: embed_audio(encoder, data, batch_size, desc=f"embed {variant.embedding} {split}")
+              for split, data in datasets.items()}
+    for split, array in arrays.items():
+        save_npy(out_dir / f"{split}.npy", array)
+        write_csv(out_dir / f"{split}.csv", datasets[split].index)
+        log.info("%s %s: %d embeddings of dim %d", variant.embedding, split, *array.shape)
+    return arrays
+
+
+def _embedding_variant(embedding: str) -> Variant:
+    variant = Variant.parse(embedding)
+    if variant.study is not None:
+        raise ValueError(f"'{embedding}' names a diffusion variant; expected an embedding <alignment>-<length>s")
+    return variant

@@ -1,0 +1,295 @@
+"""Contrastive fine-tuning of the AudioCLIP audio head (thesis 4.3.1) and its query accuracy (thesis 5.2.1).
+
+Three alignments, the audio head always trained:
+- `text`: audio against the frozen text head's embedding of the instrument name;
+- `frozen`: audio against the frozen image head's embedding of the sample's 64x64 frame;
+- `mutual`: as `frozen`, with the image head trained too.
+The loss is the reference's: symmetric cross-entropy over scaled cosine logits of the pair in use plus the
+fbsp filter-norm term. A batch may hold several samples of one instrument; since the task is to tell
+instruments apart, their cross pairs are not negatives (masked) unless `same_class_negatives` is set.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import WeightedRandomSampler
+from tqdm import tqdm
+
+from a2i.audioclip.checkpoint import create_model
+from a2i.audioclip.embed import _embedding_variant, embed_audio, load_audio_encoder
+from a2i.audioclip.model import AudioCLIP
+from a2i.audioclip.preprocess import preprocess_images
+from a2i.data.layout import INSTRUMENTS
+from a2i.devices import select_device
+from a2i.io import save_torch, write_json
+from a2i.params import require
+from a2i.variants import METRICS, PREPARED, audioclip_model
+
+__all__ = [
+    "FinetuneConfig", "balanced_sampler", "contrastive_loss", "finetune", "image_query_sets", "load_audio_encoder",
+    "query_accuracy", "run_finetune", "setup_optimizer",
+]
+
+log = logging.getLogger(__name__)
+
+# the reference's partner of the audio head, and the logit scale of that pair, per alignment
+PARTNER = {"text": "text", "frozen": "image", "mutual": "image"}
+NO_DECAY_PREFIXES = ("audio.fbsp.", "logit_scale_ai", "logit_scale_at")
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """The `finetune` section of params.yaml."""
+
+    profile: str
+    checkpoint: str | None
+    epochs: int
+    batch_size: int
+    lr: float
+    lr_gamma: float
+    momentum: float
+    weight_decay: float
+    same_class_negatives: bool
+    max_steps_per_epoch: int | None
+    device: str
+    seed: int
+
+    @classmethod
+    def from_params(cls, section: dict[str, Any]) -> "FinetuneConfig":
+        values = {name: require(section, name, "finetune") for name in cls.__dataclass_fields__}
+        config = cls(**values)
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        checks = {
+            "epochs": self.epochs >= 0, "batch_size": self.batch_size >= 2, "lr": self.lr > 0,
+            "lr_gamma": 0 < self.lr_gamma <= 1, "momentum": 0 <= self.momentum < 1, "weight_decay": self.weight_decay >= 0,
+            "max_steps_per_epoch": self.max_steps_per_epoch is None or self.max_steps_per_epoch >= 1,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise ValueError(f"parameter 'finetune.{name}' has an invalid value {getattr(self, name)!r}")
+
+
+def class_texts() -> list[str]:
+    """The text of each class in label order: the instrument name, no template (as AudioCLIP's zero-shot)."""
+    return [name.replace("_", " ") for name in INSTRUMENTS]
+
+
+def contrastive_loss(audio: torch.Tensor, partner: torch.Tensor, labels: torch.Tensor, scale: torch.Tensor,
+                     same_class_negatives: bool) -> torch.Tensor:
+    """CE(audio -> partner) + CE(partner -> audio) over `scale` * cosine logits, targets on the diagonal.
+
+    Without `same_class_negatives` the logits of different samples of one class are masked out.
+    """
+    logits = scale * F.normalize(audio, dim=-1) @ F.normalize(partner, dim=-1).T
+    if not same_class_negatives:
+        same = labels[:, None] == labels[None, :]
+        same &= ~torch.eye(len(labels), dtype=torch.bool, device=labels.device)
+        logits = logits.masked_fill(same, float("-inf"))
+    targets = torch.arange(len(labels), device=logits.device)
+    return F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets)
+
+
+def balanced_sampler(labels: np.ndarray, num_samples: int, seed: int) -> WeightedRandomSampler:
+    """Rows drawn with replacement so that every class is equally likely (stratified for class imbalance)."""
+    counts = np.bincount(labels)
+    weights = torch.as_tensor(1.0 / counts[labels], dtype=torch.double)
+    return WeightedRandomSampler(weights, num_samples, replacement=True,
+                                 generator=torch.Generator().manual_seed(seed))
+
+
+def image_query_sets(labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per sample, one image row per class present: its own image for its class, a random one for the others.
+
+    Returns (rows [n, classes], target column [n]): the query is right when the target column scores highest.
+    """
+    classes = np.unique(labels)
+    members = {c: np.flatnonzero(labels == c) for c in classes}
+    rng = np.random.default_rng(seed)
+    rows = np.stack([rng.choice(members[c], size=len(labels)) for c in classes], axis=1)
+    own = np.searchsorted(classes, labels)
+    rows[np.arange(len(labels)), own] = np.arange(len(labels))
+    return rows, own
+
+
+def query_accuracy(audio: np.ndarray, queries: np.ndarray, targets: np.ndarray, query_rows: np.ndarray | None) -> float:
+    """Share of samples whose most cosine-similar query is the target.
+
+    Text: `queries` is [classes, dim], `query_rows` None and `targets` the labels. Image: `queries` is the
+    image embedding of every sample and `query_rows`/`targets` come from `image_query_sets`.
+    """
+    a = F.normalize(torch.as_tensor(audio), dim=-1)
+    q = F.normalize(torch.as_tensor(queries), dim=-1)
+    if query_rows is None:
+        scores = a @ q.T
+    else:
+        scores = torch.einsum("nd,nkd->nk", a, q[torch.as_tensor(query_rows)])
+    return float((scores.argmax(dim=1).numpy() == targets).mean())
+
+
+def setup_optimizer(model: AudioCLIP, alignment: str, config: FinetuneConfig) -> torch.optim.SGD:
+    """Freeze all but the trained heads; SGD (Nesterov) without weight decay on fbsp and the audio logit scales."""
+    trained = ("audio.", "logit_scale_ai", "logit_scale_at") + (("visual.",) if alignment == "mutual" else ())
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        param.requires_grad_(name.startswith(trained))
+        if param.requires_grad:
+            (no_decay if name.startswith(NO_DECAY_PREFIXES) else decay).append(param)
+    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=config.momentum > 0)
+
+
+class _Cell:
+    """One (alignment, length) fine-tuning run: the model, its data and the partner embeddings."""
+
+    def __init__(self, model: AudioCLIP, alignment: str, train, test, config: FinetuneConfig):
+        self.model, self.alignment, self.train, self.test, self.config = model, alignment, train, test, config
+        self.partner = PARTNER[alignment]
+        self.device = model.device
+        self.train_images = train.images() if self.partner == "image" else None
+        self.test_images = test.images() if self.partner == "image" else None
+        if self.partner == "text":
+            model.eval()
+            with torch.no_grad():
+                self.text = model.encode_text(class_texts())
+        self.query_rows, self.query_targets = (image_query_sets(test.labels, config.seed) if self.partner == "image"
+                                               else (None, test.labels))
+
+    def _pixels(self, images: np.ndarray) -> torch.Tensor:
+        return preprocess_images(torch.from_numpy(images), self.model.image_size)
+
+    def partner_embeddings(self, rows: np.ndarray, labels: torch.Tensor) -> torch.Tensor:
+        if self.partner == "text":
+            return self.text[labels]
+        pixels = self._pixels(self.train_images[rows])
+        with torch.set_grad_enabled(self.alignment == "mutual"):
+            return self.model.encode_image(pixels)
+
+    def step(self, rows: np.ndarray) -> torch.Tensor:
+        labels = torch.as_tensor(self.train.labels[rows], device=self.device)
+        audio = self.model.encode_audio(torch.from_numpy(self.train.audio(rows)).float())
+        scale = self.model.logit_scales()["audio_" + self.partner]
+        loss = contrastive_loss(audio, self.partner_embeddings(rows, labels), labels, scale,
+                                self.config.same_class_negatives)
+        return loss + self.model.audio.loss_ttf()
+
+    def train_mode(self) -> None:
+        # frozen towers keep their batch-norm statistics
+        self.model.eval()
+        self.model.audio.train()
+        self.model.visual.train(self.alignment == "mutual")
+
+    def test_queries(self) -> np.ndarray:
+        if self.partner == "text":
+            return self.text.cpu().numpy()
+        self.model.visual.eval()
+        chunks = []
+        with torch.inference_mode():
+            for start in range(0, len(self.test_images), self.config.batch_size):
+                pixels = self._pixels(self.test_images[start : start + self.config.batch_size])
+                chunks.append(self.model.encode_image(pixels).float().cpu().numpy())
+        return np.concatenate(chunks)
+
+    def evaluate(self, epoch: int) -> float:
+        audio = embed_audio(self.model.audio, self.test, self.config.batch_size, desc=f"query epoch {epoch}")
+        return query_accuracy(audio, self.test_queries(), self.query_targets, self.query_rows)
+
+
+def finetune(model: AudioCLIP, alignment: str, train, test, config: FinetuneConfig, live=None) -> dict[str, Any]:
+    """Fine-tune `model` in place on `train`; query accuracy on `test` before training and after each epoch.
+
+    `train`/`test` are `PreparedDataset`s; `live` an optional dvclive `Live`. Returns the metrics (flat).
+    """
+    cell = _Cell(model, alignment, train, test, config)
+    optimizer = setup_optimizer(model, alignment, config)
+    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.lr_gamma)
+    steps = len(train) // config.batch_size
+    if steps == 0:
+        raise ValueError(f"the train split has {len(train)} samples, fewer than one batch of {config.batch_size}")
+    if config.max_steps_per_epoch is not None:
+        steps = min(steps, config.max_steps_per_epoch)
+
+    accuracies = [cell.evaluate(0)]
+    _log(live, query_acc=accuracies[0])
+    losses: list[float] = []
+    for epoch in range(1, config.epochs + 1):
+        cell.train_mode()
+        sampler = balanced_sampler(train.labels, steps * config.batch_size, config.seed + epoch)
+        order = np.fromiter(sampler, dtype=np.int64).reshape(steps, config.batch_size)
+        total = 0.0
+        for rows in tqdm(order, desc=f"finetune {alignment} epoch {epoch}", unit="step", leave=False):
+            loss = cell.step(rows)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += float(loss)
+        scheduler.step()
+        losses.append(total / steps)
+        accuracies.append(cell.evaluate(epoch))
+        log.info("%s epoch %d: loss %.4f, query accuracy %.3f", alignment, epoch, losses[-1], accuracies[-1])
+        _log(live, query_acc=accuracies[-1], train_loss=losses[-1])
+
+    best = int(np.argmax(accuracies))
+    metrics: dict[str, Any] = {f"query_acc_epoch{epoch}": acc for epoch, acc in enumerate(accuracies)}
+    metrics.update(best_query_acc=accuracies[best], best_epoch=best, final_loss=losses[-1] if losses else None)
+    return metrics
+
+
+def _log(live, **values: float) -> None:
+    if live is None:
+        return
+    for name, value in values.items():
+        live.log_metric(name, value)
+    live.next_step()
+
+
+def heads_state(model: AudioCLIP, alignment: str, length_s: int, pretrained: bool) -> dict[str, Any]:
+    """What `embed` and `a2i generate` need: the audio head, and the image head when it was trained."""
+    return {
+        "profile": model.profile, "alignment": alignment, "length_s": length_s, "pretrained": pretrained,
+        "audio": {k: v.detach().cpu() for k, v in model.audio.state_dict().items()},
+        "image": ({k: v.detach().cpu() for k, v in model.visual.state_dict().items()}
+                  if alignment == "mutual" else None),
+    }
+
+
+def run_finetune(embedding: str, params: dict[str, Any], prepared: str | Path = PREPARED,
+                 model_path: str | Path | None = None, metrics_path: str | Path | None = None,
+                 live_dir: str | Path | None = None) -> dict[str, Any]:
+    """The `finetune` stage for one (alignment, length) cell: train, then write heads and metrics atomically."""
+    from dvclive import Live
+
+    from a2i.data.dataset import PreparedDataset
+
+    variant = _embedding_variant(embedding)
+    config = FinetuneConfig.from_params(params)
+    model_path = Path(model_path or audioclip_model(variant.embedding))
+    metrics_path = Path(metrics_path or METRICS / "finetune" / f"{variant.embedding}.json")
+    live_dir = Path(live_dir or Path("dvclive") / "finetune" / variant.embedding)
+
+    train = PreparedDataset(prepared, variant.length, "train")
+    test = PreparedDataset(prepared, variant.length, "test")
+    torch.manual_seed(config.seed)  # random init (no checkpoint) is part of the run
+    model, info = create_model(config.profile, config.checkpoint)
+    model.to(select_device(config.device))
+
+    with Live(dir=str(live_dir), dvcyaml=False, save_dvc_exp=False) as live:
+        live.log_params({"embedding": variant.embedding, **asdict(config)})
+        metrics = finetune(model, variant.alignment, train, test, config, live)
+
+    save_torch(model_path, heads_state(model, variant.alignment, variant.length, info["pretrained"]))
+    metrics = {"alignment": variant.alignment, "length_s": variant.length, "profile": config.profile,
+               "pretrained": info["pretrained"], **metrics}
+    write_json(metrics_path, metrics)
+    log.info("%s: best query accuracy %.3f at epoch %d", variant.embedding, metrics["best_query_acc"],
+             metrics["best_epoch"])
+    return metrics

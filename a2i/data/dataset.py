@@ -1,0 +1,62 @@
+"""`PreparedDataset`: the samples of one length and split of `data/prepared`, read lazily from the packed files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset
+
+from a2i.data.layout import SAMPLE_RATE, SPLITS
+from a2i.data.prepare import index_name
+
+
+class PreparedDataset(Dataset):
+    """(audio int16 [1, L*44100], image uint8 [64, 64, 3], label) for `index_<L>s_<split>.csv` of `root`.
+
+    tracks.npy and images.npy are memory-mapped on first use (also in DataLoader workers, which receive the
+    dataset without its maps).
+    """
+
+    def __init__(self, root: str | Path, length_s: float, split: str):
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got '{split}'")
+        self.root = Path(root)
+        path = self.root / index_name(float(length_s), split)
+        if not path.is_file():
+            raise ValueError(f"{path} not found: run `prepare` with {length_s} in its lengths")
+        self.length_s, self.split = float(length_s), split
+        self.frames = int(round(self.length_s * SAMPLE_RATE))
+        self.index = pd.read_csv(path)
+        self.labels = self.index["label"].to_numpy(np.int64)
+        self._starts = self.index["start"].to_numpy(np.int64)
+        self._rows = self.index["image"].to_numpy(np.int64)
+        self._maps: dict[str, np.ndarray] = {}
+
+    def _map(self, name: str) -> np.ndarray:
+        if name not in self._maps:
+            self._maps[name] = np.load(self.root / f"{name}.npy", mmap_mode="r")
+        return self._maps[name]
+
+    def __getstate__(self):
+        return {**self.__dict__, "_maps": {}}
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+        start = self._starts[i]
+        audio = np.array(self._map("tracks")[start:start + self.frames])[None]
+        image = np.array(self._map("images")[self._rows[i]])
+        return torch.from_numpy(audio), torch.from_numpy(image), int(self.labels[i])
+
+    def images(self) -> np.ndarray:
+        """uint8 [n, 64, 64, 3] in index order."""
+        return np.asarray(self._map("images")[self._rows])
+
+    def audio(self, rows) -> np.ndarray:
+        """int16 [len(rows), 1, L*44100] for the given index rows."""
+        starts = self._starts[np.asarray(rows, dtype=np.int64)]
+        return np.asarray(self._map("tracks")[starts[:, None] + np.arange(self.frames)])[:, None]

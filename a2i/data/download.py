@@ -1,0 +1,254 @@
+"""`download`: the real Sub-URMP archive and the pretrained weights, fetched, verified and safely extracted.
+
+pooch does the caching, the sha256 check and the atomic move into place; the downloader given to it adds
+retries that resume a partial download (HTTP Range) from `<out>/.partial/<name>.part` and a progress bar.
+With `source: local` nothing is fetched: the files the user placed by hand in `local_dir` are validated.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import stat
+import tarfile
+import time
+import zipfile
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlparse
+
+from tqdm import tqdm
+
+from a2i.data.layout import INSTRUMENTS, ORIGINAL_SPLITS
+from a2i.io import sha256_file, write_json
+
+log = logging.getLogger(__name__)
+
+ITEMS = ("suburmp", "audioclip", "inception")
+ARCHIVES = (".zip", ".tar", ".tar.gz", ".tgz")
+
+
+class DownloadError(ValueError):
+    """A fetch that failed for good: the message names the URL and where to put the file by hand."""
+
+
+class ResumableDownloader:
+    """pooch downloader: stream `url` into a persistent .part file, resuming it on every retry."""
+
+    def __init__(self, part: Path, retries: int = 3, timeout: float = 60.0, wait: float = 1.0):
+        self.part, self.retries, self.timeout, self.wait = Path(part), retries, timeout, wait
+
+    def __call__(self, url: str, output_file, pooch=None, check_only: bool = False):
+        import requests
+
+        if check_only:
+            return requests.head(url, timeout=self.timeout, allow_redirects=True).ok
+        self.part.parent.mkdir(parents=True, exist_ok=True)
+        for attempt in range(self.retries + 1):
+            try:
+                self._fetch(url)
+                break
+            except requests.RequestException as error:
+                if attempt == self.retries:
+                    raise
+                log.warning("download of %s interrupted (%s); resuming, %d tries left", url, error,
+                            self.retries - attempt)
+                time.sleep(min(self.wait * (attempt + 1), 10))
+        os.replace(self.part, output_file)  # pooch checks the hash of output_file, then moves it into place
+
+    def _fetch(self, url: str) -> None:
+        import requests
+
+        have = self.part.stat().st_size if self.part.exists() else 0
+        headers = {"Range": f"bytes={have}-"} if have else {}
+        with requests.get(url, headers=headers, stream=True, timeout=self.timeout) as response:
+            if response.status_code == 416:  # nothing left to fetch: the part is complete
+                return
+            response.raise_for_status()
+            if response.status_code != 206:  # the server ignored the range: start over
+                have = 0
+            expected = int(response.headers.get("Content-Length", -1))
+            written = 0
+            with open(self.part, "ab" if have else "wb") as f, tqdm(
+                    total=have + expected if expected >= 0 else None, initial=have, unit="B", unit_scale=True,
+                    desc=self.part.name[: -len(".part")]) as progress:
+                for block in response.iter_content(chunk_size=1 << 16):
+                    f.write(block)
+                    written += len(block)
+                    progress.update(len(block))
+            if 0 <= expected != written:
+                raise requests.ConnectionError(f"connection closed after {written} of {expected} bytes")
+
+
+def fetch(url: str, sha256: str, dest: Path, retries: int = 3) -> str:
+    """Download `url` to `dest` (skipped when `dest` exists with the right hash); returns its sha256."""
+    import pooch
+    import requests
+
+    dest = Path(dest)
+    part = dest.parent / ".partial" / f"{dest.name}.part"
+    try:
+        pooch.retrieve(url, known_hash=f"sha256:{sha256}" if sha256 else None, fname=dest.name, path=dest.parent,
+                       downloader=ResumableDownloader(part, retries))
+    except ValueError as error:  # pooch: hash mismatch; the bad download is already deleted
+        part.unlink(missing_ok=True)
+        raise DownloadError(f"{url}: {' '.join(str(error).split())} Check download sha256 or place a good copy "
+                            f"at {dest} by hand") from None
+    except (requests.RequestException, OSError) as error:
+        raise DownloadError(f"could not download {url} ({error.__class__.__name__}: {error}); place the file "
+                            f"by hand at {dest} (or use download.source: local) and rerun") from None
+    digest = sha256_file(dest)
+    if not sha256:
+        log.warning("%s: no sha256 in params; downloaded file has sha256 %s - paste it into conf/config.yaml "
+                    "(download section) to pin it", url, digest)
+    return digest
+
+
+# ---------------------------------------------------------------- safe extraction
+
+def _unsafe(name: str) -> str | None:
+    path = PurePosixPath(name.replace("\\", "/"))
+    if path.is_absolute() or (path.parts and ":" in path.parts[0]):
+        return "absolute path"
+    if ".." in path.parts:
+        return "'..' in path"
+    return None
+
+
+def _escapes(member: tarfile.TarInfo) -> bool:
+    target = PurePosixPath(member.linkname)
+    if target.is_absolute():
+        return True
+    base = PurePosixPath(member.name).parent if member.issym() else PurePosixPath()
+    depth = 0
+    for part in (base / target).parts:
+        depth += -1 if part == ".." else (0 if part == "." else 1)
+        if depth < 0:
+            return True
+    return False
+
+
+def check_archive(archive: Path) -> None:
+    """Raise DownloadError naming the first member that would land outside the target folder."""
+    if archive.name.endswith(".zip"):
+        with zipfile.ZipFile(archive) as zf:
+            for info in zf.infolist():
+                reason = _unsafe(info.filename)
+                if reason is None and stat.S_ISLNK(info.external_attr >> 16):
+                    reason = "symbolic link"
+                if reason:
+                    raise DownloadError(f"{archive}: unsafe member '{info.filename}' ({reason}); nothing extracted")
+        return
+    with tarfile.open(archive) as tf:
+        for member in tf.getmembers():
+            reason = _unsafe(member.name)
+            if reason is None and (member.issym() or member.islnk()) and _escapes(member):
+                reason = f"link to '{member.linkname}' escapes the folder"
+            if reason is None and not (member.isfile() or member.isdir() or member.issym() or member.islnk()):
+                reason = "device or special file"
+            if reason:
+                raise DownloadError(f"{archive}: unsafe member '{member.name}' ({reason}); nothing extracted")
+
+
+def safe_extract(archive: Path, dest: Path) -> Path:
+    """Extract a zip/tar archive into `dest` (replaced only when complete) after checking every member."""
+    archive, dest = Path(archive), Path(dest)
+    check_archive(archive)
+    tmp = dest.parent / f".{dest.name}.extracting"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        if archive.name.endswith(".zip"):
+            with zipfile.ZipFile(archive) as zf:
+                zf.extractall(tmp)
+        else:
+            with tarfile.open(archive) as tf:
+                tf.extractall(tmp, filter="data")
+        shutil.rmtree(dest, ignore_errors=True)
+        tmp.rename(dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return dest
+
+
+# ---------------------------------------------------------------- layout checks
+
+def validate_suburmp(root: Path) -> Path:
+    """Check `root` is a Sub-URMP root: {chunk,img}/{train,validation}/<instrument>/ with known instruments."""
+    root = Path(root)
+    for kind in ("chunk", "img"):
+        for split in ORIGINAL_SPLITS:
+            folder = root / kind / split
+            if not folder.is_dir():
+                raise DownloadError(f"{folder}: missing; expected the Sub-URMP layout "
+                                    f"Sub-URMP/{{chunk,img}}/{{train,validation}}/<instrument>/")
+            unknown = sorted(p.name for p in folder.iterdir() if p.is_dir() and p.name not in INSTRUMENTS)
+            if unknown:
+                raise DownloadError(f"{folder}: unknown instrument folders {', '.join(unknown)}")
+    return root
+
+
+def _file_name(url: str) -> str:
+    return Path(urlparse(url).path).name
+
+
+def _find_suburmp(folder: Path) -> Path:
+    """The Sub-URMP root inside an extracted archive (the folder itself or one level down)."""
+    for candidate in (folder / "Sub-URMP", folder, *sorted(p for p in folder.iterdir() if p.is_dir())):
+        if (candidate / "chunk").is_dir() and (candidate / "img").is_dir():
+            return validate_suburmp(candidate)
+    raise DownloadError(f"{folder}: the archive holds no Sub-URMP root with chunk/ and img/")
+
+
+# ---------------------------------------------------------------- the stage
+
+def _fetch_item(name: str, spec: dict, out: Path, retries: int) -> dict:
+    url, sha256 = spec["url"], spec.get("sha256") or ""
+    target = out / _file_name(url)
+    digest = fetch(url, sha256, target, retries)
+    entry = {"url": url, "sha256": digest, "file": str(target)}
+    if name == "suburmp":
+        if not target.name.endswith(ARCHIVES):
+            raise DownloadError(f"{url}: expected an archive ({', '.join(ARCHIVES)})")
+        entry["path"] = str(_find_suburmp(safe_extract(target, out / "suburmp")))
+    else:
+        entry["path"] = str(target)
+    return entry
+
+
+def _local_item(name: str, spec: dict, local_dir: Path) -> dict:
+    if name == "suburmp":
+        root = local_dir / "Sub-URMP"
+        return {"path": str(validate_suburmp(root if root.is_dir() else local_dir))}
+    path = local_dir / _file_name(spec["url"])
+    if not path.is_file():
+        raise DownloadError(f"{path}: not found; download {spec['url']} and place it there by hand")
+    digest = sha256_file(path)
+    if spec.get("sha256") and digest != spec["sha256"]:
+        raise DownloadError(f"{path}: sha256 {digest} differs from download.{name}.sha256 {spec['sha256']}")
+    return {"path": str(path), "sha256": digest}
+
+
+def download(out: str | Path, items: list[str], source: str = "url", local_dir: str | Path | None = None,
+             retries: int = 3, **specs: dict) -> Path:
+    """Fetch (or, with source=local, validate) `items`; write `<out>/manifest.json` listing what is where."""
+    out = Path(out)
+    unknown = sorted(set(items) - set(ITEMS))
+    if unknown:
+        raise DownloadError(f"download.items: unknown {', '.join(unknown)} (known: {', '.join(ITEMS)})")
+    missing = [name for name in items if not isinstance(specs.get(name), dict) or "url" not in specs[name]]
+    if missing:
+        raise DownloadError(f"download.{missing[0]}.url is missing from params.yaml")
+    if source not in ("url", "local"):
+        raise DownloadError(f"download.source must be 'url' or 'local', got '{source}'")
+    if source == "local" and (local_dir is None or not Path(local_dir).is_dir()):
+        raise DownloadError(f"download.local_dir '{local_dir}' is not a folder (needed with source: local)")
+    fetched = {}
+    for name in items:
+        fetched[name] = (_fetch_item(name, specs[name], out, retries) if source == "url"
+                         else _local_item(name, specs[name], Path(local_dir)))
+        log.info("%s: %s", name, fetched[name]["path"])
+    if not items:
+        log.info("download.items is empty: nothing to fetch (the synthetic data set needs no download)")
+    write_json(out / "manifest.json", {"source": source, "items": fetched})
+    return out / "manifest.json"

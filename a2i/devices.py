@@ -1,0 +1,52 @@
+"""Which device a stage runs on, and one GPU per concurrent `dvc queue` worker.
+
+`dvc queue start -j N` runs N experiments at once and knows nothing about GPUs. Each training process therefore
+claims a GPU itself: it takes an exclusive lock on `<lock_dir>/gpu<i>.lock` for the first free i and holds it for
+its lifetime (the OS drops the lock when the process dies, so a killed run frees its GPU). Under `torchrun`
+the local rank decides instead.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger(__name__)
+_held: list = []  # open lock files, kept alive for the life of the process
+
+
+def claim_gpu(n_gpus: int, lock_dir: str | Path) -> int:
+    """Index of a GPU no other a2i process holds; waits for none (raises if all are taken)."""
+    lock_dir = Path(lock_dir)
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    for index in range(n_gpus):
+        handle = open(lock_dir / f"gpu{index}.lock", "w")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            continue
+        _held.append(handle)
+        return index
+    raise RuntimeError(f"all {n_gpus} GPUs are held by other a2i processes (locks in {lock_dir}); "
+                       "start no more queue workers than GPUs")
+
+
+def select_device(prefer: str = "auto") -> torch.device:
+    """`cpu`, `cuda` (a free GPU), or `auto` (a free GPU when CUDA is available, else the CPU)."""
+    if prefer == "cpu" or (prefer == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' was asked for but CUDA is not available")
+    if "LOCAL_RANK" in os.environ:  # torchrun: one process per GPU already
+        index = int(os.environ["LOCAL_RANK"])
+    else:
+        lock_dir = os.environ.get("A2I_GPU_LOCK_DIR", "/tmp/a2i-gpu-locks")
+        index = claim_gpu(torch.cuda.device_count(), lock_dir)
+    torch.cuda.set_device(index)
+    log.info("using cuda:%d", index)
+    return torch.device("cuda", index)

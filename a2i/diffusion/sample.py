@@ -1,0 +1,239 @@
+"""Sampling with classifier-free guidance, and the `sample` stage (images for every checkpoint).
+
+Guidance follows Capelle's code and the thesis: eps = eps_u + s (eps_c - eps_u), s = 1 is plain conditional
+sampling. The unconditional branch is the same network given an all-zero embedding (the null condition used
+in training), and both halves go through the network as ONE batched call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import pickle
+import re
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from a2i.data.dataset import PreparedDataset
+from a2i.diffusion.schedule import Schedule
+from a2i.diffusion.unet import UNet
+from a2i.io import atomic_path, save_npz, write_json
+from a2i.variants import PREPARED, Variant, diffusion_dir, embeddings_dir, sample_name, samples_dir
+
+log = logging.getLogger(__name__)
+
+Denoiser = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def guided_eps(model: Denoiser, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, guidance: float) -> torch.Tensor:
+    """eps_u + s (eps_c - eps_u) from one forward over [conditional; unconditional]; s = 1 skips the latter."""
+    steps = t.expand(x.shape[0])
+    if guidance == 1:
+        return model(x, steps, cond).float()
+    eps = model(torch.cat([x, x]), torch.cat([steps, steps]), torch.cat([cond, torch.zeros_like(cond)])).float()
+    eps_c, eps_u = eps.chunk(2)
+    return eps_u + guidance * (eps_c - eps_u)
+
+
+@torch.no_grad()
+def sample(model: Denoiser, cond: torch.Tensor, *, shape: tuple[int, ...], sampler: str, steps: int, guidance: float,
+           generator: torch.Generator, schedule: Schedule = Schedule(), progress: bool = False) -> torch.Tensor:
+    """Draw one x0 per row of `cond` ([B, 1024]); `shape` is one sample's shape, e.g. (3, 64, 64).
+
+    `sampler`: `ddpm` (ancestral; use steps = T), `ddim` (eta 0) or `dpmpp` (DPM-Solver++ 2M). All noise comes
+    from `generator` (on cond's device). Returns x0 in model space, unclamped, float32.
+    """
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    scheduler = schedule.scheduler(sampler)
+    scheduler.set_timesteps(steps, device=cond.device)
+    x = torch.randn((cond.shape[0], *shape), generator=generator, device=cond.device) * scheduler.init_noise_sigma
+    for t in tqdm(scheduler.timesteps, desc=f"{sampler}-{steps}", disable=not progress, leave=False):
+        eps = guided_eps(model, x, t.to(cond.device, torch.long).reshape(1), cond, guidance)
+        x = scheduler.step(eps, t, x, generator=generator).prev_sample
+    return x
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    """Model space [-1, 1], [B, 3, H, W] -> uint8 [B, H, W, 3]."""
+    return ((x.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
+def image_grid(images: np.ndarray, columns: int) -> Image.Image:
+    """uint8 [n, H, W, 3] -> one PIL image, row-major, `columns` wide."""
+    n, h, w, _ = images.shape
+    rows = max(1, -(-n // columns))
+    canvas = np.full((rows * h, columns * w, 3), 255, np.uint8)
+    for i, image in enumerate(images):
+        r, c = divmod(i, columns)
+        canvas[r * h:(r + 1) * h, c * w:(c + 1) * w] = image
+    return Image.fromarray(canvas)
+
+
+def class_grid(images: np.ndarray, labels: np.ndarray, per_class: int = 8) -> Image.Image:
+    """One row per class present, the first `per_class` images of it."""
+    rows = [np.flatnonzero(labels == label)[:per_class] for label in np.unique(labels)]
+    blank = np.full_like(images[0], 255)
+    tiles = [images[row[i]] if i < len(row) else blank for row in rows for i in range(per_class)]
+    return image_grid(np.stack(tiles), per_class)
+
+
+def autocast(device: torch.device):
+    """bf16 autocast on CUDA; nothing on CPU (fp32 keeps CPU runs bitwise reproducible)."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def generate_images(model: torch.nn.Module, cond: np.ndarray | torch.Tensor, *, sampler: str, steps: int,
+                    guidance: float, seed: int, schedule: Schedule, batch_size: int,
+                    device: torch.device) -> np.ndarray:
+    """uint8 [n, 64, 64, 3], one image per condition row; the same seed gives the same images."""
+    cond = torch.as_tensor(np.asarray(cond, np.float32))
+    generator = torch.Generator(device=device).manual_seed(seed)
+    out = []
+    for start in tqdm(range(0, len(cond), batch_size), desc=f"{sampler} g={guidance:g} seed={seed}", leave=False):
+        batch = cond[start:start + batch_size].to(device)
+        with autocast(device):
+            x = sample(model, batch, shape=(3, 64, 64), sampler=sampler, steps=steps, guidance=guidance,
+                       generator=generator, schedule=schedule)
+        out.append(to_uint8(x))
+    return np.concatenate(out)
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
+    """(epoch, path) of the `epoch_EEE.pt` files in a run directory, oldest first."""
+    found = []
+    for path in Path(run_dir).glob("epoch_*.pt"):
+        match = re.fullmatch(r"epoch_(\d+)\.pt", path.name)
+        if match:
+            found.append((int(match[1]), path))
+    return sorted(found)
+
+
+def load_generator(path: str | Path, device: torch.device | str = "cpu") -> tuple[UNet, dict]:
+    """(EMA U-Net in eval mode, run config) from a training checkpoint; ValueError naming the file when it
+    is unreadable or its weights do not fit the U-Net profile its config names."""
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+        config = state["config"]
+        model = UNet(**config["model"])
+    except (OSError, RuntimeError, KeyError, TypeError, pickle.UnpicklingError) as err:
+        raise ValueError(f"{path}: not a diffusion checkpoint of a2i ({type(err).__name__}: {err})") from None
+    try:
+        model.load_state_dict(state["ema"])
+    except RuntimeError:
+        raise ValueError(f"{path}: weights do not fit the '{config['model']['profile']}' U-Net profile "
+                         f"named in its config (a checkpoint of another profile?)") from None
+    return model.to(device).eval(), config
+
+
+def load_embeddings(root: Path, embedding: str, split: str, rows: int) -> np.ndarray:
+    """float32 [rows, 1024] of `data/embeddings/<embedding>/<split>.npy`, checked against the index length."""
+    path = root / embeddings_dir(embedding) / f"{split}.npy"
+    if not path.is_file():
+        raise ValueError(f"{path} not found (run `embed --embedding {embedding}` first)")
+    array = np.load(path)
+    if array.shape != (rows, 1024):
+        raise ValueError(f"{path} has shape {array.shape}, expected ({rows}, 1024) to match its index")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{path} contains NaN or Inf")
+    return array.astype(np.float32, copy=False)
+
+
+def test_conditions(variant: Variant, root: Path, per_class: int | None, seed: int) -> tuple[np.ndarray, np.ndarray,
+                                                                                           np.ndarray]:
+    """(embeddings [n,1024], labels [n], rows [n]) of the test split; `per_class` draws a seeded subset."""
+    labels = PreparedDataset(root / PREPARED, variant.length, "test").labels
+    embeddings = load_embeddings(root, variant.embedding, "test", len(labels))
+    rows = np.arange(len(labels))
+    if per_class is not None:
+        rng = np.random.default_rng(seed)
+        rows = np.sort(np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:per_class]
+                                       for c in np.unique(labels)]))
+    return np.asarray(embeddings[rows], np.float32), labels[rows], rows
+
+
+def guidance_plan(variant: Variant, checkpoint_epochs: list[int], params: dict) -> dict[int, list[float]]:
+    """Guidance scales per checkpoint epoch: `guidance` (1 for nocfg) everywhere, plus the CFG sweep
+    (`cfg_scales`; nocfg: 1 only) at the final checkpoint of the study variants."""
+    nocfg = variant.study == "nocfg"
+    base = 1.0 if nocfg else float(params["guidance"])
+    plan = {epoch: [base] for epoch in checkpoint_epochs}
+    if variant.embedding == params["cfg_sweep"] and variant.study in (None, "nocfg"):
+        sweep = [1.0] if nocfg else [float(s) for s in params["cfg_scales"]]
+        final = max(checkpoint_epochs)
+        plan[final] = sorted(set(plan[final]) | set(sweep))
+    return plan
+
+
+def sample_variant(variant: str, params: dict, root: Path = Path("."), device: torch.device | None = None) -> list[Path]:
+    """The `sample` stage: `data/samples/<variant>/<sample_name>.{npz,png}` for every checkpoint, seed and
+    guidance of `guidance_plan`. Returns the written .npz paths."""
+    v = Variant.parse(variant)
+    device = device or default_device()
+    found = checkpoints(root / diffusion_dir(v.name))
+    if not found:
+        raise ValueError(f"no checkpoints in {root / diffusion_dir(v.name)} (run `train --variant {v.name}`)")
+    cond, labels, rows = test_conditions(v, root, params.get("per_class"), int(params["seed"]))
+    plan = guidance_plan(v, [epoch for epoch, _ in found], params)
+    out_dir = root / samples_dir(v.name)
+    written = []
+    for epoch, path in found:
+        model, config = load_generator(path, device)
+        for guidance in plan[epoch]:
+            for seed in params["seeds"]:
+                images = generate_images(model, cond, sampler=params["sampler"], steps=int(params["steps"]),
+                                         guidance=guidance, seed=int(seed),
+                                         schedule=Schedule.from_config(config["schedule"]),
+                                         batch_size=int(params["batch_size"]), device=device)
+                name = sample_name(epoch, guidance, int(seed))
+                save_npz(out_dir / f"{name}.npz", images=images, labels=labels, rows=rows)
+                _save_png(class_grid(images, labels), out_dir / f"{name}.png")
+                written.append(out_dir / f"{name}.npz")
+                log.info("%s: %d images -> %s", v.name, len(images), out_dir / f"{name}.npz")
+    return written
+
+
+def _save_png(image: Image.Image, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        image.save(tmp, format="PNG")
+
+
+def compare_samplers(variant: str, *, root: Path = Path("."), out: Path | None = None, per_class: int = 20,
+                     guidance: float = 3.0, seed: int = 0, batch_size: int = 64,
+                     device: torch.device | None = None) -> dict:
+    """Sample the same test conditions with `ddpm` x 1000 steps and `dpmpp` x 25 steps from the final
+    checkpoint, for the adherence comparison (classify both `.npz` files the same way). Writes
+    `<out>/{ddpm-1000,dpmpp-25}.npz` and `timing.json`; returns the timings."""
+    v = Variant.parse(variant)
+    device = device or default_device()
+    found = checkpoints(root / diffusion_dir(v.name))
+    if not found:
+        raise ValueError(f"no checkpoints in {root / diffusion_dir(v.name)}")
+    epoch, path = found[-1]
+    model, config = load_generator(path, device)
+    cond, labels, rows = test_conditions(v, root, per_class, seed)
+    out = out or root / "data" / "sampler_check" / v.name
+    timing = {"variant": v.name, "epoch": epoch, "guidance": guidance, "n": len(labels), "device": str(device)}
+    for sampler, steps in (("ddpm", 1000), ("dpmpp", 25)):
+        start = time.perf_counter()
+        images = generate_images(model, cond, sampler=sampler, steps=steps, guidance=guidance, seed=seed,
+                                 schedule=Schedule.from_config(config["schedule"]), batch_size=batch_size,
+                                 device=device)
+        timing[f"{sampler}-{steps}_s"] = time.perf_counter() - start
+        save_npz(out / f"{sampler}-{steps}.npz", images=images, labels=labels, rows=rows)
+    timing["speedup"] = timing["ddpm-1000_s"] / timing["dpmpp-25_s"]
+    write_json(out / "timing.json", timing)
+    return timing

@@ -1,0 +1,54 @@
+"""The DDPM noise schedule (thesis: T = 1000, linear betas 1e-4..0.02, epsilon prediction) and its samplers.
+
+Training and every sampler read the schedule from diffusers' schedulers configured identically, so the
+alphas a model was trained with are exactly the ones it is sampled with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
+
+SAMPLERS = ("ddpm", "ddim", "dpmpp")
+
+
+@dataclass(frozen=True)
+class Schedule:
+    timesteps: int = 1000
+    beta_start: float = 1e-4
+    beta_end: float = 0.02
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Schedule":
+        return cls(int(config["timesteps"]), float(config["beta_start"]), float(config["beta_end"]))
+
+    def as_dict(self) -> dict:
+        return {"timesteps": self.timesteps, "beta_start": self.beta_start, "beta_end": self.beta_end}
+
+    def _common(self) -> dict:
+        return dict(num_train_timesteps=self.timesteps, beta_start=self.beta_start, beta_end=self.beta_end,
+                    beta_schedule="linear", prediction_type="epsilon")
+
+    def scheduler(self, sampler: str):
+        """A fresh diffusers scheduler: `ddpm` ancestral, `ddim` (eta 0), `dpmpp` (DPM-Solver++ 2M)."""
+        if sampler == "ddpm":
+            return DDPMScheduler(**self._common(), variance_type="fixed_small", clip_sample=False)
+        if sampler == "ddim":
+            # trailing spacing starts at t = T-1 for any step count (leading would start at T - T/steps).
+            return DDIMScheduler(**self._common(), clip_sample=False, set_alpha_to_one=True,
+                                 timestep_spacing="trailing")
+        if sampler == "dpmpp":
+            return DPMSolverMultistepScheduler(**self._common(), algorithm_type="dpmsolver++", solver_order=2,
+                                               thresholding=False, lower_order_final=True)
+        raise ValueError(f"sampler must be one of {SAMPLERS}, got '{sampler}'")
+
+    def alphas_cumprod(self, device: torch.device | str = "cpu") -> torch.Tensor:
+        return self.scheduler("ddpm").alphas_cumprod.to(device=device, dtype=torch.float32)
+
+
+def add_noise(x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor, alphas_cumprod: torch.Tensor) -> torch.Tensor:
+    """q(x_t | x_0): sqrt(abar_t) x0 + sqrt(1 - abar_t) eps."""
+    abar = alphas_cumprod[t].view(-1, *([1] * (x0.dim() - 1)))
+    return abar.sqrt() * x0 + (1 - abar).sqrt() * noise

@@ -1,0 +1,322 @@
+"""The `train` stage: DDPM training of the conditional U-Net with classifier-free guidance dropout.
+
+Reproducibility contract: all training randomness (data order, timesteps, noise, condition dropout) comes from
+one seeded generator, dropout from the seeded global RNG, and every checkpoint holds both RNG states with the
+model, EMA and optimiser. A run killed at any point therefore resumes from its newest checkpoint and ends
+bitwise equal (CPU) to an uninterrupted one.
+
+Under `torchrun --nproc_per_node N` the same function trains with DistributedDataParallel: every rank draws the
+same global batch (indices, t, noise, dropout mask) and takes its 1/N slice, so the global batch and the
+gradient it averages are those of a single process.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from a2i.data.dataset import PreparedDataset
+from a2i.diffusion.sample import (autocast, checkpoints, class_grid, default_device, generate_images,
+                                  load_embeddings)
+from a2i.diffusion.schedule import Schedule, add_noise
+from a2i.diffusion.unet import UNet
+from a2i.io import save_torch
+from a2i.variants import PREPARED, Variant, checkpoint_name, diffusion_dir
+
+log = logging.getLogger(__name__)
+
+# Config keys that may change between a run and its resumption without changing what the epochs compute.
+_RESUMABLE = ("epochs", "checkpoint_every", "compile")
+
+
+@dataclass
+class Split:
+    images: torch.Tensor  # uint8 [n, 64, 64, 3]
+    cond: torch.Tensor  # float32 [n, 1024]
+    labels: np.ndarray  # int64 [n]
+
+
+def load_split(variant: Variant, split: str, root: Path) -> Split:
+    data = PreparedDataset(root / PREPARED, variant.length, split)
+    cond = load_embeddings(root, variant.embedding, split, len(data))
+    return Split(torch.from_numpy(data.images()), torch.from_numpy(cond), data.labels)
+
+
+def run_config(variant: Variant, params: dict) -> dict:
+    """Everything that defines the run, stored in each checkpoint (and compared on resume)."""
+    return {
+        "variant": variant.name,
+        "embedding": variant.embedding,
+        "length_s": variant.length,
+        "model": {"profile": params["profile"], "projection": variant.projection(params["projection"]),
+                  "dropout": float(params["dropout"]), "pca_components": int(params["pca_components"])},
+        "schedule": Schedule(int(params["timesteps"]), float(params["beta_start"]),
+                             float(params["beta_end"])).as_dict(),
+        "p_uncond": variant.p_uncond(float(params["p_uncond"])),
+        "batch_size": int(params["batch_size"]),
+        "lr": float(params["lr"]),
+        "ema_decay": float(params["ema_decay"]),
+        "max_steps_per_epoch": params["max_steps_per_epoch"],
+        "seed": int(params["seed"]),
+        "epochs": int(params["epochs"]),
+        "checkpoint_every": int(params["checkpoint_every"]),
+        "compile": bool(params["compile"]),
+    }
+
+
+def _same_run(a: dict, b: dict) -> bool:
+    return all(a.get(k) == b.get(k) for k in a.keys() | b.keys() if k not in _RESUMABLE)
+
+
+class EMA:
+    """Exponential moving average of the weights with the usual warm-up: decay_n = min(decay, (1+n)/(10+n))."""
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+        self.decay = decay
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module, step: int) -> None:
+        decay = min(self.decay, (1 + step) / (10 + step))
+        ema = list(self.model.parameters())
+        torch._foreach_lerp_(ema, [p.detach() for p in model.parameters()], 1 - decay)
+
+
+def _distributed() -> tuple[int, int]:
+    """(rank, world size), initialising the process group under torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+    return (dist.get_rank(), world) if world > 1 else (0, 1)
+
+
+def _device(rank: int) -> torch.device:
+    if not torch.cuda.is_available():
+        return torch.device("cpu")
+    local = int(os.environ.get("LOCAL_RANK", rank))
+    torch.cuda.set_device(local)
+    return torch.device("cuda", local)
+
+
+def _on_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """The whole training set moves to the GPU when it takes under half of the free memory."""
+    if device.type == "cuda" and tensor.nbytes < torch.cuda.mem_get_info(device)[0] // 2:
+        return tensor.to(device)
+    return tensor
+
+
+def diffusion_loss(model, x0: torch.Tensor, cond: torch.Tensor, t: torch.Tensor, noise: torch.Tensor,
+                   alphas_cumprod: torch.Tensor) -> torch.Tensor:
+    """MSE between the noise and its prediction from x_t (thesis Algorithm 1)."""
+    with autocast(x0.device):
+        eps = model(add_noise(x0, noise, t, alphas_cumprod), t, cond)
+    return F.mse_loss(eps.float(), noise)
+
+
+def _to_model_space(images: torch.Tensor, device: torch.device) -> torch.Tensor:
+    x = images.to(device, non_blocking=True).permute(0, 3, 1, 2).float() / 127.5 - 1
+    return x.contiguous(memory_format=torch.channels_last) if device.type == "cuda" else x
+
+
+class Trainer:
+    def __init__(self, variant: Variant, params: dict, root: Path, rank: int, world: int, device: torch.device):
+        self.variant, self.root, self.rank, self.world, self.device = variant, root, rank, world, device
+        self.config = run_config(variant, params)
+        self.run_dir = root / diffusion_dir(variant.name)
+        self.preview = params["preview"]
+        self.val_samples = int(params["val_samples"])
+        if self.config["batch_size"] % world:
+            raise ValueError(f"train.batch_size={self.config['batch_size']} is not divisible by {world} processes")
+        self.schedule = Schedule.from_config(self.config["schedule"])
+        self.alphas_cumprod = self.schedule.alphas_cumprod(device)
+
+        self.train = load_split(variant, "train", root)
+        self.val = load_split(variant, "val", root)
+        self.train_images = _on_device(self.train.images, device)
+        self.train_cond = _on_device(self.train.cond, device)
+
+        torch.manual_seed(self.config["seed"])
+        self.model = UNet(**self.config["model"])
+        if self.config["model"]["projection"] == "pca":
+            self.model.fit_pca(self.train.cond)
+        self.model.to(device)
+        if device.type == "cuda":
+            self.model.to(memory_format=torch.channels_last)
+        self.ema = EMA(self.model, self.config["ema_decay"])
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.config["lr"])
+        self.generator = torch.Generator(device=device).manual_seed(self.config["seed"])
+        self.forward = self.model
+        if world > 1:
+            self.forward = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[device.index] if device.type == "cuda" else None)
+        if self.config["compile"]:
+            self.forward = torch.compile(self.forward)
+        self.steps_per_epoch = len(self.train.labels) // self.config["batch_size"]
+        if self.config["max_steps_per_epoch"]:
+            self.steps_per_epoch = min(self.steps_per_epoch, int(self.config["max_steps_per_epoch"]))
+        if self.steps_per_epoch < 1:
+            raise ValueError(f"{len(self.train.labels)} training samples are fewer than one batch of "
+                             f"train.batch_size={self.config['batch_size']}")
+        self.step = 0
+
+    # ------------------------------------------------------------------ checkpoints
+    def state(self, epoch: int) -> dict:
+        rng = {"torch": torch.get_rng_state(), "generator": self.generator.get_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        return {"model": self.model.state_dict(), "ema": self.ema.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "rng": rng, "epoch": epoch, "step": self.step,
+                "config": self.config}
+
+    def load(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.ema.model.load_state_dict(state["ema"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng"]["torch"])
+        self.generator.set_state(state["rng"]["generator"])
+        if "cuda" in state["rng"] and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
+        self.step = int(state["step"])
+
+    def resume(self) -> int:
+        """Load the newest checkpoint of this run (at most `epochs`), after removing those of any other
+        configuration. Returns the epoch to continue after (0: fresh start)."""
+        found = [(epoch, path, torch.load(path, map_location=self.device, weights_only=True))
+                 for epoch, path in checkpoints(self.run_dir)]
+        usable = [(e, p, s) for e, p, s in found if e <= self.config["epochs"] and _same_run(s["config"], self.config)]
+        if self.world > 1:
+            dist.barrier()  # every rank has read them before rank 0 deletes any
+        stale = [p for e, p, s in found if all(p != q for _, q, _ in usable)]
+        if stale and self.rank == 0:
+            log.warning("%s: removing %d checkpoint(s) of another configuration or beyond %d epochs: %s",
+                        self.variant.name, len(stale), self.config["epochs"], ", ".join(p.name for p in stale))
+            for path in stale:
+                path.unlink()
+        if not usable:
+            return 0
+        epoch, path, state = usable[-1]
+        self.load(state)
+        log.info("%s: resuming after %s", self.variant.name, path)
+        return epoch
+
+    # ------------------------------------------------------------------ one epoch
+    def global_batch(self, order: torch.Tensor, i: int):
+        """Indices, t, noise and condition-dropout mask of batch i, drawn identically on every rank."""
+        b = self.config["batch_size"]
+        idx = order[i * b:(i + 1) * b]
+        t = torch.randint(0, self.schedule.timesteps, (b,), generator=self.generator, device=self.device)
+        noise = torch.randn((b, 3, 64, 64), generator=self.generator, device=self.device)
+        drop = torch.rand((b,), generator=self.generator, device=self.device) < self.config["p_uncond"]
+        share = slice(self.rank * b // self.world, (self.rank + 1) * b // self.world)
+        return idx[share], t[share], noise[share], drop[share]
+
+    def run_epoch(self, epoch: int) -> float:
+        self.model.train()
+        order = torch.randperm(len(self.train.labels), generator=self.generator, device=self.device)
+        total = torch.zeros((), device=self.device)
+        bar = tqdm(range(self.steps_per_epoch), desc=f"{self.variant.name} epoch {epoch}", leave=False,
+                   disable=self.rank != 0)
+        for i in bar:
+            idx, t, noise, drop = self.global_batch(order, i)
+            idx_data = idx.to(self.train_images.device)
+            x0 = _to_model_space(self.train_images[idx_data], self.device)
+            cond = self.train_cond[idx_data].to(self.device, non_blocking=True)
+            cond = torch.where(drop[:, None], torch.zeros_like(cond), cond)
+            if self.device.type == "cuda":
+                noise = noise.contiguous(memory_format=torch.channels_last)
+            loss = diffusion_loss(self.forward, x0, cond, t, noise, self.alphas_cumprod)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.step += 1
+            self.ema.update(self.model, self.step)
+            total += loss.detach()
+        if self.world > 1:
+            dist.all_reduce(total)
+            total /= self.world
+        mean = float(total) / self.steps_per_epoch
+        if not np.isfinite(mean):
+            last = checkpoints(self.run_dir)
+            kept = last[-1][1].name if last else "none"
+            raise FloatingPointError(f"{self.variant.name}: non-finite training loss in epoch {epoch}; "
+                                     f"stopped, last good checkpoint: {kept}")
+        return mean
+
+    @torch.no_grad()
+    def validation_mse(self) -> float:
+        """EMA noise-prediction MSE on a fixed val subset with fixed t and noise (comparable across epochs)."""
+        n = min(self.val_samples, len(self.val.labels))
+        generator = torch.Generator().manual_seed(self.config["seed"] + 1)
+        rows = torch.randperm(len(self.val.labels), generator=generator)[:n]
+        t = torch.randint(0, self.schedule.timesteps, (n,), generator=generator)
+        noise = torch.randn((n, 3, 64, 64), generator=generator)
+        total = 0.0
+        for start in range(0, n, 64):
+            part = slice(start, start + 64)
+            x0 = _to_model_space(self.val.images[rows[part]], self.device)
+            loss = diffusion_loss(self.ema.model, x0, self.val.cond[rows[part]].to(self.device),
+                                  t[part].to(self.device), noise[part].to(self.device), self.alphas_cumprod)
+            total += float(loss) * len(rows[part])
+        return total / n
+
+    def preview_grid(self):
+        """One EMA sample per class for the first val items of each instrument (dvclive image)."""
+        rows = np.array([np.flatnonzero(self.val.labels == c)[0] for c in np.unique(self.val.labels)])
+        guidance = float(self.preview["guidance"]) if self.config["p_uncond"] > 0 else 1.0
+        images = generate_images(self.ema.model, self.val.cond[rows].numpy(), sampler=self.preview["sampler"],
+                                 steps=int(self.preview["steps"]), guidance=guidance, seed=self.config["seed"],
+                                 schedule=self.schedule, batch_size=len(rows), device=self.device)
+        return class_grid(images, self.val.labels[rows], per_class=1)
+
+
+def _live(variant: str, resume_epoch: int):
+    """dvclive logger; on resume, history rows after the checkpoint (a killed run's tail) are dropped."""
+    from dvclive import Live
+
+    live = Live(dir=f"dvclive/train/{variant}", dvcyaml=False, save_dvc_exp=False, resume=resume_epoch > 0)
+    for tsv in Path(live.plots_dir, "metrics").rglob("*.tsv") if resume_epoch else ():
+        lines = tsv.read_text().splitlines()
+        kept = [lines[0]] + [row for row in lines[1:] if int(row.split("\t")[1]) <= resume_epoch]
+        tsv.write_text("\n".join(kept) + "\n")
+    return live
+
+
+def train(variant: str, params: dict, root: Path = Path(".")) -> Path:
+    """Train (or resume) `models/diffusion/<variant>/`; returns the final checkpoint path."""
+    v = Variant.parse(variant)
+    rank, world = _distributed()
+    device = _device(rank)
+    trainer = Trainer(v, params, root, rank, world, device)
+    start = trainer.resume()
+    epochs, every = trainer.config["epochs"], trainer.config["checkpoint_every"]
+    live = _live(v.name, start) if rank == 0 else None
+    if start == epochs:
+        log.info("%s: already trained for %d epochs", v.name, epochs)
+    for epoch in range(start + 1, epochs + 1):
+        train_loss = trainer.run_epoch(epoch)
+        if rank == 0:
+            val_mse = trainer.validation_mse()
+            live.step = epoch
+            live.log_metric("train/loss", train_loss)
+            live.log_metric("val/mse", val_mse)
+            log.info("%s epoch %d: train loss %.4f, val MSE %.4f", v.name, epoch, train_loss, val_mse)
+            if epoch % every == 0 or epoch == epochs:
+                save_torch(trainer.run_dir / checkpoint_name(epoch), trainer.state(epoch))
+                live.log_image(f"preview/epoch_{epoch:03d}.png", trainer.preview_grid())
+            live.next_step()
+        if world > 1:
+            dist.barrier()
+    if live is not None:
+        live.end()
+    if world > 1:
+        dist.destroy_process_group()
+    return trainer.run_dir / checkpoint_name(epochs)

@@ -1,0 +1,247 @@
+"""The conditional U-Net of thesis 3.3.2, built on the layout of Capelle's `UNet_conditional`.
+
+Condition path: a 1024-d audio embedding is projected to 256-d, either by the thesis' encoding layer
+(Linear, LeakyReLU, Dropout, LayerNorm) or by PCA fitted on the training embeddings (thesis 4.5). The
+projection is added to a sinusoidal time embedding and that sum is added to the output of every down/up
+block. The projected condition is also split into a few context tokens that the cross-attention blocks
+attend to: with a single key/value token, softmax attention degenerates into a constant linear map of the
+condition, so the tokens are what lets different image positions pick different parts of it.
+
+All attention goes through `F.scaled_dot_product_attention` (flash/memory-efficient kernels), so no
+[tokens x tokens] matrix is ever materialised; that is what makes the thesis network trainable on a CPU.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+COND_DIM = 1024
+EMB_DIM = 256
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Network size. `attn_max_size`: attention blocks only at feature maps of at most this side."""
+
+    widths: tuple[int, int, int, int]
+    heads: int
+    attn_max_size: int
+    context_tokens: int
+
+
+PROFILES = {
+    # Capelle's widths with the two-DoubleConv bottleneck; attention after all six down/up blocks.
+    "thesis": Profile(widths=(64, 128, 256, 256), heads=4, attn_max_size=64, context_tokens=4),
+    # CPU demo: same code, narrow layers, attention only at 16x16 and 8x8.
+    "tiny": Profile(widths=(16, 32, 64, 64), heads=2, attn_max_size=16, context_tokens=4),
+}
+
+
+def get_profile(name: str) -> Profile:
+    if name not in PROFILES:
+        raise ValueError(f"unknown U-Net profile '{name}' (choose from {sorted(PROFILES)})")
+    return PROFILES[name]
+
+
+def timestep_embedding(t: torch.Tensor, dim: int = EMB_DIM) -> torch.Tensor:
+    """Sinusoidal embedding of integer steps: [sin(t f), cos(t f)] concatenated, f = 10000^(-2i/dim)."""
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(0, dim, 2, device=t.device, dtype=torch.float32) / dim)
+    angles = t.float()[:, None] * freqs[None]
+    return torch.cat([angles.sin(), angles.cos()], dim=1)
+
+
+class DoubleConv(nn.Module):
+    """conv3x3 -> GroupNorm(1) -> GELU -> conv3x3 -> GroupNorm(1); residual variant returns GELU(x + f(x))."""
+
+    def __init__(self, c_in: int, c_out: int, c_mid: int | None = None, residual: bool = False):
+        super().__init__()
+        c_mid = c_mid or c_out
+        self.residual = residual
+        self.net = nn.Sequential(
+            nn.Conv2d(c_in, c_mid, 3, padding=1, bias=False),
+            nn.GroupNorm(1, c_mid),
+            nn.GELU(),
+            nn.Conv2d(c_mid, c_out, 3, padding=1, bias=False),
+            nn.GroupNorm(1, c_out),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.gelu(x + self.net(x)) if self.residual else self.net(x)
+
+
+class EmbeddingInjection(nn.Module):
+    """Adds SiLU -> Linear(emb) to every position of a feature map."""
+
+    def __init__(self, c_out: int):
+        super().__init__()
+        self.proj = nn.Sequential(nn.SiLU(), nn.Linear(EMB_DIM, c_out))
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        return x + self.proj(emb)[:, :, None, None].to(x.dtype)
+
+
+class Down(nn.Module):
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        self.convs = nn.Sequential(nn.MaxPool2d(2), DoubleConv(c_in, c_in, residual=True), DoubleConv(c_in, c_out))
+        self.inject = EmbeddingInjection(c_out)
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        return self.inject(self.convs(x), emb)
+
+
+class Up(nn.Module):
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        self.convs = nn.Sequential(DoubleConv(c_in, c_in, residual=True), DoubleConv(c_in, c_out, c_in // 2))
+        self.inject = EmbeddingInjection(c_out)
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=True)
+        return self.inject(self.convs(torch.cat([skip, x], dim=1)), emb)
+
+
+class Attention(nn.Module):
+    """Multi-head attention of `x` tokens over `context` tokens (itself when None), via SDPA."""
+
+    def __init__(self, dim: int, heads: int, context_dim: int | None = None):
+        super().__init__()
+        self.heads = heads
+        self.q = nn.Linear(dim, dim)
+        self.kv = nn.Linear(context_dim or dim, 2 * dim)
+        self.out = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        b, n, c = x.shape
+        q = self.q(x).view(b, n, self.heads, c // self.heads).transpose(1, 2)
+        k, v = self.kv(x if context is None else context).view(b, -1, 2, self.heads, c // self.heads).unbind(2)
+        y = F.scaled_dot_product_attention(q, k.transpose(1, 2), v.transpose(1, 2))
+        return self.out(y.transpose(1, 2).reshape(b, n, c))
+
+
+class AttentionBlock(nn.Module):
+    """Self-attention, cross-attention to the condition tokens, feed-forward; pre-norm residuals (LDM style)."""
+
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        self.norm_self, self.norm_cross, self.norm_ff = nn.LayerNorm(dim), nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.self_attn = Attention(dim, heads)
+        self.cross_attn = Attention(dim, heads, context_dim=EMB_DIM)
+        self.ff = nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.Linear(dim, dim))
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        tokens = x.flatten(2).transpose(1, 2)
+        tokens = tokens + self.self_attn(self.norm_self(tokens))
+        tokens = tokens + self.cross_attn(self.norm_cross(tokens), context)
+        tokens = tokens + self.ff(self.norm_ff(tokens))
+        return tokens.transpose(1, 2).reshape(b, c, h, w)
+
+
+class EncodingLayer(nn.Sequential):
+    """Thesis 3.3.2 encoding layer: Linear(1024, 256), LeakyReLU, Dropout, LayerNorm."""
+
+    def __init__(self, dropout: float):
+        super().__init__(nn.Linear(COND_DIM, EMB_DIM), nn.LeakyReLU(), nn.Dropout(dropout), nn.LayerNorm(EMB_DIM))
+
+
+class PCAProjection(nn.Module):
+    """Fixed PCA onto `components` axes of the training embeddings (thesis 4.5), scaled to unit RMS.
+
+    One scale for all axes keeps their relative variance (whitening would blow the noise axes up to the
+    size of the class axes). Buffers, not parameters: saved in the state dict, never trained.
+    """
+
+    def __init__(self, components: int):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(COND_DIM))
+        self.register_buffer("basis", torch.zeros(COND_DIM, components))
+        self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
+
+    @torch.no_grad()
+    def fit(self, embeddings: torch.Tensor) -> None:
+        x = embeddings.double()
+        mean = x.mean(0)
+        cov = torch.cov((x - mean).T)
+        variances, vectors = torch.linalg.eigh(cov)  # ascending
+        keep = min(self.basis.shape[1], vectors.shape[1])
+        order = torch.argsort(variances, descending=True)[:keep]
+        rms = variances[order].clamp_min(0).mean().sqrt().clamp_min(1e-12)
+        self.basis.zero_()
+        self.basis[:, :keep] = (vectors[:, order] / rms).to(self.basis.dtype)
+        self.mean.copy_(mean.to(self.mean.dtype))
+        self.fitted.fill_(True)
+
+    def forward(self, cond: torch.Tensor) -> torch.Tensor:
+        return (cond - self.mean) @ self.basis
+
+
+class UNet(nn.Module):
+    """`unet(x [B,3,64,64], t [B] int, cond [B,1024])` -> predicted noise [B,3,64,64].
+
+    `cond` all zeros is the unconditional (classifier-free guidance) input, in training and sampling alike.
+    """
+
+    def __init__(self, profile: str = "thesis", projection: str = "fc", dropout: float = 0.1,
+                 pca_components: int = EMB_DIM):
+        super().__init__()
+        if projection not in ("fc", "pca"):
+            raise ValueError(f"projection must be 'fc' or 'pca', got '{projection}'")
+        if projection == "pca" and pca_components != EMB_DIM:
+            raise ValueError(f"pca_components must be {EMB_DIM} (the time-embedding width), got {pca_components}")
+        self.config = {"profile": profile, "projection": projection, "dropout": dropout,
+                       "pca_components": pca_components}
+        spec = get_profile(profile)
+        w0, w1, w2, w3 = spec.widths
+        self.context_tokens = spec.context_tokens
+        self.project = EncodingLayer(dropout) if projection == "fc" else PCAProjection(pca_components)
+        self.to_context = nn.Linear(EMB_DIM, spec.context_tokens * EMB_DIM)
+
+        self.inc = DoubleConv(3, w0)
+        self.downs = nn.ModuleList([Down(w0, w1), Down(w1, w2), Down(w2, w3)])
+        self.bottleneck = nn.Sequential(DoubleConv(w3, w3), DoubleConv(w3, w3))
+        self.ups = nn.ModuleList([Up(w3 + w2, w1), Up(w1 + w1, w0), Up(w0 + w0, w0)])
+        self.outc = nn.Conv2d(w0, 3, 1)
+
+        # Feature-map side after each block for a 64x64 input: downs 32/16/8, ups 16/32/64.
+        def attention(dim: int, side: int) -> nn.Module:
+            return AttentionBlock(dim, spec.heads) if side <= spec.attn_max_size else None
+
+        self.down_attn = nn.ModuleList([attention(c, s) for c, s in ((w1, 32), (w2, 16), (w3, 8))])
+        self.up_attn = nn.ModuleList([attention(c, s) for c, s in ((w1, 16), (w0, 32), (w0, 64))])
+
+    @property
+    def profile(self) -> Profile:
+        return PROFILES[self.config["profile"]]
+
+    def fit_pca(self, embeddings: torch.Tensor) -> None:
+        if not isinstance(self.project, PCAProjection):
+            raise ValueError("fit_pca needs projection='pca'")
+        self.project.fit(embeddings)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        c = self.project(cond.float())
+        emb = timestep_embedding(t) + c
+        context = self.to_context(c).view(c.shape[0], self.context_tokens, EMB_DIM)
+
+        skips = [self.inc(x)]
+        h = skips[0]
+        for down, attn in zip(self.downs, self.down_attn):
+            h = down(h, emb)
+            h = attn(h, context) if attn is not None else h
+            skips.append(h)
+        h = self.bottleneck(skips.pop())
+        for up, attn in zip(self.ups, self.up_attn):
+            h = up(h, skips.pop(), emb)
+            h = attn(h, context) if attn is not None else h
+        return self.outc(h)
+
+
+def describe(model: UNet) -> dict:
+    """Profile fields plus parameter count, for logs and benchmark records."""
+    return {**asdict(model.profile), "params": sum(p.numel() for p in model.parameters())}

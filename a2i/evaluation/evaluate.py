@@ -1,0 +1,246 @@
+"""The `evaluate` stage (thesis 5.2.2, 5.2.3): every (checkpoint, guidance) of a variant's generated test images.
+
+Metrics per (variant, epoch, guidance), one flat JSON each, seeds aggregated as mean and sd:
+- conditional adherence: accuracy of the frozen instrument classifier against the instrument of the
+  conditioning audio, per instrument too, and the confusion matrix (rows = conditioning instrument, Fig. 5.3);
+- FID of the generated images against the real train and the real test images (Tables 5.4/5.5) with
+  pytorch-fid's InceptionV3 when its weights are available; otherwise `fid_classifier`, the same Frechet
+  distance in the classifier's penultimate feature space (never called FID). `feature_extractor` says which;
+- bootstrap 95% intervals of both (see `a2i.evaluation.stats`).
+Real-image statistics are computed once per split and feature extractor and cached by content.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from a2i.data.layout import INSTRUMENTS
+from a2i.evaluation import stats
+from a2i.evaluation.classifier import ClassifierFeatures, load_classifier, predict, real_split
+from a2i.evaluation.fid import FrechetReference, InceptionFeatures, resolve_inception_weights, statistics
+from a2i.io import atomic_path, save_npz, sha256_file, write_csv, write_json
+from a2i.variants import Variant, sample_name
+
+log = logging.getLogger(__name__)
+
+REFERENCE_SPLITS = ("train", "test")
+_SAMPLE = re.compile(r"^epoch_(?P<epoch>\d+)_g(?P<guidance>[0-9.e+-]+)_s(?P<seed>\d+)$")
+
+
+# ------------------------------------------------------------------------------------------ generated samples
+
+@dataclass(frozen=True)
+class SampleFile:
+    epoch: int
+    guidance: float
+    seed: int
+    path: Path
+
+
+def group_name(epoch: int, guidance: float) -> str:
+    """`epoch_EEE_gG`: one metrics file and one confusion matrix per (checkpoint, guidance)."""
+    return f"epoch_{epoch:03d}_g{guidance:g}"
+
+
+def discover_samples(samples_dir: str | Path) -> dict[tuple[int, float], list[SampleFile]]:
+    """The `<sample_name>.npz` files of a variant, grouped by (epoch, guidance), seeds in order."""
+    samples_dir = Path(samples_dir)
+    groups: dict[tuple[int, float], list[SampleFile]] = defaultdict(list)
+    for path in sorted(samples_dir.glob("*.npz")):
+        match = _SAMPLE.match(path.stem)
+        if not match:
+            raise ValueError(f"{path}: not named like a2i.variants.sample_name (epoch_EEE_gG_sS.npz)")
+        sample = SampleFile(int(match["epoch"]), float(match["guidance"]), int(match["seed"]), path)
+        if sample_name(sample.epoch, sample.guidance, sample.seed) != path.stem:
+            raise ValueError(f"{path}: not named like a2i.variants.sample_name (epoch_EEE_gG_sS.npz)")
+        groups[(sample.epoch, sample.guidance)].append(sample)
+    if not groups:
+        raise ValueError(f"{samples_dir} holds no generated samples (epoch_EEE_gG_sS.npz; run the sample stage)")
+    return {key: sorted(files, key=lambda f: f.seed) for key, files in sorted(groups.items())}
+
+
+def load_samples(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """`images` uint8 [n, 64, 64, 3] and `labels` int64 [n] of a samples file, validated."""
+    with np.load(path) as archive:
+        if "images" not in archive or "labels" not in archive:
+            raise ValueError(f"{path} must hold 'images' and 'labels'")
+        images, labels = archive["images"], archive["labels"]
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != (64, 64, 3):
+        raise ValueError(f"{path}: images must be uint8 [n, 64, 64, 3], got {images.dtype} {images.shape}")
+    if labels.shape != (len(images),) or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"{path}: labels must be integers [{len(images)}], got {labels.dtype} {labels.shape}")
+    if len(images) < 2:
+        raise ValueError(f"{path}: at least 2 images are needed, got {len(images)}")
+    if labels.min() < 0 or labels.max() >= len(INSTRUMENTS):
+        raise ValueError(f"{path}: labels outside 0..{len(INSTRUMENTS) - 1}")
+    return images, labels.astype(np.int64)
+
+
+# ------------------------------------------------------------------------------------------ references
+
+def feature_space(fid_weights: str | None, classifier, classifier_path: str | Path, batch_size: int, device: str):
+    """(extractor, cache identity, metric prefix): Inception pool3 when weights exist, else the classifier's
+    penultimate layer, whose distance is reported as `fid_classifier`."""
+    weights = resolve_inception_weights(fid_weights)
+    if weights is None:
+        log.info("no Inception weights: reporting fid_classifier (classifier penultimate features), not FID")
+        return ClassifierFeatures(classifier, batch_size, device), sha256_file(classifier_path), "fid_classifier"
+    log.info("FID with pytorch-fid's InceptionV3, weights %s", weights)
+    extractor = InceptionFeatures(weights, batch_size, device)
+    return extractor, extractor.weights_sha256, "fid"
+
+
+def stats_cache_dir() -> Path:
+    """Content-addressed cache of real-image statistics, shared by all variants and experiments."""
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "a2i" / "fid_stats"
+
+
+def reference(images: np.ndarray, extractor, identity: str, cache: Path) -> FrechetReference:
+    """Reference statistics of real images, from the cache when the same images and extractor were seen."""
+    digest = hashlib.sha256(identity.encode() + np.ascontiguousarray(images).tobytes()).hexdigest()[:24]
+    path = cache / f"{extractor.name}_{digest}.npz"
+    if path.is_file():
+        with np.load(path) as cached:
+            return FrechetReference(cached["mu"], cached["sigma"])
+    mu, sigma = statistics(extractor(images))
+    save_npz(path, mu=mu, sigma=sigma)
+    return FrechetReference(mu, sigma)
+
+
+# ------------------------------------------------------------------------------------------ one group
+
+@dataclass
+class GroupResult:
+    metrics: dict
+    actual: np.ndarray
+    predicted: np.ndarray
+
+
+def evaluate_group(files: list[SampleFile], classifier, extractor, references: dict[str, FrechetReference],
+                   prefix: str, bootstrap: int, seed: int, batch_size: int, device: str) -> GroupResult:
+    """Adherence, per-instrument accuracy, confusion and Frechet distances of one (epoch, guidance), all seeds."""
+    per_seed: dict[str, list[float]] = defaultdict(list)
+    replicates: dict[str, list[np.ndarray]] = defaultdict(list)
+    actual, predicted, sizes = [], [], set()
+    for sample in files:
+        images, labels = load_samples(sample.path)
+        sizes.add(len(images))
+        guesses, classifier_features = predict(classifier, images, batch_size, device)
+        features = classifier_features if isinstance(extractor, ClassifierFeatures) else extractor(images)
+        correct = (guesses == labels).astype(np.float64)
+        rng = np.random.default_rng([seed, sample.epoch, round(sample.guidance * 1000), sample.seed])
+        resamples = stats.bootstrap_resamples(len(images), bootstrap, rng)
+        per_seed["adherence"].append(correct.mean())
+        replicates["adherence"].append(correct[resamples].mean(axis=1))
+        for split, ref in references.items():
+            per_seed[f"{prefix}_{split}"].append(ref.distance(features))
+            replicates[f"{prefix}_{split}"].append(ref.resampled(features, resamples))
+        actual.append(labels)
+        predicted.append(guesses)
+    if len(sizes) > 1:
+        raise ValueError(f"seeds of {files[0].path.parent / group_name(files[0].epoch, files[0].guidance)} differ "
+                         f"in size {sorted(sizes)}: they must condition on the same test audio")
+    metrics: dict = {"n_seeds": len(files), "n_images": sizes.pop()}
+    for name, values in per_seed.items():
+        metrics[name], metrics[f"{name}_sd"] = stats.mean_sd(values)
+        low, high = stats.percentile_interval(np.mean(replicates[name], axis=0))
+        metrics[f"{name}_ci_low"], metrics[f"{name}_ci_high"] = low, high
+    actual, predicted = np.concatenate(actual), np.concatenate(predicted)
+    proportions = stats.row_proportions(stats.confusion_counts(actual, predicted, len(INSTRUMENTS)))
+    for i, instrument in enumerate(INSTRUMENTS):
+        metrics[f"acc_{instrument}"] = None if np.isnan(proportions[i, i]) else float(proportions[i, i])
+    return GroupResult(metrics, actual, predicted)
+
+
+# ------------------------------------------------------------------------------------------ the stage
+
+def evaluate_variant(variant: str, prepared: str | Path, samples_dir: str | Path, classifier_path: str | Path,
+                     metrics_dir: str | Path, plots_dir: str | Path, fid_weights: str | None, bootstrap: int,
+                     batch_size: int, seed: int, device: str = "cpu") -> list[dict]:
+    """Evaluate every (checkpoint, guidance) of `variant`; write `<metrics_dir>/<group>.json` and the confusion
+    matrix `<plots_dir>/<group>.csv|.png` for each, all at the end (a failure leaves no partial output)."""
+    parsed = Variant.parse(variant)
+    groups = discover_samples(samples_dir)
+    classifier = load_classifier(classifier_path, device)
+    extractor, identity, prefix = feature_space(fid_weights, classifier, classifier_path, batch_size, device)
+    references, n_real = {}, {}
+    for split in REFERENCE_SPLITS:
+        real = real_split(prepared, split)
+        references[split] = reference(real.images, extractor, identity, stats_cache_dir())
+        n_real[f"n_real_{split}"] = len(real.labels)
+    identification = {"variant": parsed.name, "alignment": parsed.alignment, "length_s": parsed.length,
+                      "study": parsed.study or ""}
+    results = {}
+    for (epoch, guidance), files in groups.items():
+        result = evaluate_group(files, classifier, extractor, references, prefix, bootstrap, seed, batch_size, device)
+        result.metrics = {**identification, "epoch": epoch, "guidance": guidance, **result.metrics,
+                          "feature_extractor": extractor.name, **n_real, "bootstrap": bootstrap}
+        log.info("%s %s: adherence %.4f, %s_test %.3f", parsed.name, group_name(epoch, guidance),
+                 result.metrics["adherence"], prefix, result.metrics[f"{prefix}_test"])
+        results[group_name(epoch, guidance)] = result
+    for name, result in results.items():
+        title = (f"{parsed.name} {name}: adherence {result.metrics['adherence']:.3f} "
+                 f"(n={result.metrics['n_images']}x{result.metrics['n_seeds']})")
+        write_confusion(Path(plots_dir) / f"{name}.csv", Path(plots_dir) / f"{name}.png", result.actual,
+                        result.predicted, title)
+        write_json(Path(metrics_dir) / f"{name}.json", result.metrics)
+    return [result.metrics for result in results.values()]
+
+
+def write_confusion(csv_path: Path, png_path: Path, actual: np.ndarray, predicted: np.ndarray, title: str) -> None:
+    """One `actual,predicted` row per image (DVC's confusion_normalized template, x: predicted, y: actual) and
+    a PNG of the row proportions (rows = conditioning instrument)."""
+    names = np.array(INSTRUMENTS)
+    write_csv(csv_path, pd.DataFrame({"actual": names[actual], "predicted": names[predicted]}))
+    plot_confusion(png_path, stats.row_proportions(stats.confusion_counts(actual, predicted, len(INSTRUMENTS))), title)
+
+
+def plot_confusion(path: Path, proportions: np.ndarray, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(8, 7))
+    image = axes.imshow(np.nan_to_num(proportions), vmin=0.0, vmax=1.0, cmap="Blues")
+    for (row, col), value in np.ndenumerate(proportions):
+        if not np.isnan(value) and value >= 0.005:
+            axes.text(col, row, f"{value:.2f}", ha="center", va="center", fontsize=7,
+                      color="white" if value > 0.5 else "black")
+    axes.set_xticks(range(len(INSTRUMENTS)), INSTRUMENTS, rotation=60, ha="right")
+    axes.set_yticks(range(len(INSTRUMENTS)), INSTRUMENTS)
+    axes.set_xlabel("classifier prediction")
+    axes.set_ylabel("conditioning instrument")
+    axes.set_title(title, fontsize=10)
+    figure.colorbar(image, ax=axes, fraction=0.046)
+    figure.tight_layout()
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=100)
+    plt.close(figure)
+
+
+# ------------------------------------------------------------------------------------------ aggregation
+
+def collect_metrics(metrics_dir: str | Path) -> pd.DataFrame:
+    """Every evaluate metrics JSON under `metrics_dir` (e.g. metrics/evaluate), one row each, sorted by
+    (variant, epoch, guidance)."""
+    rows = []
+    for path in sorted(Path(metrics_dir).rglob("*.json")):
+        row = json.loads(path.read_text())
+        if not isinstance(row, dict) or not {"variant", "epoch", "guidance"} <= row.keys():
+            raise ValueError(f"{path} is not an evaluate metrics file (variant, epoch, guidance)")
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame
+    return frame.sort_values(["variant", "epoch", "guidance"], kind="stable").reset_index(drop=True)

@@ -1,0 +1,197 @@
+import hashlib
+import io
+import json
+import tarfile
+import threading
+import zipfile
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from a2i.data.download import DownloadError, download, fetch, safe_extract
+
+from .helpers import loud_track, write_performance
+
+
+class Server:
+    """127.0.0.1 HTTP server for in-memory files, with Range support and an optional cut-off."""
+
+    def __init__(self):
+        self.files: dict[str, bytes] = {}
+        self.cut_after: int | None = None  # close the first full response after this many bytes
+        self.requests: list[tuple[str, str | None]] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                server.requests.append((self.path, self.headers.get("Range")))
+                body = server.files.get(self.path)
+                if body is None:
+                    self.send_error(404)
+                    return
+                start = 0
+                if self.headers.get("Range"):
+                    start = int(self.headers["Range"].split("=")[1].rstrip("-"))
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+                else:
+                    self.send_response(200)
+                self.send_header("Content-Length", str(len(body) - start))
+                self.end_headers()
+                payload = body[start:]
+                if server.cut_after is not None:
+                    payload, server.cut_after = payload[:server.cut_after], None
+                self.wfile.write(payload)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/{name}"
+
+
+@pytest.fixture
+def server():
+    s = Server()
+    s.thread.start()
+    yield s
+    s.httpd.shutdown()
+    s.httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory):
+    """A zip holding a two-performance Sub-URMP tree."""
+    root = tmp_path_factory.mktemp("archive")
+    write_performance(root / "Sub-URMP", "train", "double_bass", 0, loud_track(0.7))
+    write_performance(root / "Sub-URMP", "validation", "double_bass", 1, loud_track(0.7))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        for path in sorted((root / "Sub-URMP").rglob("*")):
+            zf.write(path, path.relative_to(root).as_posix())
+    return buffer.getvalue()
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_full_download_extracts_and_records_sha(server, archive, tmp_path, caplog):
+    server.files["/Sub-URMP.zip"] = archive
+    out = tmp_path / "download"
+    manifest = download(out, ["suburmp"], suburmp={"url": server.url("Sub-URMP.zip"), "sha256": ""})
+    entry = json.loads(manifest.read_text())["items"]["suburmp"]
+    assert entry["sha256"] == _sha(archive)
+    assert entry["path"] == str(out / "suburmp" / "Sub-URMP")
+    assert (out / "suburmp/Sub-URMP/chunk/train/double_bass/double_bass00_700.wav").is_file()
+    assert _sha(archive) in caplog.text  # the user is told which sha256 to pin
+    requests = len(server.requests)
+    download(out, ["suburmp"], suburmp={"url": server.url("Sub-URMP.zip"), "sha256": _sha(archive)})
+    assert len(server.requests) == requests  # cached and verified: no second fetch
+
+
+def test_resume_after_truncation(server, tmp_path):
+    data = bytes(range(256)) * 4000
+    server.files["/w.pt"] = data
+    part = tmp_path / ".partial" / "w.pt.part"
+    part.parent.mkdir()
+    part.write_bytes(data[:300_000])  # an earlier, interrupted run
+    assert fetch(server.url("w.pt"), _sha(data), tmp_path / "w.pt") == _sha(data)
+    assert server.requests == [("/w.pt", "bytes=300000-")]
+    assert (tmp_path / "w.pt").read_bytes() == data and not part.exists()
+
+
+def test_dropped_connection_is_resumed(server, tmp_path):
+    data = bytes(range(256)) * 4000
+    server.files["/w.pt"] = data
+    server.cut_after = 123_456
+    fetch(server.url("w.pt"), _sha(data), tmp_path / "w.pt", retries=2)
+    (_, first), (_, second) = server.requests
+    assert first is None and 0 < int(second[len("bytes="):-1]) <= 123_456  # resumed from what was written
+    assert (tmp_path / "w.pt").read_bytes() == data
+
+
+def test_checksum_mismatch_leaves_nothing(server, tmp_path):
+    server.files["/w.pt"] = b"corrupted" * 1000
+    with pytest.raises(DownloadError, match=r"w\.pt.*does not match"):
+        fetch(server.url("w.pt"), _sha(b"good"), tmp_path / "w.pt")
+    assert not (tmp_path / "w.pt").exists()
+    assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+def test_offline_names_url_and_manual_place(tmp_path):
+    url = "http://127.0.0.1:9/AudioCLIP-Partial-Training.pt"  # discard port: nothing listens
+    with pytest.raises(DownloadError) as error:
+        download(tmp_path / "d", ["audioclip"], retries=0, audioclip={"url": url, "sha256": ""})
+    message = str(error.value)
+    assert url in message and str(tmp_path / "d" / "AudioCLIP-Partial-Training.pt") in message
+    assert "\n" not in message
+    assert not (tmp_path / "d" / "manifest.json").exists()
+
+
+def _tar(members) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tf:
+        for info, data in members:
+            tf.addfile(info, io.BytesIO(data) if data else None)
+    return buffer.getvalue()
+
+
+def _file(name, data=b"x"):
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    return info, data
+
+
+def _link(name, target):
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = tarfile.SYMTYPE, target
+    return info, None
+
+
+@pytest.mark.parametrize("member, reason", [
+    (_file("../evil.txt"), "'..' in path"),
+    (_file("/tmp/evil.txt"), "absolute path"),
+    (_link("Sub-URMP/escape", "../../etc/passwd"), "escapes the folder"),
+])
+def test_path_traversal_archive_is_rejected(server, tmp_path, member, reason):
+    server.files["/Sub-URMP.tar.gz"] = _tar([_file("Sub-URMP/ok.txt"), member])
+    out = tmp_path / "download"
+    with pytest.raises(DownloadError, match=reason):
+        download(out, ["suburmp"], suburmp={"url": server.url("Sub-URMP.tar.gz"), "sha256": ""})
+    assert not (out / "suburmp").exists() and not (tmp_path / "evil.txt").exists()
+
+
+def test_zip_traversal_is_rejected(tmp_path):
+    path = tmp_path / "a.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("../evil.txt", "x")
+    with pytest.raises(DownloadError, match="unsafe member '../evil.txt'"):
+        safe_extract(path, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_nothing_to_fetch_writes_an_empty_manifest(tmp_path):
+    manifest = download(tmp_path / "d", [])
+    assert json.loads(manifest.read_text()) == {"source": "url", "items": {}}
+
+
+def test_local_source_is_validated(tmp_path):
+    write_performance(tmp_path / "mine" / "Sub-URMP", "train", "cello", 0, loud_track(0.6))
+    with pytest.raises(DownloadError, match="validation: missing"):
+        download(tmp_path / "d", ["suburmp"], source="local", local_dir=tmp_path / "mine",
+                 suburmp={"url": "http://x/Sub-URMP.zip"})
+    write_performance(tmp_path / "mine" / "Sub-URMP", "validation", "cello", 1, loud_track(0.6))
+    (tmp_path / "mine" / "w.pt").write_bytes(b"weights")
+    manifest = download(tmp_path / "d", ["suburmp", "audioclip"], source="local", local_dir=tmp_path / "mine",
+                        suburmp={"url": "http://x/Sub-URMP.zip"}, audioclip={"url": "http://x/w.pt",
+                                                                             "sha256": _sha(b"weights")})
+    items = json.loads(manifest.read_text())["items"]
+    assert items["suburmp"]["path"] == str(tmp_path / "mine" / "Sub-URMP")
+    assert items["audioclip"]["sha256"] == _sha(b"weights")
+    with pytest.raises(DownloadError, match="differs from download.audioclip.sha256"):
+        download(tmp_path / "d", ["audioclip"], source="local", local_dir=tmp_path / "mine",
+                 audioclip={"url": "http://x/w.pt", "sha256": "0" * 64})

@@ -1,0 +1,142 @@
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from a2i.data.prepare import prepare
+
+from .helpers import SR, loud_track, write_performance
+
+
+@pytest.fixture
+def raw(tmp_path):
+    root = tmp_path / "Sub-URMP"
+    write_performance(root, "train", "violin", 0, loud_track(1.5))
+    write_performance(root, "validation", "violin", 1, loud_track(2.0, seed=1))
+    return root
+
+
+def _wav(raw, stem="violin00_1000", split="train"):
+    return raw / "chunk" / split / "violin" / f"{stem}.wav"
+
+
+def _jpg(raw, stem="violin00_1000", split="train"):
+    return raw / "img" / split / "violin" / f"{stem}.jpg"
+
+
+def _truncate(raw):
+    path = _wav(raw)
+    path.write_bytes(path.read_bytes()[:30_000])
+    return path
+
+
+def _not_wav(raw):
+    path = _wav(raw)
+    path.write_bytes(b"this is not a wave file" * 100)
+    return path
+
+
+def _width(raw):
+    path = _wav(raw)
+    sf.write(path, np.zeros((22050, 2)), SR, subtype="PCM_24")
+    return path
+
+
+def _unpaired(raw):
+    path = _wav(raw, "violin00_1600")
+    sf.write(path, np.zeros((22050, 2), np.int16), SR, subtype="PCM_16")
+    return path
+
+
+def _bad_jpeg(raw):
+    path = _jpg(raw)
+    path.write_bytes(path.read_bytes()[:40])
+    return path
+
+
+def _bad_name(raw):
+    (_jpg(raw).parent / "violin_x.jpg").write_bytes(_jpg(raw).read_bytes())
+    path = _wav(raw).parent / "violin_x.wav"
+    path.write_bytes(_wav(raw).read_bytes())
+    return path
+
+
+CASES = {
+    "truncated": (_truncate, "truncated?"),
+    "not a wav": (_not_wav, "not a readable WAV file"),
+    "sample width": (_width, "expected 16-bit PCM"),
+    "unpaired": (_unpaired, "unpaired: no matching frame (.jpg)"),
+    "unreadable jpeg": (_bad_jpeg, "unreadable JPEG"),
+    "bad name": (_bad_name, "is not a Sub-URMP stem"),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_file_error_names_it_and_writes_nothing(raw, tmp_path, case):
+    corrupt, reason = CASES[case]
+    path = corrupt(raw)
+    out = tmp_path / "prepared"
+    with pytest.raises(ValueError) as error:
+        prepare(raw, out, [1])
+    assert str(path) in str(error.value) and reason in str(error.value)
+    assert "\n" not in str(error.value)
+    assert not out.exists() and not (tmp_path / ".prepared.tmp").exists()
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_file_skip_lists_it(raw, tmp_path, case):
+    corrupt, reason = CASES[case]
+    path = corrupt(raw)
+    out = tmp_path / "prepared"
+    prepare(raw, out, [1], on_bad_file="skip")
+    skipped = pd.read_csv(out / "skipped.csv")
+    assert skipped.path.tolist() == [str(path)] and reason in skipped.reason[0]
+    images = pd.read_csv(out / "images.csv")
+    assert len(np.load(out / "images.npy")) == len(images) == 11 + 16 - (case not in ("unpaired", "bad name"))
+
+
+def test_skipped_chunk_leaves_no_hole_in_images(raw, tmp_path):
+    _truncate(raw)
+    out = tmp_path / "prepared"
+    prepare(raw, out, [1], on_bad_file="skip")
+    index = pd.read_csv(out / "index_1s_train.csv")
+    images = pd.read_csv(out / "images.csv")
+    assert 1000 not in images.t_ms[images.performance == "violin00"].tolist()
+    assert images.t_ms[index.image].tolist() == index.t_ms.tolist()
+    assert index.s_ms.tolist() == [0, 100, 200, 300, 400]  # s = 500 (t = 1000) is no longer a start
+
+
+def test_wrong_sample_rate_is_resampled(raw, tmp_path, caplog):
+    path = _wav(raw)
+    sf.write(path, np.tile(loud_track(0.5)[::2, None] // 2, (1, 2)).astype(np.int16)[:11025], 22050,
+             subtype="PCM_16")
+    with caplog.at_level(logging.WARNING):
+        prepare(raw, tmp_path / "out", [1])
+    assert f"{path}: 22050 Hz, resampling to 44100 Hz" in caplog.text
+    assert len(pd.read_csv(tmp_path / "out" / "index_1s_train.csv")) == 6
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda root: root.mkdir(), "not a folder"),
+    (lambda root: [(root / d / "train").mkdir(parents=True) for d in ("chunk", "img")], "no chunk/frame pairs"),
+])
+def test_empty_or_missing_layout(tmp_path, make, message):
+    root = tmp_path / "Sub-URMP"
+    make(root)
+    with pytest.raises(ValueError, match=message):
+        prepare(root, tmp_path / "out", [1])
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"lengths": [0]}, "prepare.lengths"),
+    ({"lengths": [1.25]}, "prepare.lengths"),
+    ({"crop": {"cello": [0.5, 0, 0.2, 1]}}, "prepare.crop.cello"),
+    ({"crop": {"piano": [0, 0, 1, 1]}}, "unknown instrument 'piano'"),
+    ({"trim": {"violin07": [1, 1]}}, "violin07"),
+    ({"on_bad_file": "ignore"}, "prepare.on_bad_file"),
+])
+def test_bad_params(raw, tmp_path, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        prepare(raw, tmp_path / "out", **{"lengths": [1], **kwargs})

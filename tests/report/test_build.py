@@ -1,0 +1,103 @@
+"""The report rebuilds the thesis' tables from metrics files laid out as the pipeline writes them."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from a2i import variants
+from a2i.data.layout import INSTRUMENTS
+from a2i.evaluation.evaluate import write_confusion
+from a2i.io import save_npz, write_json
+from a2i.report import tables
+from a2i.report.build import build_report
+
+EPOCHS = (2, 4)
+
+
+def _evaluation(variant: str, epoch: int, guidance: float, adherence: float) -> dict:
+    parsed = variants.Variant.parse(variant)
+    row = {"variant": variant, "alignment": parsed.alignment, "length_s": parsed.length, "study": parsed.study or "",
+           "epoch": epoch, "guidance": guidance, "n_seeds": 1, "n_images": 26, "adherence": adherence,
+           "adherence_sd": None, "adherence_ci_low": adherence - 0.05, "adherence_ci_high": adherence + 0.05,
+           "feature_extractor": "classifier_penultimate",
+           "fid_classifier_train": 10 - adherence, "fid_classifier_test": 12 - adherence}
+    return row | {f"acc_{name}": adherence for name in INSTRUMENTS}
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """metrics/, plots/, data/ of a tiny run (2 lengths x 3 alignments, the CFG and PCA studies), and its report."""
+    tmp_path = tmp_path_factory.mktemp("run")
+    prepared = tmp_path / "data" / "prepared"
+    labels = np.repeat(np.arange(13), 2)
+    images = np.zeros((26, 64, 64, 3), np.uint8)
+    prepared.mkdir(parents=True)
+    np.save(prepared / "images.npy", images)
+    counts = [{"instrument": i, "split": s, "length_s": l, "samples": 5}
+              for i in INSTRUMENTS for s, l in (("original_train", 0.5), ("original_validation", 0.5),
+                                                ("train", 1), ("val", 1), ("test", 1), ("train", 2), ("val", 2),
+                                                ("test", 2))]
+    pd.DataFrame(counts).to_csv(prepared / "counts.csv", index=False)
+    for length in (1, 2):
+        pd.DataFrame({"image": np.arange(26), "label": labels}).to_csv(prepared / f"index_{length}s_test.csv",
+                                                                       index=False)
+    for length in (1, 2):
+        for alignment in ("text", "frozen", "mutual"):
+            write_json(tmp_path / f"metrics/finetune/{alignment}-{length}s.json",
+                       {"alignment": alignment, "length_s": length, "pretrained": False,
+                        "query_acc_epoch0": 0.1, "query_acc_epoch1": 0.9, "query_acc_epoch2": 0.95})
+    write_json(tmp_path / "metrics/classifier.json", {"test_accuracy": 1.0, "val_accuracy": 1.0})
+    settings = [(f"{a}-{l}s", e, 3.0, 0.5 + 0.1 * l + 0.01 * e) for a in ("text", "frozen", "mutual")
+                for l in (1, 2) for e in EPOCHS]
+    settings += [("text-2s", 4, g, 0.6) for g in (1.0, 5.0)] + [("text-2s-nocfg", 4, 1.0, 0.55)]
+    settings += [("text-2s-pca", e, 3.0, 0.4) for e in EPOCHS]
+    for variant, epoch, guidance, adherence in settings:
+        name = variants.evaluation_name(epoch, guidance)
+        write_json(tmp_path / f"metrics/evaluate/{variant}/{name}.json", _evaluation(variant, epoch, guidance, adherence))
+        write_confusion(tmp_path / f"plots/confusion/{variant}/{name}.csv",
+                        tmp_path / f"plots/confusion/{variant}/{name}.png", labels, labels, variant)
+        save_npz(tmp_path / variants.samples_dir(variant) / f"{variants.sample_name(epoch, guidance, 0)}.npz",
+                 images=images, labels=labels)
+    return tmp_path
+
+
+@pytest.fixture(scope="module")
+def result(run_dir):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(run_dir)  # samples are found where the pipeline puts them: data/samples/<variant>
+        return build_report(out=run_dir / "report", metrics_dir=run_dir / "metrics",
+                            plots_dir=run_dir / "plots/confusion", prepared=run_dir / "data/prepared",
+                            guidance=3.0, cfg_sweep="text-2s", dataset="synthetic")
+
+
+def test_report_files_and_summary(run_dir, result):
+    # Three alignments tie at 0.74 (2 s, epoch 4): the first in variant order wins.
+    assert result["best_variant"] == "frozen-2s" and result["best_adherence"] == pytest.approx(0.74)
+    assert result["best_epoch"] == 4 and result["fid_metric"] == "fid_classifier_test"
+    assert json.loads((run_dir / "metrics/summary.json").read_text()) == result
+    report = run_dir / "report"
+    for name in ("4_1", "5_1", "5_2", "5_4", "5_5", "5_6", "5_7", "5_8", "5_9"):
+        assert (report / f"table_{name}.csv").is_file() and (report / f"table_{name}.md").is_file(), name
+    for name in ("5_1_query_accuracy", "5_2_adherence", "5_3_confusion", "5_5_fid", "5_6_cfg", "5_8_cfg_per_class"):
+        assert (report / f"figure_{name}.png").stat().st_size > 1000, name
+    readme = (report / "README.md").read_text()
+    assert "Different dataset" in readme and "not** FID" in readme
+
+
+def test_tables_follow_the_thesis_layout(run_dir, result):
+    table_5_2 = pd.read_csv(run_dir / "report/table_5_2.csv")
+    assert list(table_5_2.columns) == ["Time", "Alignment", "2", "4"]
+    assert table_5_2["Alignment"].tolist() == ["Frozen", "Frozen", "Mutual", "Mutual", "Text", "Text"]
+    assert table_5_2.iloc[-1]["4"] == "74.00%"  # text, 2 s, epoch 4
+    table_5_7 = pd.read_csv(run_dir / "report/table_5_7.csv")
+    assert list(table_5_7.columns) == ["CFG Scale", "None", "1", "3", "5"]
+    table_5_9 = pd.read_csv(run_dir / "report/table_5_9.csv")
+    assert table_5_9["Projection"].tolist() == ["PCA", "Fully Connected"]
+    table_4_1 = pd.read_csv(run_dir / "report/table_4_1.csv")
+    assert table_4_1.shape == (13, 3 + 2 * 3) and table_4_1["Original Train"].eq(5).all()
+    published = tables.published("table_5_2")
+    assert published.shape == (15, 12)

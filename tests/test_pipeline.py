@@ -1,0 +1,86 @@
+"""The README's recipes on a copy of this repository, with the `micro` profile (CPU, a couple of minutes).
+
+`dvc exp run -S ...` composes conf/ and runs every stage; a second `dvc repro` does nothing; two queued
+experiments run through `dvc queue` and `dvc metrics diff` tells them apart.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
+
+
+def run(cwd: Path, *args: str, timeout: int = 900) -> str:
+    bin_dir = Path(sys.executable).parent
+    env = os.environ | {
+        "DVC_NO_ANALYTICS": "1",
+        "DVC_SITE_CACHE_DIR": str(cwd.parent / "site-cache"),
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",  # stage commands call `python`
+    }
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    if result.returncode:
+        raise AssertionError(f"{' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result.stdout
+
+
+def wait_for_queue(project: Path, deadline_s: float) -> str:
+    """`dvc queue status` once nothing is queued or running any more."""
+    start = time.monotonic()
+    while time.monotonic() - start < deadline_s:
+        status = run(project, "dvc", "queue", "status")
+        if "Queued" not in status and "Running" not in status:
+            return status
+        time.sleep(5)
+    raise AssertionError(f"queue still busy after {deadline_s} s:\n{status}")
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    """A fresh git repository holding this project's files (tracked and untracked-not-ignored), no outputs."""
+    root = tmp_path_factory.mktemp("clone") / "a2i"
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
+                           text=True, check=True).stdout.split()
+    for name in files:
+        source = REPO / name
+        if source.is_file() and not name.startswith(("metrics/", "report/", "plots/", "dvclive/")):
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, root / name)
+    (root / "dvc.lock").unlink(missing_ok=True)  # start from nothing, as a user changing profile would
+    run(root, "git", "init", "-q")
+    run(root, "git", "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A")
+    run(root, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "clone")
+    return root
+
+
+def test_exp_run_then_noop_repro(project):
+    run(project, "dvc", "exp", "run", "-S", "profile=micro")
+    summary = json.loads((project / "metrics" / "summary.json").read_text())
+    assert {"classifier_test_accuracy", "best_adherence", "best_variant", "feature_extractor"} <= set(summary)
+    assert 0 <= summary["best_adherence"] <= 1
+    for name in ("table_4_1", "table_5_1", "table_5_2", "table_5_4", "table_5_5", "table_5_9"):
+        assert (project / "report" / f"{name}.csv").is_file(), name
+    assert (project / "report" / "README.md").read_text().startswith("# a2i report")
+    # dvc repro never recomposes: params.yaml now holds the micro composition and nothing is stale.
+    output = run(project, "dvc", "repro")
+    assert "Running stage" not in output, output
+
+
+def test_queued_experiments_and_metrics_diff(project):
+    for seed in (1, 2):
+        run(project, "dvc", "exp", "run", "--queue", "--name", f"seed{seed}", "-S", "profile=micro",
+            "-S", f"sample.seed={seed}")
+    run(project, "dvc", "queue", "start", "-j", "1")
+    status = wait_for_queue(project, deadline_s=900)
+    assert status.count("Success") >= 2, status
+    diff = run(project, "dvc", "metrics", "diff", "seed1", "seed2")
+    assert "metrics/summary.json" in diff or "metrics/evaluate" in diff, diff
