@@ -48,3 +48,7 @@ def _register() -> None:
 
 
 _register()
+
+
+if __name__ == "__main__":  # python -m a2i.cli
+    main()

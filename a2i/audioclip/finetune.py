@@ -231,7 +231,7 @@ def finetune(model: AudioCLIP, alignment: str, train, test, config: FinetuneConf
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            total += float(loss)
+            total += loss.item()
         scheduler.step()
         losses.append(total / steps)
         accuracies.append(cell.evaluate(epoch))

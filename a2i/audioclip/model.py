@@ -45,7 +45,7 @@ PROFILES: dict[str, Profile] = {
     # 64x64 images, a 2-layer text transformer, a 256-point fbsp bank and a one-block-per-stage ResNeXt
     "tiny": Profile(image_size=64, vision_layers=(1, 1, 1, 1), vision_width=8,
                     text_width=64, text_heads=2, text_layers=2,
-                    audio=AudioHeadConfig(n_fft=256, win_length=256, hop_length=1024, stem_width=8,
+                    audio=AudioHeadConfig(n_fft=256, win_length=224, hop_length=1024, stem_width=8,
                                           planes=(8, 16, 32, 64), layers=(1, 1, 1, 1),
                                           groups=4, width_per_group=16)),
 }

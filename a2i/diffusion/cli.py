@@ -1,3 +1,65 @@
 """Click commands of a2i.diffusion (registered by a2i.cli)."""
 
-COMMANDS: list = []
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from a2i.diffusion.schedule import SAMPLERS
+
+
+@click.command("generate", context_settings={"show_default": True})
+@click.option("--model", "model", required=True, type=click.Path(path_type=Path),
+              help="Run directory models/diffusion/<variant> (its newest checkpoint) or one epoch_*.pt.")
+@click.option("--audio", required=True, type=click.Path(path_type=Path), help="WAV file (any rate, mono/stereo).")
+@click.option("--seconds", type=float, default=None, help="Clip length to use [default: the model's length].")
+@click.option("--n", "n", type=int, default=4, help="Images to draw.")
+@click.option("--guidance", type=float, default=3.0, help="Classifier-free guidance scale (1 = conditional only).")
+@click.option("--sampler", type=click.Choice(SAMPLERS), default="dpmpp")
+@click.option("--steps", type=int, default=25, help="Sampler steps (ddpm: use 1000).")
+@click.option("--seed", type=int, default=0)
+@click.option("--audio-model", type=click.Path(path_type=Path), default=None,
+              help="Fine-tuned AudioCLIP heads [default: models/audioclip/<the model's embedding>.pt].")
+@click.option("--device", default=None, help="cpu, cuda, cuda:1 [default: cuda when available].")
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="PNG grid to write.")
+def generate_cmd(model: Path, audio: Path, seconds: float | None, n: int, guidance: float, sampler: str, steps: int,
+                 seed: int, audio_model: Path | None, device: str | None, output: Path) -> None:
+    """Draw images for your own audio clip with a trained model."""
+    import torch
+
+    from a2i.diffusion.generate import generate
+    from a2i.diffusion.sample import image_grid, save_png
+
+    try:
+        images = generate(model, audio, seconds=seconds, n=n, guidance=guidance, sampler=sampler, steps=steps,
+                          seed=seed, audio_model=audio_model, device=torch.device(device) if device else None)
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
+    save_png(image_grid(images, columns=n), output)
+    click.echo(f"wrote {output} ({n} images)")
+
+
+@click.command("compare-samplers", context_settings={"show_default": True})
+@click.option("--variant", required=True, help="Trained variant, e.g. text-2s.")
+@click.option("--per-class", type=int, default=20, help="Test conditions per instrument.")
+@click.option("--guidance", type=float, default=3.0)
+@click.option("--seed", type=int, default=0)
+@click.option("--batch-size", type=int, default=64)
+@click.option("-o", "--out", type=click.Path(path_type=Path), default=None,
+              help="Output folder [default: data/sampler_check/<variant>].")
+def compare_samplers_cmd(variant: str, per_class: int, guidance: float, seed: int, batch_size: int,
+                         out: Path | None) -> None:
+    """Sample the final checkpoint with ddpm-1000 and dpmpp-25 on the same test conditions (adherence check)."""
+    from a2i.diffusion.sample import compare_samplers
+
+    try:
+        timing = compare_samplers(variant, out=out, per_class=per_class, guidance=guidance, seed=seed,
+                                  batch_size=batch_size)
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"ddpm-1000 {timing['ddpm-1000_s']:.1f} s, dpmpp-25 {timing['dpmpp-25_s']:.1f} s "
+               f"({timing['speedup']:.1f}x)")
+
+
+COMMANDS: list = [generate_cmd, compare_samplers_cmd]

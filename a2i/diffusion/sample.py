@@ -21,6 +21,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from a2i.data.dataset import PreparedDataset
+from a2i.devices import select_device
 from a2i.diffusion.schedule import Schedule
 from a2i.diffusion.unet import UNet
 from a2i.io import atomic_path, save_npz, write_json
@@ -107,10 +108,6 @@ def generate_images(model: torch.nn.Module, cond: np.ndarray | torch.Tensor, *, 
     return np.concatenate(out)
 
 
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 def checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
     """(epoch, path) of the `epoch_EEE.pt` files in a run directory, oldest first."""
     found = []
@@ -182,7 +179,7 @@ def sample_variant(variant: str, params: dict, root: Path = Path("."), device: t
     """The `sample` stage: `data/samples/<variant>/<sample_name>.{npz,png}` for every checkpoint, seed and
     guidance of `guidance_plan`. Returns the written .npz paths."""
     v = Variant.parse(variant)
-    device = device or default_device()
+    device = device or select_device()
     found = checkpoints(root / diffusion_dir(v.name))
     if not found:
         raise ValueError(f"no checkpoints in {root / diffusion_dir(v.name)} (run `train --variant {v.name}`)")
@@ -196,17 +193,17 @@ def sample_variant(variant: str, params: dict, root: Path = Path("."), device: t
             for seed in params["seeds"]:
                 images = generate_images(model, cond, sampler=params["sampler"], steps=int(params["steps"]),
                                          guidance=guidance, seed=int(seed),
-                                         schedule=Schedule.from_config(config["schedule"]),
+                                         schedule=Schedule(**config["model"]["schedule"]),
                                          batch_size=int(params["batch_size"]), device=device)
                 name = sample_name(epoch, guidance, int(seed))
                 save_npz(out_dir / f"{name}.npz", images=images, labels=labels, rows=rows)
-                _save_png(class_grid(images, labels), out_dir / f"{name}.png")
+                save_png(class_grid(images, labels), out_dir / f"{name}.png")
                 written.append(out_dir / f"{name}.npz")
                 log.info("%s: %d images -> %s", v.name, len(images), out_dir / f"{name}.npz")
     return written
 
 
-def _save_png(image: Image.Image, path: Path) -> None:
+def save_png(image: Image.Image, path: Path) -> None:
     with atomic_path(path) as tmp:
         image.save(tmp, format="PNG")
 
@@ -218,7 +215,7 @@ def compare_samplers(variant: str, *, root: Path = Path("."), out: Path | None =
     checkpoint, for the adherence comparison (classify both `.npz` files the same way). Writes
     `<out>/{ddpm-1000,dpmpp-25}.npz` and `timing.json`; returns the timings."""
     v = Variant.parse(variant)
-    device = device or default_device()
+    device = device or select_device()
     found = checkpoints(root / diffusion_dir(v.name))
     if not found:
         raise ValueError(f"no checkpoints in {root / diffusion_dir(v.name)}")
@@ -230,7 +227,7 @@ def compare_samplers(variant: str, *, root: Path = Path("."), out: Path | None =
     for sampler, steps in (("ddpm", 1000), ("dpmpp", 25)):
         start = time.perf_counter()
         images = generate_images(model, cond, sampler=sampler, steps=steps, guidance=guidance, seed=seed,
-                                 schedule=Schedule.from_config(config["schedule"]), batch_size=batch_size,
+                                 schedule=Schedule(**config["model"]["schedule"]), batch_size=batch_size,
                                  device=device)
         timing[f"{sampler}-{steps}_s"] = time.perf_counter() - start
         save_npz(out / f"{sampler}-{steps}.npz", images=images, labels=labels, rows=rows)

@@ -20,10 +20,6 @@ class Schedule:
     beta_start: float = 1e-4
     beta_end: float = 0.02
 
-    @classmethod
-    def from_config(cls, config: dict) -> "Schedule":
-        return cls(int(config["timesteps"]), float(config["beta_start"]), float(config["beta_end"]))
-
     def as_dict(self) -> dict:
         return {"timesteps": self.timesteps, "beta_start": self.beta_start, "beta_end": self.beta_end}
 
@@ -36,12 +32,13 @@ class Schedule:
         if sampler == "ddpm":
             return DDPMScheduler(**self._common(), variance_type="fixed_small", clip_sample=False)
         if sampler == "ddim":
-            # trailing spacing starts at t = T-1 for any step count (leading would start at T - T/steps).
             return DDIMScheduler(**self._common(), clip_sample=False, set_alpha_to_one=True,
-                                 timestep_spacing="trailing")
+                                 timestep_spacing="linspace")
         if sampler == "dpmpp":
+            # Steps uniform in log-SNR (the DPM-Solver papers' choice): with the default linear spacing the
+            # last step jumps from t = T/steps to 0 and shrinks the fine, low-variance image components.
             return DPMSolverMultistepScheduler(**self._common(), algorithm_type="dpmsolver++", solver_order=2,
-                                               thresholding=False, lower_order_final=True)
+                                               use_lu_lambdas=True, thresholding=False, lower_order_final=True)
         raise ValueError(f"sampler must be one of {SAMPLERS}, got '{sampler}'")
 
     def alphas_cumprod(self, device: torch.device | str = "cpu") -> torch.Tensor:

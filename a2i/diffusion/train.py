@@ -25,11 +25,12 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from a2i.data.dataset import PreparedDataset
-from a2i.diffusion.sample import (autocast, checkpoints, class_grid, default_device, generate_images,
-                                  load_embeddings)
+from a2i.devices import select_device
+from a2i.diffusion.sample import autocast, checkpoints, class_grid, generate_images, load_embeddings
 from a2i.diffusion.schedule import Schedule, add_noise
 from a2i.diffusion.unet import UNet
 from a2i.io import save_torch
+from a2i.params import require
 from a2i.variants import PREPARED, Variant, checkpoint_name, diffusion_dir
 
 log = logging.getLogger(__name__)
@@ -53,23 +54,24 @@ def load_split(variant: Variant, split: str, root: Path) -> Split:
 
 def run_config(variant: Variant, params: dict) -> dict:
     """Everything that defines the run, stored in each checkpoint (and compared on resume)."""
+    get = lambda key: require(params, key, "train")  # noqa: E731
+    schedule = Schedule(int(get("timesteps")), float(get("beta_start")), float(get("beta_end")))
     return {
         "variant": variant.name,
         "embedding": variant.embedding,
         "length_s": variant.length,
-        "model": {"profile": params["profile"], "projection": variant.projection(params["projection"]),
-                  "dropout": float(params["dropout"]), "pca_components": int(params["pca_components"])},
-        "schedule": Schedule(int(params["timesteps"]), float(params["beta_start"]),
-                             float(params["beta_end"])).as_dict(),
-        "p_uncond": variant.p_uncond(float(params["p_uncond"])),
-        "batch_size": int(params["batch_size"]),
-        "lr": float(params["lr"]),
-        "ema_decay": float(params["ema_decay"]),
-        "max_steps_per_epoch": params["max_steps_per_epoch"],
-        "seed": int(params["seed"]),
-        "epochs": int(params["epochs"]),
-        "checkpoint_every": int(params["checkpoint_every"]),
-        "compile": bool(params["compile"]),
+        "model": {"profile": get("profile"), "projection": variant.projection(get("projection")),
+                  "dropout": float(get("dropout")), "pca_components": int(get("pca_components")),
+                  "schedule": schedule.as_dict()},
+        "p_uncond": variant.p_uncond(float(get("p_uncond"))),
+        "batch_size": int(get("batch_size")),
+        "lr": float(get("lr")),
+        "ema_decay": float(get("ema_decay")),
+        "max_steps_per_epoch": get("max_steps_per_epoch"),
+        "seed": int(get("seed")),
+        "epochs": int(get("epochs")),
+        "checkpoint_every": int(get("checkpoint_every")),
+        "compile": bool(get("compile")),
     }
 
 
@@ -99,14 +101,6 @@ def _distributed() -> tuple[int, int]:
     return (dist.get_rank(), world) if world > 1 else (0, 1)
 
 
-def _device(rank: int) -> torch.device:
-    if not torch.cuda.is_available():
-        return torch.device("cpu")
-    local = int(os.environ.get("LOCAL_RANK", rank))
-    torch.cuda.set_device(local)
-    return torch.device("cuda", local)
-
-
 def _on_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
     """The whole training set moves to the GPU when it takes under half of the free memory."""
     if device.type == "cuda" and tensor.nbytes < torch.cuda.mem_get_info(device)[0] // 2:
@@ -132,11 +126,11 @@ class Trainer:
         self.variant, self.root, self.rank, self.world, self.device = variant, root, rank, world, device
         self.config = run_config(variant, params)
         self.run_dir = root / diffusion_dir(variant.name)
-        self.preview = params["preview"]
-        self.val_samples = int(params["val_samples"])
+        self.preview = require(params, "preview", "train")
+        self.val_samples = int(require(params, "val_samples", "train"))
         if self.config["batch_size"] % world:
             raise ValueError(f"train.batch_size={self.config['batch_size']} is not divisible by {world} processes")
-        self.schedule = Schedule.from_config(self.config["schedule"])
+        self.schedule = Schedule(**self.config["model"]["schedule"])
         self.alphas_cumprod = self.schedule.alphas_cumprod(device)
 
         self.train = load_split(variant, "train", root)
@@ -278,14 +272,15 @@ class Trainer:
         return class_grid(images, self.val.labels[rows], per_class=1)
 
 
-def _live(variant: str, resume_epoch: int):
+def _live(root: Path, variant: str, resume_epoch: int):
     """dvclive logger; on resume, history rows after the checkpoint (a killed run's tail) are dropped."""
     from dvclive import Live
 
-    live = Live(dir=f"dvclive/train/{variant}", dvcyaml=False, save_dvc_exp=False, resume=resume_epoch > 0)
+    live = Live(dir=str(root / "dvclive" / "train" / variant), dvcyaml=False, save_dvc_exp=False,
+                resume=resume_epoch > 0)
     for tsv in Path(live.plots_dir, "metrics").rglob("*.tsv") if resume_epoch else ():
         lines = tsv.read_text().splitlines()
-        kept = [lines[0]] + [row for row in lines[1:] if int(row.split("\t")[1]) <= resume_epoch]
+        kept = [lines[0]] + [row for row in lines[1:] if int(row.split("\t")[0]) <= resume_epoch]
         tsv.write_text("\n".join(kept) + "\n")
     return live
 
@@ -294,11 +289,11 @@ def train(variant: str, params: dict, root: Path = Path(".")) -> Path:
     """Train (or resume) `models/diffusion/<variant>/`; returns the final checkpoint path."""
     v = Variant.parse(variant)
     rank, world = _distributed()
-    device = _device(rank)
+    device = select_device()
     trainer = Trainer(v, params, root, rank, world, device)
     start = trainer.resume()
     epochs, every = trainer.config["epochs"], trainer.config["checkpoint_every"]
-    live = _live(v.name, start) if rank == 0 else None
+    live = _live(root, v.name, start) if rank == 0 else None
     if start == epochs:
         log.info("%s: already trained for %d epochs", v.name, epochs)
     for epoch in range(start + 1, epochs + 1):

@@ -7,6 +7,13 @@ block. The projected condition is also split into a few context tokens that the 
 attend to: with a single key/value token, softmax attention degenerates into a constant linear map of the
 condition, so the tokens are what lets different image positions pick different parts of it.
 
+Output: the network predicts the noise as eps = sqrt(1 - abar_t) x_t + sqrt(abar_t) F(x_t, t, c), F being the
+U-Net (its last layer the 1x1 conv). This is still epsilon prediction trained with the noise MSE, with the same
+optimum E[eps | x_t]; the analytic skip only spares the network from learning the identity eps ~ x_t at high
+noise levels, where an error of e in eps becomes e / sqrt(abar_t) (up to 160x) in the implied image. Without
+it a small U-Net needs thousands of steps before its samples stop saturating (measured: adherence at chance
+after 300 steps, against 0.46 with it; benchmarks/RESULTS_diffusion.md).
+
 All attention goes through `F.scaled_dot_product_attention` (flash/memory-efficient kernels), so no
 [tokens x tokens] matrix is ever materialised; that is what makes the thesis network trainable on a CPU.
 """
@@ -19,6 +26,8 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from a2i.diffusion.schedule import Schedule
 
 COND_DIM = 1024
 EMB_DIM = 256
@@ -188,14 +197,16 @@ class UNet(nn.Module):
     """
 
     def __init__(self, profile: str = "thesis", projection: str = "fc", dropout: float = 0.1,
-                 pca_components: int = EMB_DIM):
+                 pca_components: int = EMB_DIM, schedule: dict | None = None):
         super().__init__()
         if projection not in ("fc", "pca"):
             raise ValueError(f"projection must be 'fc' or 'pca', got '{projection}'")
         if projection == "pca" and pca_components != EMB_DIM:
             raise ValueError(f"pca_components must be {EMB_DIM} (the time-embedding width), got {pca_components}")
+        schedule = Schedule(**(schedule or {}))
         self.config = {"profile": profile, "projection": projection, "dropout": dropout,
-                       "pca_components": pca_components}
+                       "pca_components": pca_components, "schedule": schedule.as_dict()}
+        self.register_buffer("alphas_cumprod", schedule.alphas_cumprod())
         spec = get_profile(profile)
         w0, w1, w2, w3 = spec.widths
         self.context_tokens = spec.context_tokens
@@ -239,7 +250,8 @@ class UNet(nn.Module):
         for up, attn in zip(self.ups, self.up_attn):
             h = up(h, skips.pop(), emb)
             h = attn(h, context) if attn is not None else h
-        return self.outc(h)
+        abar = self.alphas_cumprod[t].view(-1, 1, 1, 1)
+        return (1 - abar).sqrt() * x + abar.sqrt() * self.outc(h)
 
 
 def describe(model: UNet) -> dict:

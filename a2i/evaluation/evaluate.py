@@ -23,11 +23,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from a2i.data.layout import INSTRUMENTS
 from a2i.evaluation import stats
 from a2i.evaluation.classifier import ClassifierFeatures, load_classifier, predict, real_split
-from a2i.evaluation.fid import FrechetReference, InceptionFeatures, resolve_inception_weights, statistics
+from a2i.evaluation.fid import FrechetReference, InceptionFeatures, resolve_inception_weights
 from a2i.io import atomic_path, save_npz, sha256_file, write_csv, write_json
 from a2i.variants import Variant, sample_name
 
@@ -111,10 +112,11 @@ def reference(images: np.ndarray, extractor, identity: str, cache: Path) -> Frec
     path = cache / f"{extractor.name}_{digest}.npz"
     if path.is_file():
         with np.load(path) as cached:
-            return FrechetReference(cached["mu"], cached["sigma"])
-    mu, sigma = statistics(extractor(images))
-    save_npz(path, mu=mu, sigma=sigma)
-    return FrechetReference(mu, sigma)
+            return FrechetReference(cached["mu"], cached["sigma"], torch.from_numpy(cached["root"]))
+    fresh = FrechetReference.from_features(extractor(images))
+    # The root too: cached or not, the same numbers come out to the last bit.
+    save_npz(path, mu=fresh.mu.numpy(), sigma=fresh.sigma.numpy(), root=fresh.root.numpy())
+    return fresh
 
 
 # ------------------------------------------------------------------------------------------ one group
@@ -139,12 +141,12 @@ def evaluate_group(files: list[SampleFile], classifier, extractor, references: d
         features = classifier_features if isinstance(extractor, ClassifierFeatures) else extractor(images)
         correct = (guesses == labels).astype(np.float64)
         rng = np.random.default_rng([seed, sample.epoch, round(sample.guidance * 1000), sample.seed])
-        resamples = stats.bootstrap_resamples(len(images), bootstrap, rng)
+        counts = stats.bootstrap_counts(len(images), bootstrap, rng)
         per_seed["adherence"].append(correct.mean())
-        replicates["adherence"].append(correct[resamples].mean(axis=1))
+        replicates["adherence"].append(counts @ correct / len(images))
         for split, ref in references.items():
             per_seed[f"{prefix}_{split}"].append(ref.distance(features))
-            replicates[f"{prefix}_{split}"].append(ref.resampled(features, resamples))
+            replicates[f"{prefix}_{split}"].append(ref.resampled(features, counts))
         actual.append(labels)
         predicted.append(guesses)
     if len(sizes) > 1:
@@ -176,7 +178,9 @@ def evaluate_variant(variant: str, prepared: str | Path, samples_dir: str | Path
     references, n_real = {}, {}
     for split in REFERENCE_SPLITS:
         real = real_split(prepared, split)
-        references[split] = reference(real.images, extractor, identity, stats_cache_dir())
+        # Batch size and device change the features' last bits: part of the key, for bit-equal metrics.
+        key = f"{identity}|batch_size={batch_size}|device={device}"
+        references[split] = reference(real.images, extractor, key, stats_cache_dir())
         n_real[f"n_real_{split}"] = len(real.labels)
     identification = {"variant": parsed.name, "alignment": parsed.alignment, "length_s": parsed.length,
                       "study": parsed.study or ""}

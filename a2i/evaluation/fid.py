@@ -2,10 +2,11 @@
 
 FID = ||mu_1 - mu_2||^2 + Tr(S_1) + Tr(S_2) - 2 Tr((S_1 S_2)^(1/2)).
 S_1 S_2 is similar to the symmetric PSD matrix R S_2 R with R = S_1^(1/2), so the last trace is the sum of the
-square roots of its eigenvalues: symmetric eigendecompositions only, no `scipy.linalg.sqrtm` (slow at 2048-d,
+square roots of its eigenvalues: symmetric eigendecompositions only (float64), no `scipy.linalg.sqrtm` (slow at 2048-d,
 inexact for the rank-deficient covariances of a few hundred images, and its `disp` argument that pytorch-fid
 uses is going away). For a reference set (real images) fixed once, R is computed once and every generated set
-or bootstrap resample X costs one Gram matrix of (X - mean) R: the bootstrap stays cheap at 2048-d.
+or bootstrap resample X costs one Gram matrix of (X - mean) R, of size min(n, d): the bootstrap stays cheap
+at 2048-d.
 
 The Inception network is pytorch-fid's own (TF-ported weights, pool3 2048-d, bilinear resize to 299, [-1, 1]),
 fed exactly what its `ImagePathDataset` + `ToTensor` feed it, so `a2i fid` reproduces `python -m pytorch_fid`.
@@ -13,13 +14,12 @@ fed exactly what its `ImagePathDataset` + `ToTensor` feed it, so `a2i fid` repro
 
 from __future__ import annotations
 
-import logging
+import contextlib
 from pathlib import Path
 from unittest import mock
 
 import numpy as np
-
-log = logging.getLogger(__name__)
+import torch
 
 INCEPTION_FILE = "pt_inception-2015-12-05-6726825d.pth"
 INCEPTION_NAME = "inception_v3_pool3"
@@ -27,68 +27,99 @@ INCEPTION_DIMS = 2048
 
 
 # ------------------------------------------------------------------------------------------ Frechet distance
+# float64 torch on one thread: BLAS/LAPACK threads stall badly when other jobs share the cores (a 2048-d
+# eigendecomposition went from 4 s to 37 s with two threads on a busy 2-core machine), and gain little here.
 
-def psd_sqrt(matrix: np.ndarray) -> np.ndarray:
+@contextlib.contextmanager
+def _one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _psd_sqrt(matrix: torch.Tensor) -> torch.Tensor:
     """Square root of a symmetric positive semi-definite matrix (round-off negative eigenvalues -> 0)."""
-    values, vectors = np.linalg.eigh((matrix + matrix.T) / 2)
-    return (vectors * np.sqrt(np.clip(values, 0.0, None))) @ vectors.T
+    values, vectors = torch.linalg.eigh((matrix + matrix.T) / 2)
+    return (vectors * values.clamp(min=0.0).sqrt()) @ vectors.T
+
+
+def _trace_sqrt_gram(a: torch.Tensor) -> torch.Tensor:
+    """Tr((A^T A)^(1/2)): A^T A and A A^T share their non-zero eigenvalues, so use the smaller one."""
+    gram = a @ a.T if a.shape[0] <= a.shape[1] else a.T @ a
+    return torch.linalg.eigvalsh(gram).clamp(min=0.0).sqrt().sum()
 
 
 def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
     """Frechet distance between N(mu1, sigma1) and N(mu2, sigma2) (pytorch-fid's `calculate_frechet_distance`)."""
-    mu1, mu2 = np.atleast_1d(mu1).astype(np.float64), np.atleast_1d(mu2).astype(np.float64)
-    sigma1, sigma2 = np.atleast_2d(sigma1).astype(np.float64), np.atleast_2d(sigma2).astype(np.float64)
-    if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape or sigma1.shape != (mu1.size, mu1.size):
-        raise ValueError(f"mismatched statistics: mu {mu1.shape} vs {mu2.shape}, sigma {sigma1.shape} vs {sigma2.shape}")
-    root = psd_sqrt(sigma1)
-    product = root @ sigma2 @ root
-    cross = np.sqrt(np.clip(np.linalg.eigvalsh((product + product.T) / 2), 0.0, None)).sum()
-    diff = mu1 - mu2
-    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * cross)
+    mu1, mu2 = (torch.as_tensor(np.atleast_1d(m), dtype=torch.float64) for m in (mu1, mu2))
+    sigma1, sigma2 = (torch.as_tensor(np.atleast_2d(s), dtype=torch.float64) for s in (sigma1, sigma2))
+    if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape or sigma1.shape != (len(mu1), len(mu1)):
+        raise ValueError(f"mismatched statistics: mu {tuple(mu1.shape)} vs {tuple(mu2.shape)}, "
+                         f"sigma {tuple(sigma1.shape)} vs {tuple(sigma2.shape)}")
+    with _one_thread():
+        # R S2 R = (S2^(1/2) R)^T (S2^(1/2) R).
+        cross = _trace_sqrt_gram(_psd_sqrt(sigma2) @ _psd_sqrt(sigma1))
+        return float((mu1 - mu2).square().sum() + sigma1.trace() + sigma2.trace() - 2.0 * cross)
 
 
 def statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean and unbiased covariance of [n, d] features, as pytorch-fid computes them (float64)."""
-    features = _check_features(features)
-    return features.mean(axis=0), np.cov(features, rowvar=False)
+    x = torch.from_numpy(_check_features(features))
+    with _one_thread():
+        centred = x - x.mean(0)
+        return x.mean(0).numpy(), (centred.T @ centred / (len(x) - 1)).numpy()
 
 
 class FrechetReference:
     """A fixed reference distribution (the real images) that many feature sets are measured against."""
 
-    def __init__(self, mu: np.ndarray, sigma: np.ndarray):
-        self.mu = np.asarray(mu, dtype=np.float64)
-        self.sigma = np.asarray(sigma, dtype=np.float64)
-        self.trace = float(np.trace(self.sigma))
-        self.root = psd_sqrt(self.sigma)
+    def __init__(self, mu: np.ndarray, sigma: np.ndarray, root: torch.Tensor | None = None):
+        self.mu = torch.as_tensor(np.asarray(mu), dtype=torch.float64)
+        self.sigma = torch.as_tensor(np.asarray(sigma), dtype=torch.float64)
+        self.trace = float(self.sigma.trace())
+        if root is None:
+            with _one_thread():
+                root = _psd_sqrt(self.sigma)
+        self.root = root  # sigma^(1/2)
 
     @classmethod
     def from_features(cls, features: np.ndarray) -> "FrechetReference":
-        return cls(*statistics(features))
+        mu, sigma = statistics(features)
+        x = torch.from_numpy(_check_features(features))
+        if len(x) > x.shape[1]:
+            return cls(mu, sigma)
+        with _one_thread():
+            # Fewer images than dimensions: with centred X = U diag(s) V^T, sigma^(1/2) = V diag(s/sqrt(n-1)) V^T
+            # comes from an n x d SVD instead of a d x d eigendecomposition.
+            _, singular, vh = torch.linalg.svd(x - x.mean(0), full_matrices=False)
+            return cls(mu, sigma, (vh.T * (singular / (len(x) - 1) ** 0.5)) @ vh)
 
     def distance(self, features: np.ndarray) -> float:
         """Frechet distance of the feature set [n, d] to the reference."""
         features = _check_features(features)
-        return float(self.resampled(features, np.arange(len(features))[None])[0])
+        return float(self.resampled(features, np.ones((1, len(features)), dtype=np.int64))[0])
 
-    def resampled(self, features: np.ndarray, resamples: np.ndarray) -> np.ndarray:
-        """Distance of each resample of `features` (rows of `resamples` are row indices) to the reference."""
-        features = _check_features(features)
-        if features.shape[1] != self.mu.size:
-            raise ValueError(f"features have {features.shape[1]} dims, the reference {self.mu.size}")
-        projected = features @ self.root  # (x - mean) R == x R - mean(x R): project once, centre per resample
-        return np.array([self._distance(features[rows], projected[rows]) for rows in resamples])
+    def resampled(self, features: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        """Distance to the reference of each bootstrap resample of `features`, given as a row of `counts`
+        (how often each image was drawn; each row sums to n)."""
+        x = torch.from_numpy(_check_features(features))
+        if x.shape[1] != len(self.mu):
+            raise ValueError(f"features have {x.shape[1]} dims, the reference {len(self.mu)}")
+        with _one_thread():
+            y = x @ self.root  # (x - mean) R == x R - mean(x R): project once, centre per resample
+            return np.array([self._distance(x, y, torch.from_numpy(row)) for row in np.asarray(counts)])
 
-    def _distance(self, features: np.ndarray, projected: np.ndarray) -> float:
-        n, dims = features.shape
-        mean = features.mean(axis=0)
-        centred = features - mean
-        centred_projected = projected - projected.mean(axis=0)
-        # The non-zero eigenvalues of A^T A and A A^T agree: use the smaller Gram matrix.
-        gram = centred_projected @ centred_projected.T if n <= dims else centred_projected.T @ centred_projected
-        cross = np.sqrt(np.clip(np.linalg.eigvalsh(gram) / (n - 1), 0.0, None)).sum()
-        diff = mean - self.mu
-        return float(diff @ diff + self.trace + np.einsum("ij,ij->", centred, centred) / (n - 1) - 2.0 * cross)
+    def _distance(self, x: torch.Tensor, y: torch.Tensor, counts: torch.Tensor) -> float:
+        drawn = counts > 0
+        x, y, counts = x[drawn], y[drawn], counts[drawn].double()
+        n = counts.sum()
+        mean = counts @ x / n
+        spread = counts @ (x - mean).square().sum(1) / (n - 1)
+        cross = _trace_sqrt_gram((y - counts @ y / n) * (counts / (n - 1)).sqrt()[:, None])
+        return float((mean - self.mu).square().sum() + self.trace + spread - 2.0 * cross)
 
 
 def _check_features(features: np.ndarray) -> np.ndarray:
@@ -104,8 +135,6 @@ def _check_features(features: np.ndarray) -> np.ndarray:
 
 def default_inception_weights() -> Path:
     """Where pytorch-fid's loader caches the weights: $TORCH_HOME/hub/checkpoints/<file>."""
-    import torch
-
     return Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_FILE
 
 
@@ -121,13 +150,12 @@ def resolve_inception_weights(weights: str | Path | None) -> Path | None:
 
 
 def missing_weights_hint() -> str:
-    return (f"pass a weights file, or place {INCEPTION_FILE} in {default_inception_weights().parent}/ "
-            f"(`a2i download` with inception in download.items fetches it)")
+    return (f"`a2i download --item inception` fetches {INCEPTION_FILE} into data/download/: pass that file "
+            f"(--weights, or evaluate.fid_weights) or place it in {default_inception_weights().parent}/")
 
 
 def load_inception(weights: str | Path, device: str = "cpu"):
     """pytorch-fid's InceptionV3 (pool3 block) with the state_dict in `weights`, in eval mode."""
-    import torch
     from pytorch_fid import inception
 
     try:
@@ -159,7 +187,6 @@ class InceptionFeatures:
         self.device = device
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
-        import torch
         from tqdm import tqdm
 
         images = check_images(images)

@@ -14,11 +14,11 @@ import numpy as np
 LEVEL = 0.95
 
 
-def bootstrap_resamples(n: int, replicates: int, rng: np.random.Generator) -> np.ndarray:
-    """[replicates, n] row indices drawn with replacement."""
+def bootstrap_counts(n: int, replicates: int, rng: np.random.Generator) -> np.ndarray:
+    """[replicates, n]: how often each of n items is drawn in each resample of n draws with replacement."""
     if replicates < 1:
-        raise ValueError(f"bootstrap replicates must be >= 1, got {replicates}")
-    return rng.integers(0, n, size=(replicates, n))
+        raise ValueError(f"evaluate.bootstrap must be >= 1, got {replicates}")
+    return rng.multinomial(n, np.full(n, 1.0 / n), size=replicates)
 
 
 def percentile_interval(replicates: np.ndarray, level: float = LEVEL) -> tuple[float, float]:

@@ -134,7 +134,8 @@ def audio_inputs() -> dict[str, torch.Tensor]:
 
 def image_raw() -> torch.Tensor:
     """uint8 [3, 224, 224]: (3x + 5y + 70c) mod 256."""
-    y, x, c = torch.arange(224).reshape(1, 224, 1), torch.arange(224).reshape(1, 1, 224), torch.arange(3).reshape(3, 1, 1)
+    y, x = torch.arange(224).reshape(1, 224, 1), torch.arange(224).reshape(1, 1, 224)
+    c = torch.arange(3).reshape(3, 1, 1)
     return ((3 * x + 5 * y + 70 * c) % 256).to(torch.uint8)
 
 

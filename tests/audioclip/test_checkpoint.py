@@ -115,6 +115,7 @@ def test_verify_names_other_release_files_by_sha(tmp_path, monkeypatch):
     assert verify_checkpoint(path)["problems"] == ["this is CLIP.pt (by its sha256), not an AudioCLIP checkpoint"]
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_unreadable_files_say_why(good_file, tmp_path, capsys):
     truncated = tmp_path / "truncated.pt"
     truncated.write_bytes(good_file.read_bytes()[: good_file.stat().st_size // 2])
@@ -140,6 +141,7 @@ def test_unreadable_files_say_why(good_file, tmp_path, capsys):
         verify_checkpoint(tmp_path / "absent.pt")
 
 
+@pytest.mark.filterwarnings("ignore::FutureWarning")
 def test_torchscript_archives_are_named(tmp_path):
     path = tmp_path / "RN50.pt"
     torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), path)

@@ -41,7 +41,7 @@ def test_verify_caps_long_problem_lists(tmp_path):
     assert result.exit_code == 1 and "... and" not in result.output  # 2 lines: missing + unexpected
     torch.save({k: torch.zeros(1) for k in read_manifest()}, path)
     result = verify(path)
-    assert result.exit_code == 1 and "... and 831 more" in result.output  # 851 shape mismatches
+    assert result.exit_code == 1 and "... and 841 more" in result.output  # 861 shape mismatches
 
 
 def test_verify_clip_file(tmp_path):

@@ -19,7 +19,6 @@ TOL = 1e-4
 
 @pytest.fixture(scope="module")
 def model():
-    torch.set_num_threads(2)
     model = thesis_model()
     filled = fill_state_dict(model.state_dict(), golden()["seed"])
     assert state_dict_digest(filled) == golden()["fill"]["digest_sha256_all"]

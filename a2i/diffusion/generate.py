@@ -1,0 +1,74 @@
+"""`a2i generate`: a user's WAV -> the fine-tuned AudioCLIP audio head -> images from a trained U-Net."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+import torchaudio
+
+from a2i.data.layout import SAMPLE_RATE
+from a2i.devices import select_device
+from a2i.diffusion.sample import checkpoints, generate_images, load_generator
+from a2i.diffusion.schedule import Schedule
+from a2i.variants import audioclip_model
+
+log = logging.getLogger(__name__)
+
+
+def read_clip(path: str | Path, seconds: float) -> torch.Tensor:
+    """The first `seconds` of a WAV (any rate, mono or stereo) as float int16-range audio [1, 1, T] at 44.1 kHz."""
+    path = Path(path)
+    try:
+        audio, rate = sf.read(path, dtype="float32", always_2d=True)
+    except (RuntimeError, OSError) as error:  # libsndfile errors are RuntimeErrors
+        raise ValueError(f"{path}: unreadable audio ({error})") from None
+    mono = torch.from_numpy(audio.mean(axis=1))
+    if rate != SAMPLE_RATE:
+        mono = torchaudio.functional.resample(mono, rate, SAMPLE_RATE)
+    need = int(round(seconds * SAMPLE_RATE))
+    if mono.numel() < need:
+        raise ValueError(f"{path}: {mono.numel() / SAMPLE_RATE:.2f} s of audio, at least {seconds:g} s needed")
+    return (mono[:need] * 32768.0).reshape(1, 1, need)
+
+
+def resolve_checkpoint(model: str | Path) -> Path:
+    """A run directory (its newest checkpoint) or a checkpoint file."""
+    model = Path(model)
+    if model.is_dir():
+        found = checkpoints(model)
+        if not found:
+            raise ValueError(f"{model}: no epoch_*.pt checkpoints in this directory")
+        return found[-1][1]
+    if not model.is_file():
+        raise ValueError(f"{model}: no such model directory or checkpoint")
+    return model
+
+
+def generate(model: str | Path, audio: str | Path, *, seconds: float | None = None, n: int = 4,
+             guidance: float = 3.0, sampler: str = "dpmpp", steps: int = 25, seed: int = 0,
+             audio_model: str | Path | None = None, device: torch.device | None = None) -> np.ndarray:
+    """uint8 [n, 64, 64, 3] images for one audio clip. `audio_model` defaults to the fine-tuned head the
+    model's embeddings came from (`models/audioclip/<embedding>.pt`); `seconds` to the model's clip length."""
+    from a2i.audioclip.embed import load_audio_encoder, read_heads
+
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    device = device or select_device()
+    checkpoint = resolve_checkpoint(model)
+    unet, config = load_generator(checkpoint, device)
+    audio_model = Path(audio_model or audioclip_model(config["embedding"]))
+    heads = read_heads(audio_model)
+    if heads["profile"] != config["model"]["profile"]:
+        raise ValueError(f"{audio_model}: an audio head of profile '{heads['profile']}', but {checkpoint} is a "
+                         f"'{config['model']['profile']}' model: fine-tune and train under the same profile")
+    clip = read_clip(audio, float(seconds or config["length_s"]))
+    encoder = load_audio_encoder(audio_model, device)
+    with torch.no_grad():
+        embedding = encoder(clip.to(device)).float().cpu().numpy()
+    log.info("%s: embedded %s with %s", checkpoint, audio, audio_model)
+    return generate_images(unet, np.repeat(embedding, n, axis=0), sampler=sampler, steps=steps, guidance=guidance,
+                           seed=seed, schedule=Schedule(**config["model"]["schedule"]), batch_size=n, device=device)

@@ -1,0 +1,171 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import a2i.diffusion.train as train_module
+from a2i.diffusion.sample import checkpoints, load_generator
+from a2i.diffusion.train import train
+from a2i.io import sha256_file
+from a2i.variants import Variant
+
+from .helpers import make_root, train_params, write_params
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def final_state(root: Path, epoch: int, variant: str = "text-1s") -> dict:
+    return torch.load(root / "models" / "diffusion" / variant / f"epoch_{epoch:03d}.pt", weights_only=True)
+
+
+def assert_same_tensors(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_training_writes_complete_checkpoints_and_dvclive_logs(root):
+    path = train("text-1s", train_params(), root)
+    assert path == root / "models" / "diffusion" / "text-1s" / "epoch_002.pt"
+    assert [epoch for epoch, _ in checkpoints(path.parent)] == [1, 2]
+    state = torch.load(path, weights_only=True)
+    assert set(state) >= {"model", "ema", "optimizer", "rng", "epoch", "config"}
+    assert state["epoch"] == 2 and state["config"]["p_uncond"] == 0.2 and state["config"]["model"]["profile"] == "tiny"
+    assert not any(torch.equal(state["model"][k], state["ema"][k]) for k in ("outc.weight", "inc.net.0.weight"))
+    model, config = load_generator(path)
+    assert not model.training and config["variant"] == "text-1s"
+    live = root / "dvclive" / "train" / "text-1s"
+    for metric in ("train/loss", "val/mse"):
+        rows = (live / "plots" / "metrics" / f"{metric}.tsv").read_text().splitlines()
+        assert [row.split("\t")[0] for row in rows[1:]] == ["1", "2"]
+    assert sorted(p.name for p in (live / "plots" / "images" / "preview").iterdir()) == \
+        ["epoch_001.png", "epoch_002.png"]
+
+
+class Killed(Exception):
+    pass
+
+
+def test_a_run_killed_mid_epoch_resumes_to_bitwise_identical_weights(tmp_path, monkeypatch):
+    params = train_params(epochs=4, checkpoint_every=2)
+    straight, resumed = make_root(tmp_path / "a"), make_root(tmp_path / "b")
+    train("text-1s", params, straight)
+
+    real_loss = train_module.diffusion_loss
+    calls = {"n": 0}
+
+    def dies_in_epoch_three(model, *args):
+        calls["n"] += model.training  # count training steps, not validation
+        if calls["n"] == 2 * 2 + 2:  # second step of epoch 3 (2 steps per epoch)
+            raise Killed
+        return real_loss(model, *args)
+
+    monkeypatch.setattr(train_module, "diffusion_loss", dies_in_epoch_three)
+    with pytest.raises(Killed):
+        train("text-1s", params, resumed)
+    assert [e for e, _ in checkpoints(resumed / "models" / "diffusion" / "text-1s")] == [2]
+    monkeypatch.setattr(train_module, "diffusion_loss", real_loss)
+    train("text-1s", params, resumed)
+
+    a, b = final_state(straight, 4), final_state(resumed, 4)
+    assert_same_tensors(a["model"], b["model"])
+    assert_same_tensors(a["ema"], b["ema"])
+    assert torch.equal(a["rng"]["generator"], b["rng"]["generator"])
+    rows = (resumed / "dvclive" / "train" / "text-1s" / "plots" / "metrics" / "train" / "loss.tsv").read_text()
+    assert [r.split("\t")[0] for r in rows.splitlines()[1:]] == ["1", "2", "3", "4"]
+
+
+def test_more_epochs_continue_the_run_and_other_settings_restart_it(root):
+    train("text-1s", train_params(epochs=1), root)
+    run = root / "models" / "diffusion" / "text-1s"
+    first = sha256_file(run / "epoch_001.pt")
+    train("text-1s", train_params(epochs=2), root)
+    assert sha256_file(run / "epoch_001.pt") == first and (run / "epoch_002.pt").is_file()
+    train("text-1s", train_params(epochs=1, lr=5e-4), root)  # another configuration: stale checkpoints go
+    assert [e for e, _ in checkpoints(run)] == [1]
+    assert torch.load(run / "epoch_001.pt", weights_only=True)["config"]["lr"] == 5e-4
+
+
+def test_a_non_finite_loss_stops_with_an_error_and_keeps_the_last_good_checkpoint(root, monkeypatch):
+    train("text-1s", train_params(epochs=1), root)
+    good = root / "models" / "diffusion" / "text-1s" / "epoch_001.pt"
+    digest = sha256_file(good)
+    real_loss = train_module.diffusion_loss
+    monkeypatch.setattr(train_module, "diffusion_loss", lambda *a, **k: real_loss(*a, **k) * float("nan"))
+    with pytest.raises(FloatingPointError, match="non-finite training loss in epoch 2.*epoch_001.pt"):
+        train("text-1s", train_params(epochs=2), root)
+    assert sha256_file(good) == digest
+    assert [e for e, _ in checkpoints(good.parent)] == [1]
+
+
+def test_condition_dropout_is_per_sample(root, monkeypatch):
+    seen = []
+    real_loss = train_module.diffusion_loss
+
+    def spy(model, x0, cond, *args):
+        if model.training:
+            seen.append(cond.abs().sum(1).eq(0))
+        return real_loss(model, x0, cond, *args)
+
+    monkeypatch.setattr(train_module, "diffusion_loss", spy)
+    train("text-1s", train_params(epochs=1, batch_size=24, max_steps_per_epoch=None, p_uncond=0.5,
+                                  checkpoint_every=5), root)
+    dropped = torch.cat(seen)
+    assert 0.25 < float(dropped.float().mean()) < 0.75
+    assert 0 < int(seen[0].sum()) < 24  # within one batch, some rows dropped and some kept
+
+
+def test_nocfg_never_drops_and_pca_fits_the_train_embeddings(root, monkeypatch):
+    seen = []
+    real_loss = train_module.diffusion_loss
+
+    def spy(model, x0, cond, *args):
+        seen.append(cond.abs().sum(1).eq(0))
+        return real_loss(model, x0, cond, *args)
+
+    monkeypatch.setattr(train_module, "diffusion_loss", spy)
+    train("text-1s-nocfg", train_params(epochs=1), root)
+    assert not torch.cat(seen).any()
+
+    path = train("text-1s-pca", train_params(epochs=1), root)
+    model, config = load_generator(path)
+    assert config["model"]["projection"] == "pca" and bool(model.project.fitted)
+    embeddings = torch.from_numpy(np.load(root / "data" / "embeddings" / "text-1s" / "train.npy"))
+    torch.testing.assert_close(model.project.mean, embeddings.mean(0))
+
+
+def test_bad_inputs_are_clear_errors(root):
+    np.save(root / "data" / "embeddings" / "text-1s" / "val.npy", np.zeros((5, 1024), np.float32))
+    with pytest.raises(ValueError, match=r"val\.npy has shape \(5, 1024\), expected \(6, 1024\)"):
+        train("text-1s", train_params(), root)
+    with pytest.raises(ValueError, match="not found"):
+        train("mutual-1s", train_params(), root)
+    with pytest.raises(ValueError, match="not divisible by 3 processes"):
+        train_module.Trainer(Variant.parse("text-1s"), train_params(batch_size=4), root, rank=0, world=3,
+                             device=torch.device("cpu"))
+
+
+def test_two_gloo_processes_train_like_one(root, tmp_path):
+    """torchrun --nproc_per_node 2 (gloo on CPU) splits each global batch and ends with the same weights."""
+    params = train_params(epochs=1, dropout=0.0, checkpoint_every=1)
+    write_params(root, train=params)
+    single = tmp_path / "single"
+    single.mkdir()
+    make_root(single)
+    train("text-1s", params, single)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         str(REPO / "stages" / "train.py"), "--variant", "text-1s"],
+        cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    ddp, one = final_state(root, 1), final_state(single, 1)
+    diff = torch.cat([(ddp["model"][k] - v).abs().flatten() for k, v in one["model"].items()])
+    # Same batches and gradients up to summation order. Adam's first steps move every weight by about
+    # lr * sign(grad), so only weights whose gradient is ~0 (sign decided by rounding) may differ, and by < 2 lr.
+    assert float((diff > 1e-6).float().mean()) < 1e-4
+    assert float(diff.max()) < 2 * params["lr"]

@@ -1,0 +1,160 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from a2i.data.layout import INSTRUMENTS
+from a2i.evaluation import classifier
+from a2i.evaluation.evaluate import collect_metrics, evaluate_variant
+from a2i.evaluation.fid import FrechetReference
+
+from .helpers import make_prepared, real_frames, write_samples
+
+IDENTITY = ["variant", "alignment", "length_s", "study", "epoch", "guidance", "n_seeds", "n_images"]
+ADHERENCE = ["adherence", "adherence_sd", "adherence_ci_low", "adherence_ci_high"]
+ACCURACIES = [f"acc_{name}" for name in INSTRUMENTS]
+
+
+def _suffixed(prefix):
+    return [f"{prefix}_{split}{suffix}" for split in ("train", "test") for suffix in ("", "_sd", "_ci_low", "_ci_high")]
+
+
+@pytest.fixture
+def samples(prepared, tmp_path):
+    """Generated test images of 'text-2s-pca': epoch 2 is noise-corrupted, epoch 4 is the real test set."""
+    test = classifier.real_split(prepared, "test")
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "samples"
+    for seed in (0, 1):
+        noisy = np.clip(test.images + rng.normal(0, 90, test.images.shape), 0, 255).astype(np.uint8)
+        write_samples(folder, 2, 3.0, seed, noisy, test.labels)
+        write_samples(folder, 4, 3.0, seed, test.images, test.labels)
+    write_samples(folder, 4, 1.0, 0, test.images, test.labels)
+    return folder
+
+
+def _evaluate(samples, prepared, trained, out, variant="text-2s-pca", fid_weights=None, bootstrap=50):
+    return evaluate_variant(variant, prepared, samples, trained[0], out / "metrics" / variant,
+                            out / "plots" / variant, fid_weights, bootstrap, 64, 0)
+
+
+def test_metrics_cover_every_checkpoint_and_guidance(samples, prepared, trained, tmp_path):
+    _evaluate(samples, prepared, trained, tmp_path)
+    folder = tmp_path / "metrics" / "text-2s-pca"
+    assert sorted(p.name for p in folder.iterdir()) == ["epoch_002_g3.json", "epoch_004_g1.json", "epoch_004_g3.json"]
+    metrics = json.loads((folder / "epoch_002_g3.json").read_text())
+    assert set(IDENTITY + ADHERENCE + ACCURACIES + _suffixed("fid_classifier") + ["feature_extractor"]) <= set(metrics)
+    assert not any(key.startswith("fid_train") or key.startswith("fid_test") for key in metrics)
+    assert all(not isinstance(value, (dict, list)) for value in metrics.values())  # flat
+    assert metrics["variant"] == "text-2s-pca" and metrics["alignment"] == "text" and metrics["length_s"] == 2
+    assert metrics["study"] == "pca" and metrics["epoch"] == 2 and metrics["guidance"] == 3.0
+    assert metrics["n_seeds"] == 2 and metrics["n_images"] == 4 * len(INSTRUMENTS)
+    assert metrics["feature_extractor"] == "classifier_penultimate"
+    for name in ("adherence", "fid_classifier_train", "fid_classifier_test"):
+        assert metrics[f"{name}_ci_low"] <= metrics[f"{name}_ci_high"]
+        assert metrics[f"{name}_sd"] >= 0
+    assert metrics["adherence_ci_low"] <= metrics["adherence"] <= metrics["adherence_ci_high"]
+    single = json.loads((folder / "epoch_004_g1.json").read_text())
+    assert single["n_seeds"] == 1 and single["adherence_sd"] is None and single["fid_classifier_test_sd"] is None
+
+
+def test_adherence_and_fid_classifier_are_what_they_claim(samples, prepared, trained, tmp_path):
+    _evaluate(samples, prepared, trained, tmp_path)
+    folder = tmp_path / "metrics" / "text-2s-pca"
+    noisy, clean = (json.loads((folder / f"epoch_00{e}_g3.json").read_text()) for e in (2, 4))
+    model = classifier.load_classifier(trained[0])
+    test = classifier.real_split(prepared, "test")
+    reference = FrechetReference.from_features(classifier.predict(model, test.images)[1])
+    per_seed, distances = [], []
+    for seed in (0, 1):
+        with np.load(samples / f"epoch_002_g3_s{seed}.npz") as archive:
+            predicted, features = classifier.predict(model, archive["images"])
+            per_seed.append(predicted == archive["labels"])
+            distances.append(reference.distance(features))
+    assert noisy["adherence"] == pytest.approx(np.mean([hits.mean() for hits in per_seed]))
+    assert noisy["adherence_sd"] == pytest.approx(np.std([hits.mean() for hits in per_seed], ddof=1))
+    assert noisy["acc_cello"] == pytest.approx(np.concatenate(per_seed)[np.tile(test.labels, 2) == 1].mean())
+    assert noisy["fid_classifier_test"] == pytest.approx(np.mean(distances))
+    # The real test images themselves: full adherence, and nearly no distance to the real test set.
+    assert clean["adherence"] == 1.0 and all(clean[key] == 1.0 for key in ACCURACIES)
+    assert clean["fid_classifier_test"] == pytest.approx(0.0, abs=1e-6)
+    assert clean["fid_classifier_train"] < noisy["fid_classifier_train"]
+
+
+def test_confusion_matrix_csv_and_png(samples, prepared, trained, tmp_path):
+    _evaluate(samples, prepared, trained, tmp_path)
+    plots = tmp_path / "plots" / "text-2s-pca"
+    confusion = pd.read_csv(plots / "epoch_004_g3.csv")
+    assert list(confusion.columns) == ["actual", "predicted"]
+    assert len(confusion) == 2 * 4 * len(INSTRUMENTS)
+    assert (confusion["actual"] == confusion["predicted"]).all()
+    assert set(confusion["actual"]) == set(INSTRUMENTS)
+    with Image.open(plots / "epoch_004_g3.png") as image:
+        assert image.format == "PNG" and image.size[0] > 300
+
+
+def test_evaluate_is_deterministic_and_caches_real_statistics(samples, prepared, trained, tmp_path):
+    _evaluate(samples, prepared, trained, tmp_path / "first")
+    cache = tmp_path / "xdg-cache" / "a2i" / "fid_stats"
+    cached = sorted(cache.iterdir())
+    assert len(cached) == 2  # train and test
+    _evaluate(samples, prepared, trained, tmp_path / "second")
+    assert sorted(cache.iterdir()) == cached
+    for name in ("epoch_002_g3.json", "epoch_004_g1.json"):
+        first, second = ((tmp_path / run / "metrics" / "text-2s-pca" / name).read_text() for run in ("first", "second"))
+        assert first == second
+
+
+def test_collect_metrics(samples, prepared, trained, tmp_path):
+    _evaluate(samples, prepared, trained, tmp_path)
+    frame = collect_metrics(tmp_path / "metrics")
+    assert len(frame) == 3
+    assert frame[["epoch", "guidance"]].values.tolist() == [[2, 3.0], [4, 1.0], [4, 3.0]]
+    assert set(IDENTITY + ADHERENCE + ACCURACIES + ["feature_extractor"]) <= set(frame.columns)
+    (tmp_path / "metrics" / "other.json").write_text('{"loss": 1}')
+    with pytest.raises(ValueError, match="other.json is not an evaluate metrics file"):
+        collect_metrics(tmp_path / "metrics")
+
+
+def test_inception_fid_on_real_frames(trained, inception_weights, tmp_path):
+    """With Inception weights, FID (not fid_classifier) against the real train and test images; the generated
+    set here is the real Sub-URMP frames of the fixtures."""
+    prepared = make_prepared(tmp_path / "prepared", {"train": 1, "val": 1, "test": 1}, classes=3)
+    images, labels = real_frames()
+    write_samples(tmp_path / "samples", 10, 3.0, 0, images, labels)
+    (metrics,) = _evaluate(tmp_path / "samples", prepared, trained, tmp_path, variant="mutual-3s",
+                           fid_weights=inception_weights, bootstrap=5)
+    assert metrics["feature_extractor"] == "inception_v3_pool3"
+    assert set(_suffixed("fid")) <= set(metrics) and not any(k.startswith("fid_classifier") for k in metrics)
+    assert metrics["fid_train"] > 0 and metrics["fid_test"] > 0 and metrics["n_images"] == len(images)
+    assert json.loads((tmp_path / "metrics" / "mutual-3s" / "epoch_010_g3.json").read_text()) == metrics
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("epoch_2_g3_s0.npz", None, "not named like a2i.variants.sample_name"),
+    ("epoch_002_g3_s0.npz", {"images": np.zeros((3, 32, 32, 3), np.uint8)}, r"images must be uint8 \[n, 64, 64, 3\]"),
+    ("epoch_002_g3_s0.npz", {"labels": np.array([0, 1, 13])}, r"labels outside 0..12"),
+    ("epoch_002_g3_s1.npz", {"images": np.zeros((2, 64, 64, 3), np.uint8), "labels": np.array([0, 1])},
+     r"differ in size \[2, 3\]"),
+])
+def test_bad_samples_are_named(prepared, trained, tmp_path, name, content, message):
+    folder = tmp_path / "samples"
+    write_samples(folder, 2, 3.0, 0, np.zeros((3, 64, 64, 3), np.uint8), np.array([0, 1, 2]))
+    arrays = {"images": np.zeros((3, 64, 64, 3), np.uint8), "labels": np.array([0, 1, 2]), **(content or {})}
+    np.savez(folder / name, **arrays)
+    with pytest.raises(ValueError, match=message):
+        _evaluate(folder, prepared, trained, tmp_path)
+    assert not (tmp_path / "metrics").exists() and not (tmp_path / "plots").exists()
+
+
+def test_missing_inputs_are_named(prepared, trained, tmp_path):
+    with pytest.raises(ValueError, match="holds no generated samples"):
+        _evaluate(tmp_path, prepared, trained, tmp_path)
+    write_samples(tmp_path / "s", 2, 3.0, 0, np.zeros((3, 64, 64, 3), np.uint8), np.array([0, 1, 2]))
+    with pytest.raises(ValueError, match="classifier .*missing.pt not found"):
+        evaluate_variant("text-1s", prepared, tmp_path / "s", tmp_path / "missing.pt", tmp_path / "m", tmp_path / "p",
+                         None, 10, 64, 0)
+    with pytest.raises(ValueError, match="Inception weights not found at .*nowhere.pth"):
+        _evaluate(tmp_path / "s", prepared, trained, tmp_path, fid_weights=str(tmp_path / "nowhere.pth"))

@@ -1,0 +1,34 @@
+import numpy as np
+import pytest
+
+from a2i.evaluation import stats
+
+
+def test_bootstrap_counts_are_resamples_of_n():
+    counts = stats.bootstrap_counts(7, 50, np.random.default_rng(0))
+    assert counts.shape == (50, 7)
+    assert (counts.sum(axis=1) == 7).all() and (counts >= 0).all()
+    assert len({tuple(row) for row in counts}) > 40  # resamples differ
+
+
+def test_bootstrap_needs_a_replicate():
+    with pytest.raises(ValueError, match="evaluate.bootstrap"):
+        stats.bootstrap_counts(5, 0, np.random.default_rng(0))
+
+
+def test_percentile_interval():
+    assert stats.percentile_interval(np.arange(1001)) == pytest.approx((25.0, 975.0))
+
+
+def test_mean_sd_over_seeds():
+    assert stats.mean_sd([0.5, 0.7]) == pytest.approx((0.6, np.std([0.5, 0.7], ddof=1)))
+    assert stats.mean_sd([0.5]) == (0.5, None)
+
+
+def test_confusion_rows_are_the_actual_class():
+    counts = stats.confusion_counts(np.array([0, 0, 0, 2]), np.array([0, 1, 1, 2]), 3)
+    assert counts.tolist() == [[1, 2, 0], [0, 0, 0], [0, 0, 1]]
+    proportions = stats.row_proportions(counts)
+    assert proportions[0] == pytest.approx([1 / 3, 2 / 3, 0])
+    assert np.isnan(proportions[1]).all()
+    assert proportions[2] == pytest.approx([0, 0, 1])
