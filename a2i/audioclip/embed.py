@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from a2i.audioclip.esresnext import ESResNeXtFBSP
 from a2i.audioclip.model import profile_config
+from a2i.data.dataset import PreparedDataset
 from a2i.data.layout import SPLITS
 from a2i.devices import select_device
 from a2i.io import save_npy, write_csv
@@ -44,7 +45,10 @@ def read_heads(path: str | Path) -> dict[str, Any]:
 
 def load_audio_encoder(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
     """The fine-tuned audio head in eval mode: float int16-range audio [B, C, T] at 44.1 kHz -> [B, 1024]."""
-    heads = read_heads(path)
+    return _audio_encoder(read_heads(path), path, device)
+
+
+def _audio_encoder(heads: dict[str, Any], path: str | Path, device: str | torch.device) -> nn.Module:
     encoder = ESResNeXtFBSP(profile_config(heads["profile"]).audio)
     try:
         encoder.load_state_dict(heads["audio"], strict=True)
@@ -69,6 +73,14 @@ def embed_audio(encoder: nn.Module, dataset, batch_size: int, desc: str = "embed
     return np.concatenate(chunks)
 
 
+def parse_embedding(embedding: str) -> Variant:
+    """`<alignment>-<length>s` -> its Variant; ValueError for a malformed name or a diffusion variant."""
+    variant = Variant.parse(embedding)
+    if variant.study is not None:
+        raise ValueError(f"'{embedding}' names a diffusion variant; expected an embedding <alignment>-<length>s")
+    return variant
+
+
 def run_embed(embedding: str, params: dict[str, Any], prepared: str | Path = PREPARED,
               model_path: str | Path | None = None, out_dir: str | Path | None = None) -> dict[str, np.ndarray]:
     """The `embed` stage: embed train/val/test of one (alignment, length) cell with its fine-tuned audio head.
@@ -76,9 +88,7 @@ def run_embed(embedding: str, params: dict[str, Any], prepared: str | Path = PRE
     Writes `<out_dir>/<split>.npy` (float32 [n, 1024]) and `<out_dir>/<split>.csv` (the index it belongs to)
     only after every split is embedded. Returns the arrays by split.
     """
-    from a2i.data.dataset import PreparedDataset
-
-    variant = _embedding_variant(embedding)
+    variant = parse_embedding(embedding)
     batch_size = int(require(params, "batch_size", "embed"))
     if batch_size < 1:
         raise ValueError(f"parameter 'embed.batch_size' must be >= 1, got {batch_size}")
@@ -88,8 +98,7 @@ def run_embed(embedding: str, params: dict[str, Any], prepared: str | Path = PRE
     if (heads["alignment"], int(heads["length_s"])) != (variant.alignment, variant.length):
         raise ValueError(f"{model_path}: heads were fine-tuned for {heads['alignment']}-{heads['length_s']}s, "
                          f"not {variant.embedding}")
-    device = select_device(str(require(params, "device", "embed")))
-    encoder = load_audio_encoder(model_path, device)
+    encoder = _audio_encoder(heads, model_path, select_device(str(require(params, "device", "embed"))))
 
     datasets = {split: PreparedDataset(prepared, variant.length, split) for split in SPLITS}
     arrays = {split: embed_audio(encoder, data, batch_size, desc=f"embed {variant.embedding} {split}")
@@ -99,10 +108,3 @@ def run_embed(embedding: str, params: dict[str, Any], prepared: str | Path = PRE
         write_csv(out_dir / f"{split}.csv", datasets[split].index)
         log.info("%s %s: %d embeddings of dim %d", variant.embedding, split, *array.shape)
     return arrays
-
-
-def _embedding_variant(embedding: str) -> Variant:
-    variant = Variant.parse(embedding)
-    if variant.study is not None:
-        raise ValueError(f"'{embedding}' names a diffusion variant; expected an embedding <alignment>-<length>s")
-    return variant

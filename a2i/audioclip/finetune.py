@@ -19,13 +19,16 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from dvclive import Live
+from torch import nn
 from torch.utils.data import WeightedRandomSampler
 from tqdm import tqdm
 
 from a2i.audioclip.checkpoint import create_model
-from a2i.audioclip.embed import _embedding_variant, embed_audio, load_audio_encoder
+from a2i.audioclip.embed import embed_audio, load_audio_encoder, parse_embedding
 from a2i.audioclip.model import AudioCLIP
 from a2i.audioclip.preprocess import preprocess_images
+from a2i.data.dataset import PreparedDataset
 from a2i.data.layout import INSTRUMENTS
 from a2i.devices import select_device
 from a2i.io import save_torch, write_json
@@ -33,8 +36,8 @@ from a2i.params import require
 from a2i.variants import METRICS, PREPARED, audioclip_model
 
 __all__ = [
-    "FinetuneConfig", "balanced_sampler", "contrastive_loss", "finetune", "image_query_sets", "load_audio_encoder",
-    "query_accuracy", "run_finetune", "setup_optimizer",
+    "FinetuneConfig", "balanced_sampler", "class_texts", "contrastive_loss", "finetune", "heads_state",
+    "image_query_sets", "load_audio_encoder", "query_accuracy", "run_finetune", "setup_optimizer",
 ]
 
 log = logging.getLogger(__name__)
@@ -58,6 +61,7 @@ class FinetuneConfig:
     weight_decay: float
     same_class_negatives: bool
     max_steps_per_epoch: int | None
+    bn_recalibration_batches: int
     device: str
     seed: int
 
@@ -71,8 +75,10 @@ class FinetuneConfig:
     def validate(self) -> None:
         checks = {
             "epochs": self.epochs >= 0, "batch_size": self.batch_size >= 2, "lr": self.lr > 0,
-            "lr_gamma": 0 < self.lr_gamma <= 1, "momentum": 0 <= self.momentum < 1, "weight_decay": self.weight_decay >= 0,
+            "lr_gamma": 0 < self.lr_gamma <= 1, "momentum": 0 <= self.momentum < 1,
+            "weight_decay": self.weight_decay >= 0,
             "max_steps_per_epoch": self.max_steps_per_epoch is None or self.max_steps_per_epoch >= 1,
+            "bn_recalibration_batches": self.bn_recalibration_batches >= 0,
         }
         for name, ok in checks.items():
             if not ok:
@@ -99,12 +105,11 @@ def contrastive_loss(audio: torch.Tensor, partner: torch.Tensor, labels: torch.T
     return F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets)
 
 
-def balanced_sampler(labels: np.ndarray, num_samples: int, seed: int) -> WeightedRandomSampler:
+def balanced_sampler(labels: np.ndarray, num_samples: int, generator: torch.Generator) -> WeightedRandomSampler:
     """Rows drawn with replacement so that every class is equally likely (stratified for class imbalance)."""
     counts = np.bincount(labels)
     weights = torch.as_tensor(1.0 / counts[labels], dtype=torch.double)
-    return WeightedRandomSampler(weights, num_samples, replacement=True,
-                                 generator=torch.Generator().manual_seed(seed))
+    return WeightedRandomSampler(weights, num_samples, replacement=True, generator=generator)
 
 
 def image_query_sets(labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -188,6 +193,27 @@ class _Cell:
         self.model.audio.train()
         self.model.visual.train(self.alignment == "mutual")
 
+    def recalibrate_batchnorm(self, batches: np.ndarray) -> None:
+        """Re-estimate the trained heads' batch-norm statistics as plain means over `batches` (precise BN).
+
+        The running averages lag behind weights that move fast (random init at a high lr); the stale
+        statistics, not the weights, then decide the eval-mode embeddings.
+        """
+        heads = [self.model.audio] + ([self.model.visual] if self.alignment == "mutual" else [])
+        norms = [m for head in heads for m in head.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        momenta = [bn.momentum for bn in norms]
+        for bn in norms:
+            bn.reset_running_stats()
+            bn.momentum = None  # cumulative average
+        self.train_mode()
+        with torch.no_grad():
+            for rows in batches:
+                self.model.encode_audio(torch.from_numpy(self.train.audio(rows)).float())
+                if self.alignment == "mutual":
+                    self.model.encode_image(self._pixels(self.train_images[rows]))
+        for bn, momentum in zip(norms, momenta):
+            bn.momentum = momentum
+
     def test_queries(self) -> np.ndarray:
         if self.partner == "text":
             return self.text.cpu().numpy()
@@ -218,21 +244,28 @@ def finetune(model: AudioCLIP, alignment: str, train, test, config: FinetuneConf
     if config.max_steps_per_epoch is not None:
         steps = min(steps, config.max_steps_per_epoch)
 
+    generator = torch.Generator().manual_seed(config.seed)
     accuracies = [cell.evaluate(0)]
     _log(live, query_acc=accuracies[0])
     losses: list[float] = []
     for epoch in range(1, config.epochs + 1):
         cell.train_mode()
-        sampler = balanced_sampler(train.labels, steps * config.batch_size, config.seed + epoch)
-        order = np.fromiter(sampler, dtype=np.int64).reshape(steps, config.batch_size)
+        order = _balanced_batches(train.labels, steps, config.batch_size, generator)
         total = 0.0
-        for rows in tqdm(order, desc=f"finetune {alignment} epoch {epoch}", unit="step", leave=False):
+        progress = tqdm(order, desc=f"finetune {alignment} epoch {epoch}", unit="step", leave=False)
+        for step, rows in enumerate(progress):
             loss = cell.step(rows)
+            if not torch.isfinite(loss):
+                raise ValueError(f"fine-tuning diverged (loss {loss.item()}) at epoch {epoch}, step {step}: "
+                                 f"lower parameter 'finetune.lr' (now {config.lr:g})")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             total += loss.item()
         scheduler.step()
+        if config.bn_recalibration_batches:
+            cell.recalibrate_batchnorm(_balanced_batches(train.labels, config.bn_recalibration_batches,
+                                                         config.batch_size, generator))
         losses.append(total / steps)
         accuracies.append(cell.evaluate(epoch))
         log.info("%s epoch %d: loss %.4f, query accuracy %.3f", alignment, epoch, losses[-1], accuracies[-1])
@@ -242,6 +275,12 @@ def finetune(model: AudioCLIP, alignment: str, train, test, config: FinetuneConf
     metrics: dict[str, Any] = {f"query_acc_epoch{epoch}": acc for epoch, acc in enumerate(accuracies)}
     metrics.update(best_query_acc=accuracies[best], best_epoch=best, final_loss=losses[-1] if losses else None)
     return metrics
+
+
+def _balanced_batches(labels: np.ndarray, steps: int, batch_size: int, generator: torch.Generator) -> np.ndarray:
+    """[steps, batch_size] training rows from `balanced_sampler`."""
+    sampler = balanced_sampler(labels, steps * batch_size, generator)
+    return np.fromiter(sampler, dtype=np.int64).reshape(steps, batch_size)
 
 
 def _log(live, **values: float) -> None:
@@ -266,11 +305,7 @@ def run_finetune(embedding: str, params: dict[str, Any], prepared: str | Path = 
                  model_path: str | Path | None = None, metrics_path: str | Path | None = None,
                  live_dir: str | Path | None = None) -> dict[str, Any]:
     """The `finetune` stage for one (alignment, length) cell: train, then write heads and metrics atomically."""
-    from dvclive import Live
-
-    from a2i.data.dataset import PreparedDataset
-
-    variant = _embedding_variant(embedding)
+    variant = parse_embedding(embedding)
     config = FinetuneConfig.from_params(params)
     model_path = Path(model_path or audioclip_model(variant.embedding))
     metrics_path = Path(metrics_path or METRICS / "finetune" / f"{variant.embedding}.json")

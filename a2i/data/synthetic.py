@@ -117,8 +117,9 @@ def _melody(rng: np.random.Generator, voice: Voice, seconds: float) -> list[tupl
     pitch = rng.integers(voice.low + 4, voice.high - 4)
     end = seconds - EDGE_SECONDS
     while t < end:
-        if rng.random() < 0.15:  # a rest between phrases
-            t += rng.choice([0.2, 0.3, 0.4])
+        if rng.random() < 0.15:  # a rest between phrases; the next phrase starts anywhere in the range, so
+            t += rng.choice([0.2, 0.3, 0.4])  # every performance (test ones too) spans the instrument's range
+            pitch = rng.integers(voice.low, voice.high + 1)
             continue
         duration = min(rng.choice([0.2, 0.3, 0.4, 0.6, 0.8]), end - t)
         pitch = int(np.clip(pitch + rng.choice([-4, -3, -2, -1, 1, 2, 3, 5]), voice.low, voice.high))

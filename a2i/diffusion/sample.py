@@ -25,6 +25,7 @@ from a2i.devices import select_device
 from a2i.diffusion.schedule import Schedule
 from a2i.diffusion.unet import UNet
 from a2i.io import atomic_path, save_npz, write_json
+from a2i.params import require
 from a2i.variants import PREPARED, Variant, diffusion_dir, embeddings_dir, sample_name, samples_dir
 
 log = logging.getLogger(__name__)
@@ -133,7 +134,7 @@ def load_generator(path: str | Path, device: torch.device | str = "cpu") -> tupl
     except RuntimeError:
         raise ValueError(f"{path}: weights do not fit the '{config['model']['profile']}' U-Net profile "
                          f"named in its config (a checkpoint of another profile?)") from None
-    return model.to(device).eval(), config
+    return model.to(device, memory_format=torch.channels_last).eval(), config
 
 
 def load_embeddings(root: Path, embedding: str, split: str, rows: int) -> np.ndarray:
@@ -149,7 +150,7 @@ def load_embeddings(root: Path, embedding: str, split: str, rows: int) -> np.nda
     return array.astype(np.float32, copy=False)
 
 
-def test_conditions(variant: Variant, root: Path, per_class: int | None, seed: int) -> tuple[np.ndarray, np.ndarray,
+def held_out_conditions(variant: Variant, root: Path, per_class: int | None, seed: int) -> tuple[np.ndarray, np.ndarray,
                                                                                            np.ndarray]:
     """(embeddings [n,1024], labels [n], rows [n]) of the test split; `per_class` draws a seeded subset."""
     labels = PreparedDataset(root / PREPARED, variant.length, "test").labels
@@ -165,11 +166,12 @@ def test_conditions(variant: Variant, root: Path, per_class: int | None, seed: i
 def guidance_plan(variant: Variant, checkpoint_epochs: list[int], params: dict) -> dict[int, list[float]]:
     """Guidance scales per checkpoint epoch: `guidance` (1 for nocfg) everywhere, plus the CFG sweep
     (`cfg_scales`; nocfg: 1 only) at the final checkpoint of the study variants."""
+    get = lambda key: require(params, key, "sample")  # noqa: E731
     nocfg = variant.study == "nocfg"
-    base = 1.0 if nocfg else float(params["guidance"])
+    base = 1.0 if nocfg else float(get("guidance"))
     plan = {epoch: [base] for epoch in checkpoint_epochs}
-    if variant.embedding == params["cfg_sweep"] and variant.study in (None, "nocfg"):
-        sweep = [1.0] if nocfg else [float(s) for s in params["cfg_scales"]]
+    if variant.embedding == get("cfg_sweep") and variant.study in (None, "nocfg"):
+        sweep = [1.0] if nocfg else [float(s) for s in get("cfg_scales")]
         final = max(checkpoint_epochs)
         plan[final] = sorted(set(plan[final]) | set(sweep))
     return plan
@@ -179,22 +181,23 @@ def sample_variant(variant: str, params: dict, root: Path = Path("."), device: t
     """The `sample` stage: `data/samples/<variant>/<sample_name>.{npz,png}` for every checkpoint, seed and
     guidance of `guidance_plan`. Returns the written .npz paths."""
     v = Variant.parse(variant)
+    get = lambda key: require(params, key, "sample")  # noqa: E731
     device = device or select_device()
     found = checkpoints(root / diffusion_dir(v.name))
     if not found:
         raise ValueError(f"no checkpoints in {root / diffusion_dir(v.name)} (run `train --variant {v.name}`)")
-    cond, labels, rows = test_conditions(v, root, params.get("per_class"), int(params["seed"]))
+    cond, labels, rows = held_out_conditions(v, root, get("per_class"), int(get("seed")))
     plan = guidance_plan(v, [epoch for epoch, _ in found], params)
     out_dir = root / samples_dir(v.name)
     written = []
     for epoch, path in found:
         model, config = load_generator(path, device)
         for guidance in plan[epoch]:
-            for seed in params["seeds"]:
-                images = generate_images(model, cond, sampler=params["sampler"], steps=int(params["steps"]),
+            for seed in get("seeds"):
+                images = generate_images(model, cond, sampler=get("sampler"), steps=int(get("steps")),
                                          guidance=guidance, seed=int(seed),
                                          schedule=Schedule(**config["model"]["schedule"]),
-                                         batch_size=int(params["batch_size"]), device=device)
+                                         batch_size=int(get("batch_size")), device=device)
                 name = sample_name(epoch, guidance, int(seed))
                 save_npz(out_dir / f"{name}.npz", images=images, labels=labels, rows=rows)
                 save_png(class_grid(images, labels), out_dir / f"{name}.png")
@@ -210,10 +213,11 @@ def save_png(image: Image.Image, path: Path) -> None:
 
 def compare_samplers(variant: str, *, root: Path = Path("."), out: Path | None = None, per_class: int = 20,
                      guidance: float = 3.0, seed: int = 0, batch_size: int = 64,
+                     runs: tuple[tuple[str, int], ...] = (("ddpm", 1000), ("dpmpp", 25)),
                      device: torch.device | None = None) -> dict:
-    """Sample the same test conditions with `ddpm` x 1000 steps and `dpmpp` x 25 steps from the final
-    checkpoint, for the adherence comparison (classify both `.npz` files the same way). Writes
-    `<out>/{ddpm-1000,dpmpp-25}.npz` and `timing.json`; returns the timings."""
+    """Sample the same test conditions from the final checkpoint with each (sampler, steps) of `runs`, for
+    the adherence comparison (classify the `.npz` files the same way). Writes `<out>/<sampler>-<steps>.npz`
+    and `timing.json` (seconds per run and the first run's time over the last's); returns the timings."""
     v = Variant.parse(variant)
     device = device or select_device()
     found = checkpoints(root / diffusion_dir(v.name))
@@ -221,16 +225,17 @@ def compare_samplers(variant: str, *, root: Path = Path("."), out: Path | None =
         raise ValueError(f"no checkpoints in {root / diffusion_dir(v.name)}")
     epoch, path = found[-1]
     model, config = load_generator(path, device)
-    cond, labels, rows = test_conditions(v, root, per_class, seed)
+    cond, labels, rows = held_out_conditions(v, root, per_class, seed)
     out = out or root / "data" / "sampler_check" / v.name
     timing = {"variant": v.name, "epoch": epoch, "guidance": guidance, "n": len(labels), "device": str(device)}
-    for sampler, steps in (("ddpm", 1000), ("dpmpp", 25)):
+    for sampler, steps in runs:
         start = time.perf_counter()
         images = generate_images(model, cond, sampler=sampler, steps=steps, guidance=guidance, seed=seed,
                                  schedule=Schedule(**config["model"]["schedule"]), batch_size=batch_size,
                                  device=device)
         timing[f"{sampler}-{steps}_s"] = time.perf_counter() - start
         save_npz(out / f"{sampler}-{steps}.npz", images=images, labels=labels, rows=rows)
-    timing["speedup"] = timing["ddpm-1000_s"] / timing["dpmpp-25_s"]
+    first, last = (f"{sampler}-{steps}_s" for sampler, steps in (runs[0], runs[-1]))
+    timing["speedup"] = timing[first] / timing[last]
     write_json(out / "timing.json", timing)
     return timing

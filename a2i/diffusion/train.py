@@ -93,6 +93,12 @@ class EMA:
         torch._foreach_lerp_(ema, [p.detach() for p in model.parameters()], 1 - decay)
 
 
+def _read(path: Path) -> dict:
+    """A checkpoint, memory-mapped (reading the config of one costs nothing) and on the CPU (RNG states
+    must be CPU tensors; load_state_dict moves weights to their module's device)."""
+    return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+
+
 def _distributed() -> tuple[int, int]:
     """(rank, world size), initialising the process group under torchrun."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -118,7 +124,7 @@ def diffusion_loss(model, x0: torch.Tensor, cond: torch.Tensor, t: torch.Tensor,
 
 def _to_model_space(images: torch.Tensor, device: torch.device) -> torch.Tensor:
     x = images.to(device, non_blocking=True).permute(0, 3, 1, 2).float() / 127.5 - 1
-    return x.contiguous(memory_format=torch.channels_last) if device.type == "cuda" else x
+    return x.contiguous(memory_format=torch.channels_last)
 
 
 class Trainer:
@@ -142,11 +148,9 @@ class Trainer:
         self.model = UNet(**self.config["model"])
         if self.config["model"]["projection"] == "pca":
             self.model.fit_pca(self.train.cond)
-        self.model.to(device)
-        if device.type == "cuda":
-            self.model.to(memory_format=torch.channels_last)
+        self.model.to(device, memory_format=torch.channels_last)
         self.ema = EMA(self.model, self.config["ema_decay"])
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.config["lr"])
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.config["lr"], fused=True)
         self.generator = torch.Generator(device=device).manual_seed(self.config["seed"])
         self.forward = self.model
         if world > 1:
@@ -184,21 +188,22 @@ class Trainer:
     def resume(self) -> int:
         """Load the newest checkpoint of this run (at most `epochs`), after removing those of any other
         configuration. Returns the epoch to continue after (0: fresh start)."""
-        found = [(epoch, path, torch.load(path, map_location=self.device, weights_only=True))
-                 for epoch, path in checkpoints(self.run_dir)]
-        usable = [(e, p, s) for e, p, s in found if e <= self.config["epochs"] and _same_run(s["config"], self.config)]
+        usable, stale = [], []
+        for epoch, path in checkpoints(self.run_dir):
+            config = _read(path)["config"]
+            ours = epoch <= self.config["epochs"] and _same_run(config, self.config)
+            (usable if ours else stale).append((epoch, path))
         if self.world > 1:
             dist.barrier()  # every rank has read them before rank 0 deletes any
-        stale = [p for e, p, s in found if all(p != q for _, q, _ in usable)]
         if stale and self.rank == 0:
             log.warning("%s: removing %d checkpoint(s) of another configuration or beyond %d epochs: %s",
-                        self.variant.name, len(stale), self.config["epochs"], ", ".join(p.name for p in stale))
-            for path in stale:
+                        self.variant.name, len(stale), self.config["epochs"], ", ".join(p.name for _, p in stale))
+            for _, path in stale:
                 path.unlink()
         if not usable:
             return 0
-        epoch, path, state = usable[-1]
-        self.load(state)
+        epoch, path = usable[-1]
+        self.load(_read(path))
         log.info("%s: resuming after %s", self.variant.name, path)
         return epoch
 
@@ -225,8 +230,7 @@ class Trainer:
             x0 = _to_model_space(self.train_images[idx_data], self.device)
             cond = self.train_cond[idx_data].to(self.device, non_blocking=True)
             cond = torch.where(drop[:, None], torch.zeros_like(cond), cond)
-            if self.device.type == "cuda":
-                noise = noise.contiguous(memory_format=torch.channels_last)
+            noise = noise.contiguous(memory_format=torch.channels_last)
             loss = diffusion_loss(self.forward, x0, cond, t, noise, self.alphas_cumprod)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()

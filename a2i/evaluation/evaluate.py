@@ -30,7 +30,7 @@ from a2i.evaluation import stats
 from a2i.evaluation.classifier import ClassifierFeatures, load_classifier, predict, real_split
 from a2i.evaluation.fid import FrechetReference, InceptionFeatures, resolve_inception_weights
 from a2i.io import atomic_path, save_npz, sha256_file, write_csv, write_json
-from a2i.variants import Variant, sample_name
+from a2i.variants import Variant, evaluation_name, sample_name
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +46,6 @@ class SampleFile:
     guidance: float
     seed: int
     path: Path
-
-
-def group_name(epoch: int, guidance: float) -> str:
-    """`epoch_EEE_gG`: one metrics file and one confusion matrix per (checkpoint, guidance)."""
-    return f"epoch_{epoch:03d}_g{guidance:g}"
 
 
 def discover_samples(samples_dir: str | Path) -> dict[tuple[int, float], list[SampleFile]]:
@@ -150,7 +145,7 @@ def evaluate_group(files: list[SampleFile], classifier, extractor, references: d
         actual.append(labels)
         predicted.append(guesses)
     if len(sizes) > 1:
-        raise ValueError(f"seeds of {files[0].path.parent / group_name(files[0].epoch, files[0].guidance)} differ "
+        raise ValueError(f"seeds of {files[0].path.parent / evaluation_name(files[0].epoch, files[0].guidance)} differ "
                          f"in size {sorted(sizes)}: they must condition on the same test audio")
     metrics: dict = {"n_seeds": len(files), "n_images": sizes.pop()}
     for name, values in per_seed.items():
@@ -189,9 +184,9 @@ def evaluate_variant(variant: str, prepared: str | Path, samples_dir: str | Path
         result = evaluate_group(files, classifier, extractor, references, prefix, bootstrap, seed, batch_size, device)
         result.metrics = {**identification, "epoch": epoch, "guidance": guidance, **result.metrics,
                           "feature_extractor": extractor.name, **n_real, "bootstrap": bootstrap}
-        log.info("%s %s: adherence %.4f, %s_test %.3f", parsed.name, group_name(epoch, guidance),
+        log.info("%s %s: adherence %.4f, %s_test %.3f", parsed.name, evaluation_name(epoch, guidance),
                  result.metrics["adherence"], prefix, result.metrics[f"{prefix}_test"])
-        results[group_name(epoch, guidance)] = result
+        results[evaluation_name(epoch, guidance)] = result
     for name, result in results.items():
         title = (f"{parsed.name} {name}: adherence {result.metrics['adherence']:.3f} "
                  f"(n={result.metrics['n_images']}x{result.metrics['n_seeds']})")

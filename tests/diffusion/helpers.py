@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+REPO = Path(__file__).resolve().parents[2]
 CLASSES = 3
 COLOURS = np.array([[230, 40, 30], [40, 200, 60], [40, 60, 230]], np.uint8)
 SPLIT_SIZES = {"train": 8, "val": 2, "test": 2}  # per class

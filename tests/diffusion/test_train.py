@@ -13,9 +13,7 @@ from a2i.diffusion.train import train
 from a2i.io import sha256_file
 from a2i.variants import Variant
 
-from .helpers import make_root, train_params, write_params
-
-REPO = Path(__file__).resolve().parents[2]
+from .helpers import REPO, make_root, train_params, write_params
 
 
 def final_state(root: Path, epoch: int, variant: str = "text-1s") -> dict:
@@ -167,5 +165,6 @@ def test_two_gloo_processes_train_like_one(root, tmp_path):
     diff = torch.cat([(ddp["model"][k] - v).abs().flatten() for k, v in one["model"].items()])
     # Same batches and gradients up to summation order. Adam's first steps move every weight by about
     # lr * sign(grad), so only weights whose gradient is ~0 (sign decided by rounding) may differ, and by < 2 lr.
-    assert float((diff > 1e-6).float().mean()) < 1e-4
+    # A weight that moved differently would differ by about lr; rounding-level disagreements stay far below.
+    assert float((diff > 0.1 * params["lr"]).float().mean()) < 1e-3
     assert float(diff.max()) < 2 * params["lr"]

@@ -1,0 +1,96 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from a2i.audioclip.finetune import heads_state
+from a2i.audioclip.model import AudioCLIP
+from a2i.cli import main
+from a2i.diffusion.generate import read_clip
+from a2i.diffusion.train import train
+from a2i.io import save_torch
+
+from .helpers import make_root, train_params
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """A 1-epoch tiny model and a tiny (random) fine-tuned audio head, as the pipeline leaves them."""
+    torch.set_num_threads(1)
+    root = make_root(tmp_path_factory.mktemp("generate"))
+    train("text-1s", train_params(epochs=1), root)
+    torch.manual_seed(0)
+    save_torch(root / "models" / "audioclip" / "text-1s.pt",
+               heads_state(AudioCLIP("tiny"), "text", 1, pretrained=False))
+    return root
+
+
+def write_wav(path: Path, seconds: float, rate: int, channels: int) -> Path:
+    t = np.arange(int(seconds * rate)) / rate
+    tone = 0.3 * np.sin(2 * np.pi * 440 * t)
+    sf.write(path, np.stack([tone] * channels, axis=1), rate)
+    return path
+
+
+def run(root: Path, *args: str):
+    return CliRunner().invoke(main, ["generate", "--model", str(root / "models" / "diffusion" / "text-1s"),
+                                     "--audio-model", str(root / "models" / "audioclip" / "text-1s.pt"),
+                                     "--steps", "2", "--device", "cpu", *args])
+
+
+def test_generate_writes_a_grid_for_a_stereo_clip_at_another_rate(trained, tmp_path):
+    wav = write_wav(tmp_path / "clip.wav", seconds=1.5, rate=22050, channels=2)
+    out = tmp_path / "out.png"
+    result = run(trained, "--audio", str(wav), "--n", "3", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    image = np.asarray(Image.open(out))
+    assert image.shape == (64, 3 * 64, 3)
+    assert len({image[:, i * 64:(i + 1) * 64].tobytes() for i in range(3)}) == 3  # distinct draws
+
+
+def test_read_clip_mixes_to_mono_resamples_and_scales_to_int16_range(tmp_path):
+    wav = write_wav(tmp_path / "clip.wav", seconds=1.2, rate=16000, channels=2)
+    clip = read_clip(wav, seconds=1.0)
+    assert clip.shape == (1, 1, 44100)
+    assert 0.25 * 32768 < float(clip.abs().max()) < 0.35 * 32768
+
+
+def test_too_short_and_unreadable_audio_are_one_line_errors(trained, tmp_path):
+    short = write_wav(tmp_path / "short.wav", seconds=0.4, rate=44100, channels=1)
+    result = run(trained, "--audio", str(short), "-o", str(tmp_path / "x.png"))
+    assert result.exit_code == 1
+    assert "short.wav: 0.40 s of audio, at least 1 s needed" in result.output
+    bogus = tmp_path / "bogus.wav"
+    bogus.write_text("not audio")
+    result = run(trained, "--audio", str(bogus), "-o", str(tmp_path / "x.png"))
+    assert result.exit_code == 1 and "bogus.wav: unreadable audio" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_heads_or_checkpoint_of_another_profile_are_refused(trained, tmp_path):
+    heads = torch.load(trained / "models" / "audioclip" / "text-1s.pt", weights_only=True)
+    other = tmp_path / "thesis-heads.pt"
+    save_torch(other, {**heads, "profile": "thesis"})
+    wav = write_wav(tmp_path / "clip.wav", seconds=1.0, rate=44100, channels=1)
+    result = CliRunner().invoke(main, ["generate", "--model", str(trained / "models" / "diffusion" / "text-1s"),
+                                       "--audio", str(wav), "--audio-model", str(other), "-o", str(tmp_path / "x.png")])
+    assert result.exit_code == 1 and "an audio head of profile 'thesis'" in result.output
+
+    state = torch.load(trained / "models" / "diffusion" / "text-1s" / "epoch_001.pt", weights_only=True)
+    state["config"]["model"]["profile"] = "thesis"
+    mislabeled = tmp_path / "epoch_001.pt"
+    save_torch(mislabeled, state)
+    result = CliRunner().invoke(main, ["generate", "--model", str(mislabeled), "--audio", str(wav),
+                                       "-o", str(tmp_path / "x.png")])
+    assert result.exit_code == 1 and "do not fit the 'thesis' U-Net profile" in result.output
+
+
+def test_generate_help_shows_defaults():
+    result = CliRunner().invoke(main, ["generate", "--help"])
+    assert result.exit_code == 0
+    assert "[default: 4]" in result.output and "[default: dpmpp]" in result.output

@@ -1,0 +1,71 @@
+import runpy
+import shutil
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from a2i.diffusion.sample import compare_samplers, sample_variant
+from a2i.diffusion.train import train
+
+from .helpers import REPO, make_root, sample_params, train_params, write_params
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    torch.set_num_threads(1)
+    root = make_root(tmp_path_factory.mktemp("sample"))
+    for variant in ("text-1s", "text-1s-nocfg"):
+        train(variant, train_params(epochs=2), root)
+    return root
+
+
+@pytest.fixture(autouse=True)
+def no_samples_yet(trained):
+    shutil.rmtree(trained / "data" / "samples", ignore_errors=True)
+
+
+def test_sample_stage_writes_every_checkpoint_and_the_cfg_sweep(trained, monkeypatch):
+    write_params(trained, sample=sample_params(cfg_scales=[1, 3, 5]))
+    monkeypatch.chdir(trained)
+    for variant in ("text-1s", "text-1s-nocfg"):
+        monkeypatch.setattr(sys, "argv", ["sample.py", "--variant", variant])
+        runpy.run_path(str(REPO / "stages" / "sample.py"), run_name="__main__")
+    cfg = sorted(p.name for p in (trained / "data" / "samples" / "text-1s").iterdir())
+    assert cfg == sorted(f"epoch_{name}.{ext}" for name in ("001_g3_s0", "002_g1_s0", "002_g3_s0", "002_g5_s0")
+                         for ext in ("npz", "png"))
+    nocfg = sorted(p.name for p in (trained / "data" / "samples" / "text-1s-nocfg").iterdir())
+    assert nocfg == ["epoch_001_g1_s0.npz", "epoch_001_g1_s0.png", "epoch_002_g1_s0.npz", "epoch_002_g1_s0.png"]
+    packed = np.load(trained / "data" / "samples" / "text-1s" / "epoch_002_g3_s0.npz")
+    assert packed["images"].shape == (6, 64, 64, 3) and packed["images"].dtype == np.uint8
+    assert packed["labels"].tolist() == [0, 0, 1, 1, 2, 2]
+
+
+def test_same_seed_same_images_and_per_class_subsets(trained):
+    params = sample_params(per_class=1, seeds=[0, 1], cfg_sweep="none")
+    first = sample_variant("text-1s", params, trained)
+    images = {p.name: np.load(p)["images"] for p in first}
+    again = sample_variant("text-1s", params, trained)
+    for path in again:
+        np.testing.assert_array_equal(np.load(path)["images"], images[path.name])
+        assert np.load(path)["labels"].tolist() == [0, 1, 2]
+    assert not np.array_equal(images["epoch_002_g3_s0.npz"], images["epoch_002_g3_s1.npz"])
+
+
+def test_compare_samplers_writes_both_runs_on_the_same_conditions(trained):
+    timing = compare_samplers("text-1s", root=trained, per_class=1, runs=(("ddpm", 20), ("dpmpp", 2)))
+    out = trained / "data" / "sampler_check" / "text-1s"
+    slow, fast = np.load(out / "ddpm-20.npz"), np.load(out / "dpmpp-2.npz")
+    assert slow["images"].shape == fast["images"].shape == (3, 64, 64, 3)
+    np.testing.assert_array_equal(slow["labels"], fast["labels"])
+    assert timing["epoch"] == 2 and timing["speedup"] > 1
+
+
+def test_missing_checkpoints_or_embeddings_are_clear_errors(root):
+    with pytest.raises(ValueError, match="no checkpoints in .*text-1s"):
+        sample_variant("text-1s", sample_params(), root)
+    train("text-1s", train_params(epochs=1), root)
+    (root / "data" / "embeddings" / "text-1s" / "test.npy").unlink()
+    with pytest.raises(ValueError, match=r"test\.npy not found"):
+        sample_variant("text-1s", sample_params(), root)
