@@ -26,6 +26,9 @@ def run(cwd: Path, *args: str, timeout: int = 900) -> str:
         "DVC_NO_ANALYTICS": "1",
         "DVC_SITE_CACHE_DIR": str(cwd.parent / "site-cache"),
         "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",  # stage commands call `python`
+        # experiments are git commits: a fresh machine may have no git identity
+        "GIT_AUTHOR_NAME": "a2i tests", "GIT_AUTHOR_EMAIL": "tests@a2i.invalid",
+        "GIT_COMMITTER_NAME": "a2i tests", "GIT_COMMITTER_EMAIL": "tests@a2i.invalid",
     }
     result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     if result.returncode:
@@ -57,8 +60,8 @@ def project(tmp_path_factory) -> Path:
             shutil.copy2(source, root / name)
     (root / "dvc.lock").unlink(missing_ok=True)  # start from nothing, as a user changing profile would
     run(root, "git", "init", "-q")
-    run(root, "git", "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A")
-    run(root, "git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "clone")
+    run(root, "git", "add", "-A")
+    run(root, "git", "commit", "-qm", "clone")
     return root
 
 

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from a2i.data.dataset import PreparedDataset
 from a2i.devices import select_device
-from a2i.diffusion.sample import autocast, checkpoints, class_grid, generate_images, load_embeddings
+from a2i.diffusion.sample import autocast, checkpoints, class_grid, generate_images, load_embeddings, set_threads
 from a2i.diffusion.schedule import Schedule, add_noise
 from a2i.diffusion.unet import UNet
 from a2i.io import save_torch
@@ -292,6 +292,7 @@ def _live(root: Path, variant: str, resume_epoch: int):
 def train(variant: str, params: dict, root: Path = Path(".")) -> Path:
     """Train (or resume) `models/diffusion/<variant>/`; returns the final checkpoint path."""
     v = Variant.parse(variant)
+    set_threads(require(params, "threads", "train"))
     rank, world = _distributed()
     device = select_device()
     trainer = Trainer(v, params, root, rank, world, device)

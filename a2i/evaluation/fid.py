@@ -31,7 +31,7 @@ INCEPTION_DIMS = 2048
 # eigendecomposition went from 4 s to 37 s with two threads on a busy 2-core machine), and gain little here.
 
 @contextlib.contextmanager
-def _one_thread():
+def one_thread():
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -59,7 +59,7 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape or sigma1.shape != (len(mu1), len(mu1)):
         raise ValueError(f"mismatched statistics: mu {tuple(mu1.shape)} vs {tuple(mu2.shape)}, "
                          f"sigma {tuple(sigma1.shape)} vs {tuple(sigma2.shape)}")
-    with _one_thread():
+    with one_thread():
         # R S2 R = (S2^(1/2) R)^T (S2^(1/2) R).
         cross = _trace_sqrt_gram(_psd_sqrt(sigma2) @ _psd_sqrt(sigma1))
         return float((mu1 - mu2).square().sum() + sigma1.trace() + sigma2.trace() - 2.0 * cross)
@@ -68,7 +68,7 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
 def statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean and unbiased covariance of [n, d] features, as pytorch-fid computes them (float64)."""
     x = torch.from_numpy(_check_features(features))
-    with _one_thread():
+    with one_thread():
         centred = x - x.mean(0)
         return x.mean(0).numpy(), (centred.T @ centred / (len(x) - 1)).numpy()
 
@@ -81,7 +81,7 @@ class FrechetReference:
         self.sigma = torch.as_tensor(np.asarray(sigma), dtype=torch.float64)
         self.trace = float(self.sigma.trace())
         if root is None:
-            with _one_thread():
+            with one_thread():
                 root = _psd_sqrt(self.sigma)
         self.root = root  # sigma^(1/2)
 
@@ -91,7 +91,7 @@ class FrechetReference:
         x = torch.from_numpy(_check_features(features))
         if len(x) > x.shape[1]:
             return cls(mu, sigma)
-        with _one_thread():
+        with one_thread():
             # Fewer images than dimensions: with centred X = U diag(s) V^T, sigma^(1/2) = V diag(s/sqrt(n-1)) V^T
             # comes from an n x d SVD instead of a d x d eigendecomposition.
             _, singular, vh = torch.linalg.svd(x - x.mean(0), full_matrices=False)
@@ -108,7 +108,7 @@ class FrechetReference:
         x = torch.from_numpy(_check_features(features))
         if x.shape[1] != len(self.mu):
             raise ValueError(f"features have {x.shape[1]} dims, the reference {len(self.mu)}")
-        with _one_thread():
+        with one_thread():
             y = x @ self.root  # (x - mean) R == x R - mean(x R): project once, centre per resample
             return np.array([self._distance(x, y, torch.from_numpy(row)) for row in np.asarray(counts)])
 

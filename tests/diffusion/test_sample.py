@@ -113,7 +113,7 @@ def test_uint8_conversion_and_grids():
     assert images[0, :, :, 0].tolist() == [[0, 0], [128, 255]]
     tiles = np.zeros((5, 4, 4, 3), np.uint8)
     assert image_grid(tiles, columns=2).size == (8, 12)
-    assert class_grid(tiles, np.array([0, 0, 1, 2, 2]), per_class=3).size == (12, 12)
+    assert class_grid(tiles, np.array([0, 0, 1, 2, 2]), per_class=3).size == (8, 12)  # 2 columns: no class has 3
 
 
 def test_guidance_plan_adds_the_cfg_sweep_at_the_final_checkpoint_only():

@@ -1,11 +1,10 @@
 from __future__ import annotations
 
-import contextlib
 
 import pytest
-import torch
 
 from a2i.evaluation.classifier import classify
+from a2i.evaluation.fid import one_thread
 
 from .helpers import make_prepared, random_inception_weights
 
@@ -17,20 +16,9 @@ def _isolated_caches(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
 
 
-@contextlib.contextmanager
-def one_torch_thread():
-    """These models are tiny: on a shared 2-core machine a second thread only adds waiting."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 @pytest.fixture(autouse=True)
-def _one_torch_thread():
-    with one_torch_thread():
+def _one_thread():
+    with one_thread():
         yield
 
 
@@ -43,7 +31,7 @@ def prepared(tmp_path_factory):
 def trained(prepared, tmp_path_factory):
     """(classifier path, metrics) of the classify stage run on the toy dataset."""
     out = tmp_path_factory.mktemp("classifier")
-    with one_torch_thread():
+    with one_thread():
         metrics = classify(prepared, out / "classifier.pt", out / "classifier.json", epochs=8, batch_size=16,
                            lr=0.01, min_accuracy=0.99, seed=0)
     return out / "classifier.pt", metrics
