@@ -33,7 +33,7 @@ def clips(batch: int, seconds: int) -> torch.Tensor:
 
 @pytest.mark.parametrize("seconds", [1, 4])
 @pytest.mark.parametrize("batch, mode", [(1, "no_grad"), (8, "inference"), (8, "inference+channels_last")])
-def test_thesis_audio_embeddings_per_second(benchmark, head, seconds, batch, mode):
+def test_thesis_audio_embeddings_per_second(benchmark, report_embedding_rate, head, seconds, batch, mode):
     x = clips(batch, seconds)
     memory_format = torch.channels_last if mode.endswith("channels_last") else torch.contiguous_format
     head.to(memory_format=memory_format)
@@ -46,9 +46,4 @@ def test_thesis_audio_embeddings_per_second(benchmark, head, seconds, batch, mod
     out = benchmark.pedantic(run, rounds=3, warmup_rounds=1)
     head.to(memory_format=torch.contiguous_format)
     assert out.shape == (batch, 1024)
-    if benchmark.stats is not None:  # None under --benchmark-disable (the default test run)
-        per_second = batch / benchmark.stats.stats.median
-        benchmark.extra_info.update(embeddings_per_s=round(per_second, 2), threads=torch.get_num_threads(),
-                                    load_avg_1min=round(os.getloadavg()[0], 2))
-        print(f"\n{seconds} s clips, batch {batch}, {mode}: {per_second:.2f} embeddings/s "
-              f"({1 / per_second:.3f} s per clip; load {os.getloadavg()[0]:.1f})")
+    report_embedding_rate(batch, f"{seconds} s clips, batch {batch}, {mode}")

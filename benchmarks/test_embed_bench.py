@@ -53,15 +53,10 @@ def encoders(tmp_path_factory):
 
 
 @pytest.mark.parametrize("profile, seconds", [("thesis", 1), ("thesis", 4), ("tiny", 1), ("tiny", 2)])
-def test_embeddings_per_second(benchmark, prepared, encoders, profile, seconds):
+def test_embeddings_per_second(benchmark, report_embedding_rate, prepared, encoders, profile, seconds):
     data = PreparedDataset(prepared[profile], seconds, "test")
     n = len(data)
     batch_size = 8 if profile == "thesis" else 32  # thesis: memory-bound beyond 8; tiny: the default embed.batch_size
     out = benchmark.pedantic(embed_audio, args=(encoders[profile], data, batch_size), rounds=3, warmup_rounds=1)
     assert out.shape == (n, 1024) and out.dtype == np.float32
-    if benchmark.stats is not None:  # None under --benchmark-disable (the default test run)
-        per_second = n / benchmark.stats.stats.median
-        benchmark.extra_info.update(embeddings_per_s=round(per_second, 2), threads=torch.get_num_threads(),
-                                    load_avg_1min=round(os.getloadavg()[0], 2))
-        print(f"\n{profile} {seconds} s: {per_second:.2f} embeddings/s (batch {batch_size}, "
-              f"{torch.get_num_threads()} threads, load {os.getloadavg()[0]:.1f})")
+    report_embedding_rate(n, f"{profile} {seconds} s, batch {batch_size}")

@@ -46,20 +46,37 @@ def generate_cmd(model: Path, audio: Path, seconds: float | None, n: int, guidan
 @click.option("--guidance", type=float, default=3.0)
 @click.option("--seed", type=int, default=0)
 @click.option("--batch-size", type=int, default=64)
+@click.option("--classifier", type=click.Path(path_type=Path), default=Path("models/classifier.pt"),
+              help="Instrument classifier of the classify stage, to score adherence.")
+@click.option("--bootstrap", type=int, default=1000, help="Bootstrap resamples for the paired intervals.")
 @click.option("-o", "--out", type=click.Path(path_type=Path), default=None,
               help="Output folder [default: data/sampler_check/<variant>].")
 def compare_samplers_cmd(variant: str, per_class: int, guidance: float, seed: int, batch_size: int,
-                         out: Path | None) -> None:
-    """Sample the final checkpoint with ddpm-1000 and dpmpp-25 on the same test conditions (adherence check)."""
+                         classifier: Path, bootstrap: int, out: Path | None) -> None:
+    """Sample the final checkpoint with ddpm-1000 and dpmpp-25 on the same test conditions and compare their
+    adherence (paired bootstrap interval of the difference) and time; writes timing.json and adherence.json."""
     from a2i.diffusion.sample import compare_samplers
+    from a2i.evaluation.classifier import load_classifier
+    from a2i.evaluation.evaluate import paired_adherence
+    from a2i.io import write_json
 
     try:
+        scorer = load_classifier(classifier)
         timing = compare_samplers(variant, out=out, per_class=per_class, guidance=guidance, seed=seed,
                                   batch_size=batch_size)
+        adherence = paired_adherence(timing["files"], scorer, bootstrap, seed)
     except ValueError as error:
         raise click.ClickException(str(error)) from None
-    click.echo(f"ddpm-1000 {timing['ddpm-1000_s']:.1f} s, dpmpp-25 {timing['dpmpp-25_s']:.1f} s "
-               f"({timing['speedup']:.1f}x)")
+    reference, *others = adherence
+    write_json(Path(timing["files"][reference]).with_name("adherence.json"), adherence)
+    for name, result in adherence.items():
+        click.echo(f"{name}: adherence {result['adherence']:.3f} [{result['ci_low']:.3f}, {result['ci_high']:.3f}] "
+                   f"in {timing[name + '_s']:.1f} s")
+    for name in others:
+        diff = f"minus_{reference}"
+        click.echo(f"{name} minus {reference}: {adherence[name][diff]:+.3f} [{adherence[name][diff + '_ci_low']:+.3f}, "
+                   f"{adherence[name][diff + '_ci_high']:+.3f}], {timing[reference + '_s'] / timing[name + '_s']:.1f}x "
+                   f"faster")
 
 
 COMMANDS: list = [generate_cmd, compare_samplers_cmd]

@@ -226,7 +226,7 @@ def compare_samplers(variant: str, *, root: Path = Path("."), out: Path | None =
                      device: torch.device | None = None) -> dict:
     """Sample the same test conditions from the final checkpoint with each (sampler, steps) of `runs`, for
     the adherence comparison (classify the `.npz` files the same way). Writes `<out>/<sampler>-<steps>.npz`
-    and `timing.json` (seconds per run and the first run's time over the last's); returns the timings."""
+    and `timing.json` (seconds per run, the first run's time over the last's, and the files); returns it."""
     v = Variant.parse(variant)
     device = device or select_device()
     found = checkpoints(root / diffusion_dir(v.name))
@@ -244,6 +244,7 @@ def compare_samplers(variant: str, *, root: Path = Path("."), out: Path | None =
                                  device=device)
         timing[f"{sampler}-{steps}_s"] = time.perf_counter() - start
         save_npz(out / f"{sampler}-{steps}.npz", images=images, labels=labels, rows=rows)
+        timing.setdefault("files", {})[f"{sampler}-{steps}"] = str(out / f"{sampler}-{steps}.npz")
     first, last = (f"{sampler}-{steps}_s" for sampler, steps in (runs[0], runs[-1]))
     timing["speedup"] = timing[first] / timing[last]
     write_json(out / "timing.json", timing)

@@ -159,9 +159,20 @@ class Training:
     history: list[dict]
 
 
+def add_pixel_noise(x: torch.Tensor, max_std: float, generator: torch.Generator) -> torch.Tensor:
+    """Gaussian pixel noise, its std uniform in [0, max_std] per image ([-1, 1] units).
+
+    Adherence asks which instrument a generated image shows; sampler noise left in an image is FID's business.
+    Without this a classifier trained only on clean frames drops from 100% to 76% at std 0.2 (25/255 x 2).
+    """
+    std = torch.rand((len(x), 1, 1, 1), generator=generator) * max_std
+    return x + std * torch.randn(x.shape, generator=generator)
+
+
 def train_classifier(train: RealSplit, val: RealSplit, epochs: int, batch_size: int, lr: float, seed: int,
-                     device: str = "cpu") -> Training:
-    """Train with AdamW and random shifts; keep the weights of the epoch with the best validation accuracy."""
+                     noise_std: float = 0.0, device: str = "cpu") -> Training:
+    """Train with AdamW, random shifts and pixel noise; keep the weights of the epoch with the best validation
+    accuracy."""
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"classify.epochs and classify.batch_size must be >= 1, got {epochs}, {batch_size}")
     torch.manual_seed(seed)
@@ -178,7 +189,7 @@ def train_classifier(train: RealSplit, val: RealSplit, epochs: int, batch_size: 
         total = 0.0
         for start in range(0, len(order), batch_size):
             rows = order[start:start + batch_size]
-            x = random_shift(to_input(images[rows]), generator).to(device)
+            x = add_pixel_noise(random_shift(to_input(images[rows]), generator), noise_std, generator).to(device)
             loss = F.cross_entropy(model(x), labels[rows].to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -217,11 +228,12 @@ def load_classifier(path: str | Path, device: str = "cpu") -> InstrumentClassifi
 
 
 def classify(prepared: str | Path, model_path: str | Path, metrics_path: str | Path, epochs: int,
-             batch_size: int, lr: float, min_accuracy: float, seed: int, device: str = "cpu") -> dict:
+             batch_size: int, lr: float, min_accuracy: float, seed: int, noise_std: float = 0.0,
+             device: str = "cpu") -> dict:
     """The `classify` stage: train on real train images, select on val, report test; fail below min_accuracy."""
     splits = {split: real_split(prepared, split) for split in ("train", "val", "test")}
     _check_disjoint(splits)
-    training = train_classifier(splits["train"], splits["val"], epochs, batch_size, lr, seed, device)
+    training = train_classifier(splits["train"], splits["val"], epochs, batch_size, lr, seed, noise_std, device)
     test_accuracy, test_loss = scores(training.model, splits["test"], device)
     metrics = {
         "test_accuracy": test_accuracy,

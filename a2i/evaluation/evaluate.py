@@ -159,6 +159,31 @@ def evaluate_group(files: list[SampleFile], classifier, extractor, references: d
     return GroupResult(metrics, actual, predicted)
 
 
+def paired_adherence(sample_files: dict[str, Path], classifier, bootstrap: int, seed: int = 0,
+                     device: str = "cpu") -> dict[str, dict]:
+    """Adherence of sample files drawn for the same test conditions (e.g. two samplers) with 95% intervals, and
+    each file's difference to the first, bootstrapped over the shared conditions (paired: one resample for all)."""
+    correct, first_labels = {}, None
+    for name, path in sample_files.items():
+        images, labels = load_samples(Path(path))
+        if first_labels is not None and not np.array_equal(labels, first_labels):
+            raise ValueError(f"{path}: not conditioned on the same test samples as the first file")
+        first_labels = labels
+        correct[name] = (predict(classifier, images, device=device)[0] == labels).astype(np.float64)
+    n = len(first_labels)
+    counts = stats.bootstrap_counts(n, bootstrap, np.random.default_rng(seed))
+    first = next(iter(correct))
+    result = {}
+    for name, hits in correct.items():
+        low, high = stats.percentile_interval(counts @ hits / n)
+        result[name] = {"adherence": float(hits.mean()), "ci_low": low, "ci_high": high, "n": n}
+        if name != first:
+            low, high = stats.percentile_interval(counts @ (hits - correct[first]) / n)
+            result[name].update({f"minus_{first}": float(hits.mean() - correct[first].mean()),
+                                 f"minus_{first}_ci_low": low, f"minus_{first}_ci_high": high})
+    return result
+
+
 # ------------------------------------------------------------------------------------------ the stage
 
 def evaluate_variant(variant: str, prepared: str | Path, samples_dir: str | Path, classifier_path: str | Path,

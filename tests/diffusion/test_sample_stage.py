@@ -1,3 +1,6 @@
+import functools
+import importlib
+import json
 import runpy
 import shutil
 import sys
@@ -5,9 +8,12 @@ import sys
 import numpy as np
 import pytest
 import torch
+from click.testing import CliRunner
 
+from a2i.cli import main
 from a2i.diffusion.sample import compare_samplers, sample_variant
 from a2i.diffusion.train import train
+from a2i.evaluation.classifier import InstrumentClassifier, save_classifier
 
 from .helpers import REPO, make_root, sample_params, train_params, write_params
 
@@ -60,6 +66,22 @@ def test_compare_samplers_writes_both_runs_on_the_same_conditions(trained):
     assert slow["images"].shape == fast["images"].shape == (3, 64, 64, 3)
     np.testing.assert_array_equal(slow["labels"], fast["labels"])
     assert timing["epoch"] == 2 and timing["speedup"] > 1
+
+
+def test_compare_samplers_command_scores_both_runs_with_the_classifier(trained, monkeypatch):
+    save_classifier(trained / "clf.pt", InstrumentClassifier(), {})  # untrained: the wiring, not the score
+    module = importlib.import_module("a2i.diffusion.sample")  # the package exports a function of that name
+    monkeypatch.setattr(module, "compare_samplers", functools.partial(
+        compare_samplers, root=trained, runs=(("ddpm", 20), ("dpmpp", 2))))
+    result = CliRunner().invoke(main, ["compare-samplers", "--variant", "text-1s", "--per-class", "1",
+                                       "--classifier", str(trained / "clf.pt"), "--bootstrap", "20"])
+    assert result.exit_code == 0, result.output
+    assert "dpmpp-2 minus ddpm-20:" in result.output and "x faster" in result.output
+    scores = json.loads((trained / "data" / "sampler_check" / "text-1s" / "adherence.json").read_text())
+    assert set(scores) == {"ddpm-20", "dpmpp-2"} and scores["dpmpp-2"]["n"] == 3
+    assert "minus_ddpm-20" in scores["dpmpp-2"] and 0 <= scores["ddpm-20"]["adherence"] <= 1
+    missing = CliRunner().invoke(main, ["compare-samplers", "--variant", "text-1s", "--classifier", "nope.pt"])
+    assert missing.exit_code != 0 and "classifier nope.pt not found" in missing.output
 
 
 def test_missing_checkpoints_or_embeddings_are_clear_errors(root):

@@ -85,3 +85,12 @@ def test_classifier_runs_on_real_suburmp_frames(trained):
 def test_classifier_input_is_checked():
     with pytest.raises(ValueError, match=r"uint8 \[n, 64, 64, 3\]"):
         classifier.to_input(np.zeros((2, 32, 32, 3), np.uint8))
+
+
+def test_pixel_noise_std_is_drawn_per_image_up_to_the_maximum():
+    x = torch.zeros(400, 3, 64, 64)
+    noisy = classifier.add_pixel_noise(x, 0.3, torch.Generator().manual_seed(0))
+    stds = noisy.flatten(1).std(dim=1)
+    assert stds.max() <= 0.31 and stds.min() < 0.03  # one std per image, uniform in [0, 0.3]
+    assert abs(stds.mean().item() - 0.15) < 0.02
+    assert torch.equal(classifier.add_pixel_noise(x, 0.0, torch.Generator()), x)

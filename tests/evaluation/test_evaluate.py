@@ -7,7 +7,7 @@ from PIL import Image
 
 from a2i.data.layout import INSTRUMENTS
 from a2i.evaluation import classifier
-from a2i.evaluation.evaluate import collect_metrics, evaluate_variant
+from a2i.evaluation.evaluate import collect_metrics, evaluate_variant, paired_adherence
 from a2i.evaluation.fid import FrechetReference
 
 from .helpers import make_prepared, real_frames, write_samples
@@ -158,3 +158,20 @@ def test_missing_inputs_are_named(prepared, trained, tmp_path):
                          None, 10, 64, 0)
     with pytest.raises(ValueError, match="Inception weights not found at .*nowhere.pth"):
         _evaluate(tmp_path / "s", prepared, trained, tmp_path, fid_weights=str(tmp_path / "nowhere.pth"))
+
+
+def test_paired_adherence_scores_files_of_the_same_conditions_and_their_difference(prepared, trained, tmp_path):
+    test = classifier.real_split(prepared, "test")
+    wrong = np.roll(test.images, len(test.images) // 2, axis=0)  # other instruments' frames, same conditions
+    write_samples(tmp_path, 1, 3.0, 0, test.images, test.labels)
+    write_samples(tmp_path, 2, 3.0, 0, wrong, test.labels)
+    files = {"slow": tmp_path / "epoch_001_g3_s0.npz", "fast": tmp_path / "epoch_002_g3_s0.npz"}
+    result = paired_adherence(files, classifier.load_classifier(trained[0]), bootstrap=200)
+    assert result["slow"]["adherence"] == 1.0 and result["slow"]["n"] == len(test.labels)
+    fast = result["fast"]
+    assert fast["minus_slow"] == fast["adherence"] - 1.0 < -0.5
+    assert fast["minus_slow_ci_low"] <= fast["minus_slow"] <= fast["minus_slow_ci_high"] < 0
+    write_samples(tmp_path, 3, 3.0, 0, test.images, np.roll(test.labels, 1))
+    with pytest.raises(ValueError, match="not conditioned on the same test samples"):
+        paired_adherence({**files, "other": tmp_path / "epoch_003_g3_s0.npz"},
+                         classifier.load_classifier(trained[0]), bootstrap=10)

@@ -1,0 +1,35 @@
+"""What every DVC stage script in `stages/` shares: its command line, logging and one-line errors."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Callable, NamedTuple
+
+
+class Option(NamedTuple):
+    """A stage's `--<name>` option: required unless it has a default."""
+
+    name: str
+    help: str
+    default: str | None = None
+
+
+def run_stage(doc: str, action: Callable[..., object], *options: Option,
+              errors: tuple[type[Exception], ...] = (ValueError,)) -> None:
+    """Parse `options` from the command line (`doc`, the script's docstring, is the --help description) and call
+    `action` with them as keywords, logging at INFO.
+
+    `errors` end the process with the one line `error: <message>` and a non-zero exit: they report a bad input
+    or parameter, which a traceback would only bury.
+    """
+    parser = argparse.ArgumentParser(description=doc)
+    for option in options:
+        parser.add_argument(f"--{option.name}", required=option.default is None, default=option.default,
+                            help=option.help)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        action(**vars(args))
+    except errors as error:
+        raise SystemExit(f"error: {error}") from None

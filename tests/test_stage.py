@@ -1,0 +1,76 @@
+import sys
+
+import pytest
+
+from a2i.stage import Option, run_stage
+
+VARIANT = Option("variant", "e.g. text-2s")
+DEVICE = Option("device", "torch device (default: cpu)", default="cpu")
+
+
+@pytest.fixture
+def argv(monkeypatch):
+    def set_argv(*args: str) -> None:
+        monkeypatch.setattr(sys, "argv", ["stage.py", *args])
+
+    return set_argv
+
+
+def test_options_are_parsed_and_passed_as_keywords(argv):
+    calls = []
+    argv("--variant", "text-1s")
+    assert run_stage("doc", lambda **kwargs: calls.append(kwargs), VARIANT, DEVICE) is None
+    assert calls == [{"variant": "text-1s", "device": "cpu"}]
+
+
+def test_a_stage_without_options_takes_no_arguments(argv, capsys):
+    calls = []
+    argv()
+    run_stage("doc", lambda: calls.append(True))
+    assert calls == [True]
+    argv("--variant", "text-1s")
+    with pytest.raises(SystemExit) as exit_info:
+        run_stage("doc", lambda: calls.append(True))
+    assert exit_info.value.code == 2 and calls == [True]
+    assert "unrecognized arguments: --variant text-1s" in capsys.readouterr().err
+
+
+def test_a_missing_required_option_is_a_usage_error(argv, capsys):
+    argv()
+    with pytest.raises(SystemExit) as exit_info:
+        run_stage("doc", lambda variant: None, VARIANT)
+    assert exit_info.value.code == 2
+    assert "the following arguments are required: --variant" in capsys.readouterr().err
+
+
+def test_help_shows_the_docstring_and_options(argv, capsys):
+    argv("--help")
+    with pytest.raises(SystemExit) as exit_info:
+        run_stage("DVC stage `x`: does x.", lambda variant, device: None, VARIANT, DEVICE)
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "DVC stage `x`: does x." in out
+    assert "--variant VARIANT  e.g. text-2s" in out and "--device DEVICE    torch device (default: cpu)" in out
+
+
+def fail(error: Exception):
+    def action(variant: str) -> None:
+        raise error
+
+    return action
+
+
+def test_a_value_error_becomes_one_error_line(argv):
+    argv("--variant", "bogus")
+    with pytest.raises(SystemExit) as exit_info:
+        run_stage("doc", fail(ValueError("variant 'bogus' is not valid")), VARIANT)
+    assert exit_info.value.code == "error: variant 'bogus' is not valid"  # printed to stderr, exit status 1
+    assert exit_info.value.__cause__ is None and exit_info.value.__suppress_context__
+
+
+def test_only_the_listed_errors_are_turned_into_one_line(argv):
+    argv("--variant", "text-1s")
+    with pytest.raises(SystemExit, match="^error: loss is nan$"):
+        run_stage("doc", fail(FloatingPointError("loss is nan")), VARIANT, errors=(ValueError, FloatingPointError))
+    with pytest.raises(FloatingPointError):
+        run_stage("doc", fail(FloatingPointError("loss is nan")), VARIANT)
