@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
 import tempfile
@@ -63,10 +64,14 @@ def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
 
 
 def save_torch(path: str | os.PathLike, obj: Any) -> None:
+    """torch.save through memory: saved to a file, the archive is named after the (random) temporary file, so
+    equal tensors would give different bytes and DVC hashes from run to run."""
     import torch
 
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
     with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+        tmp.write_bytes(buffer.getbuffer())
 
 
 def write_csv(path: str | os.PathLike, frame) -> None:
