@@ -4,7 +4,7 @@ import sys
 import pytest
 import torch
 
-from a2i.devices import claim_gpu, select_device
+from a2i.devices import claim_gpu, select_device, set_threads
 
 
 def test_auto_falls_back_to_cpu(monkeypatch):
@@ -30,3 +30,14 @@ def test_concurrent_workers_get_distinct_gpus(tmp_path):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_set_threads_none_keeps_the_default():
+    before = torch.get_num_threads()
+    try:
+        set_threads(None)
+        assert torch.get_num_threads() == before
+        set_threads(1)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

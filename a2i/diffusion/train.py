@@ -25,8 +25,8 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from a2i.data.dataset import PreparedDataset
-from a2i.devices import select_device
-from a2i.diffusion.sample import autocast, checkpoints, class_grid, generate_images, load_embeddings, set_threads
+from a2i.devices import select_device, set_threads
+from a2i.diffusion.sample import autocast, checkpoints, class_grid, generate_images, load_embeddings
 from a2i.diffusion.schedule import Schedule, add_noise
 from a2i.diffusion.unet import UNet
 from a2i.io import save_torch
