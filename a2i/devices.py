@@ -16,12 +16,18 @@ from pathlib import Path
 import torch
 
 log = logging.getLogger(__name__)
-_held: list = []  # open lock files, kept alive for the life of the process
+_held: dict[Path, tuple[int, object]] = {}  # lock dir -> (GPU index, open lock file), for the process' life
 
 
 def claim_gpu(n_gpus: int, lock_dir: str | Path) -> int:
-    """Index of a GPU no other a2i process holds; waits for none (raises if all are taken)."""
-    lock_dir = Path(lock_dir)
+    """Index of a GPU no other a2i process holds; waits for none (raises if all are taken).
+
+    A process that already holds one keeps it (a flock is per open file, so a second claim would see its own
+    lock as another process').
+    """
+    lock_dir = Path(lock_dir).resolve()
+    if lock_dir in _held:
+        return _held[lock_dir][0]
     lock_dir.mkdir(parents=True, exist_ok=True)
     for index in range(n_gpus):
         handle = open(lock_dir / f"gpu{index}.lock", "w")
@@ -30,7 +36,7 @@ def claim_gpu(n_gpus: int, lock_dir: str | Path) -> int:
         except BlockingIOError:
             handle.close()
             continue
-        _held.append(handle)
+        _held[lock_dir] = (index, handle)
         return index
     raise RuntimeError(f"all {n_gpus} GPUs are held by other a2i processes (locks in {lock_dir}); "
                        "start no more queue workers than GPUs")

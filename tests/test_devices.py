@@ -15,18 +15,20 @@ def test_auto_falls_back_to_cpu(monkeypatch):
         select_device("cuda")
 
 
+CLAIM = "import sys; from a2i.devices import claim_gpu; print(claim_gpu(2, sys.argv[1]), flush=True)"
+
+
 def test_concurrent_workers_get_distinct_gpus(tmp_path):
-    # Another process holds gpu0's lock, as a second dvc queue worker would: we must get gpu1.
-    holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import sys, time; from a2i.devices import claim_gpu; print(claim_gpu(2, sys.argv[1]), flush=True);"
-         " time.sleep(30)", str(tmp_path)],
-        stdout=subprocess.PIPE, text=True)
+    # Another process holds gpu0's lock, as a second dvc queue worker would: we must get gpu1, and keep it when
+    # we ask again (a stage that trains twice); a third process finds both taken.
+    holder = subprocess.Popen([sys.executable, "-c", CLAIM + "; import time; time.sleep(30)", str(tmp_path)],
+                              stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "0"
         assert claim_gpu(2, tmp_path) == 1
-        with pytest.raises(RuntimeError, match="all 2 GPUs are held"):
-            claim_gpu(2, tmp_path)
+        assert claim_gpu(2, tmp_path) == 1
+        third = subprocess.run([sys.executable, "-c", CLAIM, str(tmp_path)], capture_output=True, text=True)
+        assert third.returncode != 0 and "all 2 GPUs are held" in third.stderr
     finally:
         holder.kill()
         holder.wait()
