@@ -1,6 +1,6 @@
 """Diffusion performance targets (run: `pytest benchmarks/test_diffusion_bench.py --benchmark-enable`).
 
-Targets (issue "Performance"), measured on this 2-core CPU in fp32; figures in RESULTS_diffusion.md:
+Targets (issue "Performance"), measured on this 2-core CPU in fp32; figures in RESULTS.md:
 - thesis train step at batch 12: <= half the 10.38 s of Capelle's UNet_conditional as published
   (reference/baseline_unet_bench.md, run 3), with peak RSS < 3 GiB, cross-attention included;
 - dpmpp-25 with CFG >= 35x faster than ddpm-1000 with CFG.

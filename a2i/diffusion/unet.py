@@ -12,7 +12,7 @@ U-Net (its last layer the 1x1 conv). This is still epsilon prediction trained wi
 optimum E[eps | x_t]; the analytic skip only spares the network from learning the identity eps ~ x_t at high
 noise levels, where an error of e in eps becomes e / sqrt(abar_t) (up to 160x) in the implied image. Without
 it a small U-Net needs thousands of steps before its samples stop saturating (measured: adherence at chance
-after 300 steps, against 0.46 with it; benchmarks/RESULTS_diffusion.md).
+after 300 steps, against 0.46 with it; benchmarks/RESULTS.md).
 
 All attention goes through `F.scaled_dot_product_attention` (flash/memory-efficient kernels), so no
 [tokens x tokens] matrix is ever materialised; that is what makes the thesis network trainable on a CPU.
