@@ -53,6 +53,12 @@ class Variant:
         return 0.0 if self.study == "nocfg" else default
 
 
+def grid(lengths: list[int], alignments: list[str], study: dict) -> list[Variant]:
+    """The diffusion variants of one experiment: every (length, alignment) cell, then the study variants."""
+    cells = [Variant(alignment, int(length)) for length in lengths for alignment in alignments]
+    return cells + [Variant(study["alignment"], int(study["length"]), name) for name in study["variants"]]
+
+
 # Artifact layout: every stage reads and writes through these helpers, so the DAG in dvc.yaml and the
 # code agree on paths.
 PREPARED = Path("data/prepared")

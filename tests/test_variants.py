@@ -1,6 +1,6 @@
 import pytest
 
-from a2i.variants import Variant, evaluation_name, sample_name
+from a2i.variants import Variant, evaluation_name, grid, sample_name
 
 
 def test_parse_round_trip():
@@ -24,3 +24,9 @@ def test_bad_names(name):
 def test_file_names():
     assert sample_name(10, 3.0, 0) == "epoch_010_g3_s0"
     assert evaluation_name(2, 1.5) == "epoch_002_g1.5"
+
+
+def test_grid_lists_every_cell_then_the_study_variants():
+    study = {"alignment": "text", "length": 2, "variants": ["nocfg", "pca"]}
+    names = [v.name for v in grid([1, 2], ["text", "mutual"], study)]
+    assert names == ["text-1s", "mutual-1s", "text-2s", "mutual-2s", "text-2s-nocfg", "text-2s-pca"]

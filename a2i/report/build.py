@@ -28,7 +28,22 @@ def load_finetune(metrics_dir: Path) -> pd.DataFrame:
     rows = [json.loads(p.read_text()) for p in sorted((metrics_dir / "finetune").glob("*.json"))]
     if not rows:
         raise ValueError(f"no fine-tuning metrics in {metrics_dir / 'finetune'}")
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    frame["embedding"] = [f"{a}-{int(length)}s" for a, length in zip(frame["alignment"], frame["length_s"])]
+    return frame
+
+
+def only_grid(frame: pd.DataFrame, column: str, expected: list[str], folder: Path) -> pd.DataFrame:
+    """The rows of `frame` whose `column` is in `expected`. Metrics of other variants (left by an earlier run
+    over a larger grid: DVC keeps outputs of stages no longer in the pipeline) are dropped; a missing one is an
+    error."""
+    missing = sorted(set(expected) - set(frame[column]))
+    if missing:
+        raise ValueError(f"{folder} has no metrics for {', '.join(missing)}: run their stages first")
+    stale = sorted(set(frame[column]) - set(expected))
+    if stale:
+        log.info("%s: leaving out %s (not in this experiment's grid)", folder, ", ".join(stale))
+    return frame[frame[column].isin(expected)].reset_index(drop=True)
 
 
 def best_row(evaluations: pd.DataFrame) -> pd.Series:
@@ -78,14 +93,17 @@ def real_test_images(prepared: Path, length_s: int) -> tuple[np.ndarray, np.ndar
     return np.asarray(images[index["image"].to_numpy()]), index["label"].to_numpy()
 
 
-def build_report(*, out: Path, metrics_dir: Path, plots_dir: Path, prepared: Path, guidance: float,
-                 cfg_sweep: str, dataset: str) -> dict:
-    """Write report/ (tables, figures, grids, README.md) and return the summary (also metrics/summary.json)."""
-    out.mkdir(parents=True, exist_ok=True)
+def build_report(*, out: Path, metrics_dir: Path, plots_dir: Path, prepared: Path, grid: list[variants.Variant],
+                 guidance: float, cfg_sweep: str, dataset: str) -> dict:
+    """Write report/ (tables, figures, grids, README.md) of the experiment over `grid` (see `variants.grid`) and
+    return the summary (also metrics/summary.json)."""
     counts = pd.read_csv(prepared / "counts.csv")
-    finetune = load_finetune(metrics_dir)
+    embeddings = sorted({v.embedding for v in grid})
+    finetune = only_grid(load_finetune(metrics_dir), "embedding", embeddings, metrics_dir / "finetune")
     classifier = json.loads((metrics_dir / "classifier.json").read_text())
-    evaluations = collect_metrics(metrics_dir / "evaluate")
+    evaluations = only_grid(collect_metrics(metrics_dir / "evaluate"), "variant", [v.name for v in grid],
+                            metrics_dir / "evaluate")
+    out.mkdir(parents=True, exist_ok=True)
     write_csv(out / "metrics.csv", evaluations)
     fid_test, fid_train = tables.fid_column(evaluations, "test"), tables.fid_column(evaluations, "train")
     fid_note = ("FID: pytorch-fid InceptionV3 pool3." if fid_test == "fid_test" else

@@ -65,13 +65,21 @@ def run_dir(tmp_path_factory):
     return tmp_path
 
 
-@pytest.fixture(scope="module")
-def result(run_dir):
+STUDY = {"alignment": "text", "length": 2, "variants": ["nocfg", "pca"]}
+GRID = variants.grid([1, 2], ["text", "frozen", "mutual"], STUDY)
+
+
+def _build(run_dir, grid=GRID, out="report"):
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(run_dir)  # samples are found where the pipeline puts them: data/samples/<variant>
-        return build_report(out=run_dir / "report", metrics_dir=run_dir / "metrics",
-                            plots_dir=run_dir / "plots/confusion", prepared=run_dir / "data/prepared",
-                            guidance=3.0, cfg_sweep="text-2s", dataset="synthetic")
+        return build_report(out=run_dir / out, metrics_dir=run_dir / "metrics", plots_dir=run_dir / "plots/confusion",
+                            prepared=run_dir / "data/prepared", grid=grid, guidance=3.0, cfg_sweep="text-2s",
+                            dataset="synthetic")
+
+
+@pytest.fixture(scope="module")
+def result(run_dir):
+    return _build(run_dir)
 
 
 def test_report_files_and_summary(run_dir, result):
@@ -101,3 +109,20 @@ def test_tables_follow_the_thesis_layout(run_dir, result):
     assert table_4_1.shape == (13, 3 + 2 * 3) and table_4_1["Original Train"].eq(5).all()
     published = tables.published("table_5_2")
     assert published.shape == (15, 12)
+
+
+def test_a_smaller_grid_leaves_out_the_metrics_of_an_earlier_larger_run(run_dir, result):
+    # `dvc exp run -S 'lengths=[1]'` after the two-length run: the 2 s metrics files are still there.
+    small = _build(run_dir, grid=variants.grid([1], ["text", "frozen", "mutual"], {**STUDY, "length": 1, "variants": []}),
+                   out="report_1s")
+    assert small["best_variant"] == "frozen-1s" and small["best_adherence"] == pytest.approx(0.64)
+    table_5_1 = pd.read_csv(run_dir / "report_1s/table_5_1.csv")
+    assert len(table_5_1) == len(pd.read_csv(run_dir / "report/table_5_1.csv")) // 2
+    assert json.loads((run_dir / "metrics/summary.json").read_text()) == small
+    _build(run_dir)  # the module's other tests read the full run's summary
+
+
+def test_a_grid_variant_without_metrics_is_a_clear_error(run_dir, result):
+    with pytest.raises(ValueError, match=r"metrics/finetune has no metrics for text-3s: run their stages first"):
+        _build(run_dir, grid=variants.grid([2, 3], ["text"], {**STUDY, "variants": []}), out="report_missing")
+    assert not (run_dir / "report_missing").exists()
