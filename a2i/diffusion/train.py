@@ -79,6 +79,12 @@ def _same_run(a: dict, b: dict) -> bool:
     return all(a.get(k) == b.get(k) for k in a.keys() | b.keys() if k not in _RESUMABLE)
 
 
+def _fits(model: torch.nn.Module, weights: dict) -> bool:
+    """Whether checkpoint weights have the model's names and shapes (not so after a change of the U-Net code)."""
+    own = model.state_dict()
+    return own.keys() == weights.keys() and all(own[k].shape == weights[k].shape for k in own)
+
+
 class EMA:
     """Exponential moving average of the weights with the usual warm-up: decay_n = min(decay, (1+n)/(10+n))."""
 
@@ -146,8 +152,7 @@ class Trainer:
 
         torch.manual_seed(self.config["seed"])
         self.model = UNet(**self.config["model"])
-        if self.config["model"]["projection"] == "pca":
-            self.model.fit_pca(self.train.cond)
+        self.model.fit_condition(self.train.cond)
         self.model.to(device, memory_format=torch.channels_last)
         self.ema = EMA(self.model, self.config["ema_decay"])
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.config["lr"], fused=True)
@@ -187,17 +192,19 @@ class Trainer:
 
     def resume(self) -> int:
         """Load the newest checkpoint of this run (at most `epochs`), after removing those of any other
-        configuration. Returns the epoch to continue after (0: fresh start)."""
+        configuration or model layout. Returns the epoch to continue after (0: fresh start)."""
         usable, stale = [], []
         for epoch, path in checkpoints(self.run_dir):
-            config = _read(path)["config"]
-            ours = epoch <= self.config["epochs"] and _same_run(config, self.config)
+            state = _read(path)
+            ours = (epoch <= self.config["epochs"] and _same_run(state["config"], self.config)
+                    and _fits(self.model, state["model"]))
             (usable if ours else stale).append((epoch, path))
         if self.world > 1:
             dist.barrier()  # every rank has read them before rank 0 deletes any
         if stale and self.rank == 0:
-            log.warning("%s: removing %d checkpoint(s) of another configuration or beyond %d epochs: %s",
-                        self.variant.name, len(stale), self.config["epochs"], ", ".join(p.name for _, p in stale))
+            log.warning("%s: removing %d checkpoint(s) of another configuration or model layout, or beyond %d "
+                        "epochs: %s", self.variant.name, len(stale), self.config["epochs"],
+                        ", ".join(p.name for _, p in stale))
             for _, path in stale:
                 path.unlink()
         if not usable:

@@ -1,7 +1,8 @@
 """The conditional U-Net of thesis 3.3.2, built on the layout of Capelle's `UNet_conditional`.
 
 Condition path: a 1024-d audio embedding is projected to 256-d, either by the thesis' encoding layer
-(Linear, LeakyReLU, Dropout, LayerNorm) or by PCA fitted on the training embeddings (thesis 4.5). The
+(Linear, LeakyReLU, Dropout, LayerNorm; its input standardised with the training embeddings' statistics) or by
+PCA fitted on the training embeddings (thesis 4.5). The
 projection is added to a sinusoidal time embedding and that sum is added to the output of every down/up
 block. The projected condition is also split into a few context tokens that the cross-attention blocks
 attend to: with a single key/value token, softmax attention degenerates into a constant linear map of the
@@ -152,11 +153,40 @@ class AttentionBlock(nn.Module):
         return tokens.transpose(1, 2).reshape(b, c, h, w)
 
 
+class Standardize(nn.Module):
+    """Centres conditions on the training embeddings' mean and divides by their RMS deviation per dimension.
+
+    Raw AudioCLIP embeddings share one dominant direction (in the default run the training mean is 93% of a
+    `text-2s` embedding's norm), which the encoding layer would otherwise have to learn to cancel before the
+    instrument shows: measured on the same embeddings, 480 steps of the tiny U-Net reach 0.39 adherence
+    standardised and 0.12 raw (benchmarks/RESULTS.md). Buffers, not parameters: fitted once, never trained.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(COND_DIM))
+        self.register_buffer("scale", torch.ones(()))
+
+    @torch.no_grad()
+    def fit(self, embeddings: torch.Tensor) -> None:
+        x = embeddings.double()
+        mean = x.mean(0)
+        self.mean.copy_(mean.to(self.mean.dtype))
+        self.scale.fill_(float((x - mean).pow(2).mean().sqrt().clamp_min(1e-12)))
+
+    def forward(self, cond: torch.Tensor) -> torch.Tensor:
+        return (cond - self.mean) / self.scale
+
+
 class EncodingLayer(nn.Sequential):
-    """Thesis 3.3.2 encoding layer: Linear(1024, 256), LeakyReLU, Dropout, LayerNorm."""
+    """Thesis 3.3.2 encoding layer, Linear(1024, 256), LeakyReLU, Dropout, LayerNorm, on standardised input."""
 
     def __init__(self, dropout: float):
-        super().__init__(nn.Linear(COND_DIM, EMB_DIM), nn.LeakyReLU(), nn.Dropout(dropout), nn.LayerNorm(EMB_DIM))
+        super().__init__(Standardize(), nn.Linear(COND_DIM, EMB_DIM), nn.LeakyReLU(), nn.Dropout(dropout),
+                         nn.LayerNorm(EMB_DIM))
+
+    def fit(self, embeddings: torch.Tensor) -> None:
+        self[0].fit(embeddings)
 
 
 class PCAProjection(nn.Module):
@@ -230,9 +260,9 @@ class UNet(nn.Module):
     def profile(self) -> Profile:
         return PROFILES[self.config["profile"]]
 
-    def fit_pca(self, embeddings: torch.Tensor) -> None:
-        if not isinstance(self.project, PCAProjection):
-            raise ValueError("fit_pca needs projection='pca'")
+    def fit_condition(self, embeddings: torch.Tensor) -> None:
+        """Fit the condition projection's statistics (standardisation, or the PCA basis) on the training
+        embeddings; once, before training."""
         self.project.fit(embeddings)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:

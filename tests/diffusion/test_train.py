@@ -88,6 +88,18 @@ def test_more_epochs_continue_the_run_and_other_settings_restart_it(root):
     assert torch.load(run / "epoch_001.pt", weights_only=True)["config"]["lr"] == 5e-4
 
 
+def test_checkpoints_of_another_model_layout_are_replaced_not_loaded(root):
+    # A change of the U-Net code (here: the encoding layer before Standardize) with the same parameters.
+    train("text-1s", train_params(epochs=1), root)
+    path = root / "models" / "diffusion" / "text-1s" / "epoch_001.pt"
+    state = torch.load(path, weights_only=True)
+    state["model"] = {key.replace("project.1.", "project.0."): value for key, value in state["model"].items()
+                      if not key.startswith("project.0.")}
+    torch.save(state, path)
+    train("text-1s", train_params(epochs=1), root)
+    assert "project.0.mean" in torch.load(path, weights_only=True)["model"]
+
+
 def test_a_non_finite_loss_stops_with_an_error_and_keeps_the_last_good_checkpoint(root, monkeypatch):
     train("text-1s", train_params(epochs=1), root)
     good = root / "models" / "diffusion" / "text-1s" / "epoch_001.pt"

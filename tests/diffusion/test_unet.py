@@ -92,12 +92,23 @@ def test_pca_projection_recovers_the_principal_axes_scaled_to_unit_rms():
 def test_pca_unet_round_trips_its_fitted_basis_through_the_state_dict():
     torch.manual_seed(0)
     model = UNet("tiny", projection="pca")
-    model.fit_pca(torch.randn(300, 1024))
+    model.fit_condition(torch.randn(300, 1024))
     clone = UNet("tiny", projection="pca")
     clone.load_state_dict(model.state_dict())
     torch.testing.assert_close(clone.project.basis, model.project.basis)
-    with pytest.raises(ValueError, match="projection='pca'"):
-        UNet("tiny").fit_pca(torch.randn(10, 1024))
+
+
+def test_fc_input_is_standardised_with_the_fitted_statistics_and_saved_with_the_model():
+    torch.manual_seed(0)
+    embeddings = torch.randn(500, 1024) * 0.5 + 3.0  # a dominant common direction, as raw AudioCLIP embeddings
+    model = UNet("tiny")
+    model.fit_condition(embeddings)
+    standardized = model.project[0](embeddings)
+    assert standardized.mean(0).abs().max() < 1e-4
+    assert abs(float(standardized.pow(2).mean().sqrt()) - 1.0) < 1e-3
+    clone = UNet("tiny")
+    clone.load_state_dict(model.state_dict())
+    torch.testing.assert_close(clone.project[0](embeddings), standardized)
 
 
 @pytest.mark.parametrize("kwargs, message", [
