@@ -35,9 +35,12 @@ from a2i.diffusion.unet import UNet
 from a2i.report.tables import published
 
 
-def emit(**record) -> dict:
+def emit(**record) -> None:
     print(json.dumps(record), flush=True)
-    return record
+
+
+def unet_key(batch: int, compiled: bool) -> str:
+    return f"train_b{batch}_{'compiled' if compiled else 'eager'}"
 
 
 def timed(fn) -> float:
@@ -132,33 +135,29 @@ def split_sizes() -> pd.DataFrame:
                                   ("train", "test")} for length in range(1, 6)}).T
 
 
-def projected_hours(rates: dict) -> list[dict]:
+def projected_hours(rates: dict) -> None:
     """Per-run hours of each GPU stage for the thesis recipe, at the measured rates (1 s and 5 s bracket L)."""
     sizes = split_sizes()
-    rows = []
     for length in (1, 5):
         train, test = sizes.loc[length, "train"], sizes.loc[length, "test"]
         finetune_steps = 5 * (train // 10)
-        rows += [
+        for alignment in ("text", "mutual"):
             emit(projection="finetune", length_s=length, alignment=alignment, steps=int(finetune_steps),
                  hours=round(finetune_steps * rates[f"finetune_{alignment}_{length}s"] / 3600, 2))
-            for alignment in ("text", "mutual")]
-        rows.append(emit(projection="embed", length_s=length, samples=int(train + 2 * test),
-                         minutes=round((train + 2 * test) / rates[f"embed_{length}s"] / 60, 1)))
+        emit(projection="embed", length_s=length, samples=int(train + 2 * test),
+             minutes=round((train + 2 * test) / rates[f"embed_{length}s"] / 60, 1))
     images = 100 * sizes.loc[4, "train"]
     for batch, compiled in ((12, False), (12, True), (128, False), (128, True)):
-        rows.append(emit(projection="train", batch=batch, compiled=compiled, images=int(images),
-                         hours=round(images / rates[f"train_b{batch}_{'compiled' if compiled else 'eager'}"] / 3600,
-                                     2)))
+        emit(projection="train", batch=batch, compiled=compiled, images=int(images),
+             hours=round(images / rates[unet_key(batch, compiled)] / 3600, 2))
     images = 10 * sizes.loc[4, "test"]
-    rows.append(emit(projection="sample", checkpoints=10, images=int(images),
-                     minutes=round(images * rates["sample_s_per_image"] / 60, 1)))
-    return rows
+    emit(projection="sample", checkpoints=10, images=int(images),
+         minutes=round(images * rates["sample_s_per_image"] / 60, 1))
 
 
 def measure_unet(rates: dict, compiled: bool, steps: int) -> None:
     for batch in (12, 128):
-        rate = rates[f"train_b{batch}_{'compiled' if compiled else 'eager'}"] = unet_images_per_s(batch, compiled, steps)
+        rate = rates[unet_key(batch, compiled)] = unet_images_per_s(batch, compiled, steps)
         emit(stage="train", train_images_per_s=round(rate, 1), batch=batch, compiled=compiled, precision="bf16")
 
 
