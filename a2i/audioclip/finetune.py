@@ -2,7 +2,7 @@
 
 Three alignments, the audio head always trained:
 - `text`: audio against the frozen text head's embedding of the instrument name;
-- `frozen`: audio against the frozen image head's embedding of the sample's 64x64 frame;
+- `frozen`: audio against the frozen image head's embedding of the sample's frame;
 - `mutual`: as `frozen`, with the image head trained too.
 The loss is the reference's: symmetric cross-entropy over scaled cosine logits of the pair in use plus the
 fbsp filter-norm term. A batch may hold several samples of one instrument; since the task is to tell

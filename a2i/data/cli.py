@@ -49,7 +49,7 @@ def _lengths(ctx, param, value: str) -> list[float]:
 @click.option("--on-bad-file", type=click.Choice(["error", "skip"]), default="error",
               help="skip: leave bad files out and list them in OUT/skipped.csv.")
 def prepare_cmd(raw: Path, out: Path, lengths, silence_peak: int, image_size: int, on_bad_file: str) -> None:
-    """Cut Sub-URMP into L-second samples with 64x64 images (thesis 4.2.1), packed into OUT.
+    """Cut Sub-URMP into L-second samples with square images (64x64 in the thesis, 4.2.1), packed into OUT.
 
     Crops default to the centred full-height square; per-instrument boxes and trims come from params.yaml
     (`prepare.crop`, `prepare.trim`) through the DVC stage.

@@ -14,7 +14,7 @@ from a2i.data.prepare import index_name
 
 
 class PreparedDataset(Dataset):
-    """(audio int16 [1, L*44100], image uint8 [64, 64, 3], label) for `index_<L>s_<split>.csv` of `root`.
+    """(audio int16 [1, L*44100], image uint8 [S, S, 3], label) for `index_<L>s_<split>.csv` of `root`.
 
     tracks.npy and images.npy are memory-mapped on first use (also in DataLoader workers, which receive the
     dataset without its maps).
@@ -53,7 +53,7 @@ class PreparedDataset(Dataset):
         return torch.from_numpy(audio), torch.from_numpy(image), int(self.labels[i])
 
     def images(self) -> np.ndarray:
-        """uint8 [n, 64, 64, 3] in index order."""
+        """uint8 [n, S, S, 3] in index order (S: prepare.image_size)."""
         return np.asarray(self._map("images")[self._rows])
 
     def audio(self, rows) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""`prepare` (thesis 4.2.1): Sub-URMP chunk/frame pairs -> L-second samples with 64x64 images, packed.
+"""`prepare` (thesis 4.2.1): Sub-URMP chunk/frame pairs -> L-second samples with square images, packed.
 
 Every performance's mono track is rebuilt once from its overlapping 0.5 s chunks on the 100 ms grid; a sample
 is then just (performance, start, image row), so storage is O(source audio) whatever the lengths.

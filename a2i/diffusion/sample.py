@@ -94,17 +94,18 @@ def autocast(device: torch.device):
     return contextlib.nullcontext()
 
 
-def generate_images(model: torch.nn.Module, cond: np.ndarray | torch.Tensor, *, sampler: str, steps: int,
+def generate_images(model: UNet, cond: np.ndarray | torch.Tensor, *, sampler: str, steps: int,
                     guidance: float, seed: int, schedule: Schedule, batch_size: int,
                     device: torch.device) -> np.ndarray:
-    """uint8 [n, 64, 64, 3], one image per condition row; the same seed gives the same images."""
+    """uint8 [n, S, S, 3] (S = model.image_size), one image per condition row; the same seed gives the same
+    images."""
     cond = torch.as_tensor(np.asarray(cond, np.float32))
     generator = torch.Generator(device=device).manual_seed(seed)
     out = []
     for start in tqdm(range(0, len(cond), batch_size), desc=f"{sampler} g={guidance:g} seed={seed}", leave=False):
         batch = cond[start:start + batch_size].to(device)
         with autocast(device):
-            x = sample(model, batch, shape=(3, 64, 64), sampler=sampler, steps=steps, guidance=guidance,
+            x = sample(model, batch, shape=(3, model.image_size, model.image_size), sampler=sampler, steps=steps, guidance=guidance,
                        generator=generator, schedule=schedule)
         out.append(to_uint8(x))
     return np.concatenate(out)

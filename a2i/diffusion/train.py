@@ -41,7 +41,7 @@ _RESUMABLE = ("epochs", "checkpoint_every", "compile")
 
 @dataclass
 class Split:
-    images: torch.Tensor  # uint8 [n, 64, 64, 3]
+    images: torch.Tensor  # uint8 [n, S, S, 3]
     cond: torch.Tensor  # float32 [n, 1024]
     labels: np.ndarray  # int64 [n]
 
@@ -52,17 +52,21 @@ def load_split(variant: Variant, split: str, root: Path) -> Split:
     return Split(torch.from_numpy(data.images()), torch.from_numpy(cond), data.labels)
 
 
-def run_config(variant: Variant, params: dict) -> dict:
-    """Everything that defines the run, stored in each checkpoint (and compared on resume)."""
+def run_config(variant: Variant, params: dict, image_size: int) -> dict:
+    """Everything that defines the run, stored in each checkpoint (and compared on resume); `image_size` is
+    the side of the prepared images."""
     get = lambda key: require(params, key, "train")  # noqa: E731
     schedule = Schedule(int(get("timesteps")), float(get("beta_start")), float(get("beta_end")))
+    if get("loss_weighting") not in LOSS_WEIGHTINGS:
+        raise ValueError(f"train.loss_weighting must be one of {LOSS_WEIGHTINGS}, got '{get('loss_weighting')}'")
     return {
         "variant": variant.name,
         "embedding": variant.embedding,
         "length_s": variant.length,
         "model": {"profile": get("profile"), "projection": variant.projection(get("projection")),
                   "dropout": float(get("dropout")), "pca_components": int(get("pca_components")),
-                  "schedule": schedule.as_dict()},
+                  "schedule": schedule.as_dict(), "image_size": image_size},
+        "loss_weighting": get("loss_weighting"),
         "p_uncond": variant.p_uncond(float(get("p_uncond"))),
         "batch_size": int(get("batch_size")),
         "lr": float(get("lr")),
@@ -120,12 +124,22 @@ def _on_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
     return tensor
 
 
+LOSS_WEIGHTINGS = ("eps", "v")
+
+
 def diffusion_loss(model, x0: torch.Tensor, cond: torch.Tensor, t: torch.Tensor, noise: torch.Tensor,
-                   alphas_cumprod: torch.Tensor) -> torch.Tensor:
-    """MSE between the noise and its prediction from x_t (thesis Algorithm 1)."""
+                   alphas_cumprod: torch.Tensor, weighting: str = "eps") -> torch.Tensor:
+    """MSE between the noise and its prediction from x_t (thesis Algorithm 1), each sample weighted by
+    `weighting`: `eps` 1, as in the thesis; `v` 1 / abar_t, which makes it the MSE of the implied
+    v = sqrt(abar) eps - sqrt(1 - abar) x0 (Salimans & Ho 2022), since v_hat - v = (eps_hat - eps) / sqrt(abar).
+    Under `eps` the noisiest steps, where the layout and so the instrument of an image is decided, weigh
+    abar_t (< 0.01 for t > 600); under `v` they weigh as much as the rest."""
     with autocast(x0.device):
         eps = model(add_noise(x0, noise, t, alphas_cumprod), t, cond)
-    return F.mse_loss(eps.float(), noise)
+    per_sample = (eps.float() - noise).pow(2).mean(dim=(1, 2, 3))
+    if weighting == "v":
+        per_sample = per_sample / alphas_cumprod[t]
+    return per_sample.mean()
 
 
 def _to_model_space(images: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -136,7 +150,10 @@ def _to_model_space(images: torch.Tensor, device: torch.device) -> torch.Tensor:
 class Trainer:
     def __init__(self, variant: Variant, params: dict, root: Path, rank: int, world: int, device: torch.device):
         self.variant, self.root, self.rank, self.world, self.device = variant, root, rank, world, device
-        self.config = run_config(variant, params)
+        self.train = load_split(variant, "train", root)
+        self.val = load_split(variant, "val", root)
+        self.config = run_config(variant, params, image_size=self.train.images.shape[1])
+        self.image_shape = (3, *self.train.images.shape[1:3])
         self.run_dir = root / diffusion_dir(variant.name)
         self.preview = require(params, "preview", "train")
         self.val_samples = int(require(params, "val_samples", "train"))
@@ -144,9 +161,6 @@ class Trainer:
             raise ValueError(f"train.batch_size={self.config['batch_size']} is not divisible by {world} processes")
         self.schedule = Schedule(**self.config["model"]["schedule"])
         self.alphas_cumprod = self.schedule.alphas_cumprod(device)
-
-        self.train = load_split(variant, "train", root)
-        self.val = load_split(variant, "val", root)
         self.train_images = _on_device(self.train.images, device)
         self.train_cond = _on_device(self.train.cond, device)
 
@@ -220,7 +234,7 @@ class Trainer:
         b = self.config["batch_size"]
         idx = order[i * b:(i + 1) * b]
         t = torch.randint(0, self.schedule.timesteps, (b,), generator=self.generator, device=self.device)
-        noise = torch.randn((b, 3, 64, 64), generator=self.generator, device=self.device)
+        noise = torch.randn((b, *self.image_shape), generator=self.generator, device=self.device)
         drop = torch.rand((b,), generator=self.generator, device=self.device) < self.config["p_uncond"]
         share = slice(self.rank * b // self.world, (self.rank + 1) * b // self.world)
         return idx[share], t[share], noise[share], drop[share]
@@ -238,7 +252,8 @@ class Trainer:
             cond = self.train_cond[idx_data].to(self.device, non_blocking=True)
             cond = torch.where(drop[:, None], torch.zeros_like(cond), cond)
             noise = noise.contiguous(memory_format=torch.channels_last)
-            loss = diffusion_loss(self.forward, x0, cond, t, noise, self.alphas_cumprod)
+            loss = diffusion_loss(self.forward, x0, cond, t, noise, self.alphas_cumprod,
+                                  self.config["loss_weighting"])
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -263,7 +278,7 @@ class Trainer:
         generator = torch.Generator().manual_seed(self.config["seed"] + 1)
         rows = torch.randperm(len(self.val.labels), generator=generator)[:n]
         t = torch.randint(0, self.schedule.timesteps, (n,), generator=generator)
-        noise = torch.randn((n, 3, 64, 64), generator=generator)
+        noise = torch.randn((n, *self.image_shape), generator=generator)
         total = 0.0
         for start in range(0, n, 64):
             part = slice(start, start + 64)

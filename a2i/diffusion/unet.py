@@ -221,21 +221,25 @@ class PCAProjection(nn.Module):
 
 
 class UNet(nn.Module):
-    """`unet(x [B,3,64,64], t [B] int, cond [B,1024])` -> predicted noise [B,3,64,64].
+    """`unet(x [B,3,S,S], t [B] int, cond [B,1024])` -> predicted noise [B,3,S,S], S = `image_size` (64 in the
+    thesis; a multiple of 8).
 
     `cond` all zeros is the unconditional (classifier-free guidance) input, in training and sampling alike.
     """
 
     def __init__(self, profile: str = "thesis", projection: str = "fc", dropout: float = 0.1,
-                 pca_components: int = EMB_DIM, schedule: dict | None = None):
+                 pca_components: int = EMB_DIM, schedule: dict | None = None, image_size: int = 64):
         super().__init__()
+        if image_size < 8 or image_size % 8:
+            raise ValueError(f"image_size (the prepared images' side, prepare.image_size) must be a positive multiple "
+                             f"of 8 for the three 2x poolings, got {image_size}")
         if projection not in ("fc", "pca"):
             raise ValueError(f"projection must be 'fc' or 'pca', got '{projection}'")
         if projection == "pca" and pca_components != EMB_DIM:
             raise ValueError(f"pca_components must be {EMB_DIM} (the time-embedding width), got {pca_components}")
         schedule = Schedule(**(schedule or {}))
         self.config = {"profile": profile, "projection": projection, "dropout": dropout,
-                       "pca_components": pca_components, "schedule": schedule.as_dict()}
+                       "pca_components": pca_components, "schedule": schedule.as_dict(), "image_size": image_size}
         self.register_buffer("alphas_cumprod", schedule.alphas_cumprod())
         spec = get_profile(profile)
         w0, w1, w2, w3 = spec.widths
@@ -249,12 +253,16 @@ class UNet(nn.Module):
         self.ups = nn.ModuleList([Up(w3 + w2, w1), Up(w1 + w1, w0), Up(w0 + w0, w0)])
         self.outc = nn.Conv2d(w0, 3, 1)
 
-        # Feature-map side after each block for a 64x64 input: downs 32/16/8, ups 16/32/64.
+        # Feature-map side after each block: downs S/2, S/4, S/8, ups S/4, S/2, S (64x64: 32/16/8, 16/32/64).
         def attention(dim: int, side: int) -> nn.Module:
             return AttentionBlock(dim, spec.heads) if side <= spec.attn_max_size else None
 
-        self.down_attn = nn.ModuleList([attention(c, s) for c, s in ((w1, 32), (w2, 16), (w3, 8))])
-        self.up_attn = nn.ModuleList([attention(c, s) for c, s in ((w1, 16), (w0, 32), (w0, 64))])
+        self.down_attn = nn.ModuleList([attention(c, image_size // f) for c, f in ((w1, 2), (w2, 4), (w3, 8))])
+        self.up_attn = nn.ModuleList([attention(c, image_size // f) for c, f in ((w1, 4), (w0, 2), (w0, 1))])
+
+    @property
+    def image_size(self) -> int:
+        return self.config["image_size"]
 
     @property
     def profile(self) -> Profile:

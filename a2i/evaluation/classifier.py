@@ -1,4 +1,4 @@
-"""The instrument classifier (thesis 2.4.3, 4.3.1): a small CNN trained on the real 64x64 images.
+"""The instrument classifier (thesis 2.4.3, 4.3.1): a small CNN trained on the real images (64x64 in the thesis).
 
 It is selected on the validation split, reported on the test split, and then used frozen by `evaluate` to
 measure conditional adherence; its penultimate layer is also the feature space of `fid_classifier`.
@@ -25,9 +25,8 @@ from a2i.io import save_torch, write_json
 
 log = logging.getLogger(__name__)
 
-IMAGE_SIZE = 64
 WIDTHS = (16, 32, 64, 128)
-MAX_SHIFT = 4  # pixels of random translation when training
+SHIFT_FRACTION = 16  # random translation when training: up to 1/16 of the image side (4 pixels at 64x64)
 FEATURES_NAME = "classifier_penultimate"
 _INDEX = re.compile(r"^index_(\d+)s_(train|val|test)\.csv$")
 
@@ -36,7 +35,7 @@ _INDEX = re.compile(r"^index_(\d+)s_(train|val|test)\.csv$")
 
 @dataclass(frozen=True)
 class RealSplit:
-    images: np.ndarray  # uint8 [n, 64, 64, 3]
+    images: np.ndarray  # uint8 [n, S, S, 3]
     labels: np.ndarray  # int64 [n]
     rows: np.ndarray  # rows of images.npy
     length_s: int
@@ -70,8 +69,9 @@ class InstrumentClassifier(nn.Module):
     """Conv-BN-ReLU stages (a stride-2 stem, then 2x max-pooling between stages), global average pooling ->
     penultimate features -> 13 logits. Small on purpose: it trains in well under a minute on 2 CPU cores."""
 
-    def __init__(self, widths: tuple[int, ...] = WIDTHS, classes: int = len(INSTRUMENTS)):
+    def __init__(self, widths: tuple[int, ...] = WIDTHS, classes: int = len(INSTRUMENTS), image_size: int = 64):
         super().__init__()
+        self.image_size = image_size
         layers, channels = [], 3
         for i, width in enumerate(widths):
             stride = 2 if i == 0 else 1
@@ -91,16 +91,16 @@ class InstrumentClassifier(nn.Module):
         return self.head(self.body(x))
 
 
-def to_input(images: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """uint8 [n, 64, 64, 3] -> float [n, 3, 64, 64] in [-1, 1]."""
+def to_input(images: np.ndarray | torch.Tensor, image_size: int) -> torch.Tensor:
+    """uint8 [n, S, S, 3] -> float [n, 3, S, S] in [-1, 1], S = `image_size` (the classifier's)."""
     images = torch.as_tensor(images)
-    if images.dtype != torch.uint8 or images.ndim != 4 or tuple(images.shape[1:]) != (IMAGE_SIZE, IMAGE_SIZE, 3):
-        raise ValueError(f"classifier input must be uint8 [n, {IMAGE_SIZE}, {IMAGE_SIZE}, 3], got "
+    if images.dtype != torch.uint8 or images.ndim != 4 or tuple(images.shape[1:]) != (image_size, image_size, 3):
+        raise ValueError(f"classifier input must be uint8 [n, {image_size}, {image_size}, 3], got "
                          f"{images.dtype} {tuple(images.shape)}")
     return images.permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
 
 
-def random_shift(x: torch.Tensor, generator: torch.Generator, max_shift: int = MAX_SHIFT) -> torch.Tensor:
+def random_shift(x: torch.Tensor, generator: torch.Generator, max_shift: int) -> torch.Tensor:
     """Translate every image by up to `max_shift` pixels (edges replicated): framing varies between videos."""
     n, _, h, w = x.shape
     padded = F.pad(x, (max_shift,) * 4, mode="replicate")
@@ -113,11 +113,11 @@ def random_shift(x: torch.Tensor, generator: torch.Generator, max_shift: int = M
 @torch.no_grad()
 def outputs(model: InstrumentClassifier, images: np.ndarray, batch_size: int = 256,
             device: str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits [n, 13] and penultimate features [n, d] of uint8 images [n, 64, 64, 3] (float32, on the CPU)."""
+    """Logits [n, 13] and penultimate features [n, d] of uint8 images [n, S, S, 3] (float32, on the CPU)."""
     model.eval()
     logits, features = [], []
     for start in range(0, len(images), batch_size):
-        feats = model.features(to_input(images[start:start + batch_size]).to(device))
+        feats = model.features(to_input(images[start:start + batch_size], model.image_size).to(device))
         logits.append(model.head(feats).cpu())
         features.append(feats.cpu())
     return torch.cat(logits), torch.cat(features)
@@ -179,7 +179,8 @@ def train_classifier(train: RealSplit, val: RealSplit, epochs: int, batch_size: 
         raise ValueError(f"classify.epochs and classify.batch_size must be >= 1, got {epochs}, {batch_size}")
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
-    model = InstrumentClassifier().to(device)
+    image_size = train.images.shape[1]
+    model = InstrumentClassifier(image_size=image_size).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     steps = epochs * -(-len(train.labels) // batch_size)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps)
@@ -191,7 +192,8 @@ def train_classifier(train: RealSplit, val: RealSplit, epochs: int, batch_size: 
         total = 0.0
         for start in range(0, len(order), batch_size):
             rows = order[start:start + batch_size]
-            x = add_pixel_noise(random_shift(to_input(images[rows]), generator), noise_std, generator).to(device)
+            x = random_shift(to_input(images[rows], image_size), generator, max(1, image_size // SHIFT_FRACTION))
+            x = add_pixel_noise(x, noise_std, generator).to(device)
             loss = F.cross_entropy(model(x), labels[rows].to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -211,7 +213,7 @@ def train_classifier(train: RealSplit, val: RealSplit, epochs: int, batch_size: 
 
 def save_classifier(path: str | Path, model: InstrumentClassifier, metrics: dict) -> None:
     save_torch(path, {"state_dict": model.state_dict(), "widths": list(model.widths),
-                      "instruments": list(INSTRUMENTS), "metrics": metrics})
+                      "image_size": model.image_size, "instruments": list(INSTRUMENTS), "metrics": metrics})
 
 
 def load_classifier(path: str | Path, device: str = "cpu") -> InstrumentClassifier:
@@ -222,7 +224,7 @@ def load_classifier(path: str | Path, device: str = "cpu") -> InstrumentClassifi
     saved = torch.load(path, map_location="cpu", weights_only=True)
     if list(saved.get("instruments", [])) != list(INSTRUMENTS):
         raise ValueError(f"{path} was trained on other instrument labels")
-    model = InstrumentClassifier(tuple(saved["widths"]))
+    model = InstrumentClassifier(tuple(saved["widths"]), image_size=int(saved["image_size"]))
     model.load_state_dict(saved["state_dict"])
     for parameter in model.parameters():
         parameter.requires_grad_(False)

@@ -65,14 +65,16 @@ def discover_samples(samples_dir: str | Path) -> dict[tuple[int, float], list[Sa
     return {key: sorted(files, key=lambda f: f.seed) for key, files in sorted(groups.items())}
 
 
-def load_samples(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """`images` uint8 [n, 64, 64, 3] and `labels` int64 [n] of a samples file, validated."""
+def load_samples(path: Path, image_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """`images` uint8 [n, S, S, 3] (S = `image_size`, the classifier's) and `labels` int64 [n] of a samples
+    file, validated."""
     with np.load(path) as archive:
         if "images" not in archive or "labels" not in archive:
             raise ValueError(f"{path} must hold 'images' and 'labels'")
         images, labels = archive["images"], archive["labels"]
-    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != (64, 64, 3):
-        raise ValueError(f"{path}: images must be uint8 [n, 64, 64, 3], got {images.dtype} {images.shape}")
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != (image_size, image_size, 3):
+        raise ValueError(f"{path}: images must be uint8 [n, {image_size}, {image_size}, 3] like the classifier's, "
+                         f"got {images.dtype} {images.shape}")
     if labels.shape != (len(images),) or not np.issubdtype(labels.dtype, np.integer):
         raise ValueError(f"{path}: labels must be integers [{len(images)}], got {labels.dtype} {labels.shape}")
     if len(images) < 2:
@@ -130,7 +132,7 @@ def evaluate_group(files: list[SampleFile], classifier, extractor, references: d
     replicates: dict[str, list[np.ndarray]] = defaultdict(list)
     actual, predicted, sizes = [], [], set()
     for sample in files:
-        images, labels = load_samples(sample.path)
+        images, labels = load_samples(sample.path, classifier.image_size)
         sizes.add(len(images))
         guesses, classifier_features = predict(classifier, images, batch_size, device)
         features = classifier_features if isinstance(extractor, ClassifierFeatures) else extractor(images)
@@ -165,7 +167,7 @@ def paired_adherence(sample_files: dict[str, Path], classifier, bootstrap: int, 
     each file's difference to the first, bootstrapped over the shared conditions (paired: one resample for all)."""
     correct, first_labels = {}, None
     for name, path in sample_files.items():
-        images, labels = load_samples(Path(path))
+        images, labels = load_samples(Path(path), classifier.image_size)
         if first_labels is not None and not np.array_equal(labels, first_labels):
             raise ValueError(f"{path}: not conditioned on the same test samples as the first file")
         first_labels = labels

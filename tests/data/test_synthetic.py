@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -85,6 +87,21 @@ def test_pitch_ranges_follow_the_instrument(instrument):
     low, high = (440 * 2 ** ((m - 69) / 12) for m in (voice.low, voice.high))
     pitch = _pitch(audio[44100:5 * 44100])
     assert 0.9 * low <= pitch <= 1.1 * high * 2  # the fundamental may be weaker than the 2nd harmonic
+
+
+def test_every_instrument_has_its_own_resonance_band():
+    assert len({voice.resonance for voice in VOICES.values()}) == len(VOICES)
+    for instrument in ("tuba", "sax", "violin"):
+        voice = VOICES[instrument]
+        elsewhere = dataclasses.replace(voice, resonance=voice.resonance + 3000 if voice.resonance < 10000 else 2000)
+
+        def band_power(v) -> float:
+            audio = synthesize_audio(np.random.default_rng(0), v, 6.0)[44100:5 * 44100].astype(float)
+            freqs = np.fft.rfftfreq(len(audio), 1 / 44100)
+            return float((np.abs(np.fft.rfft(audio)) ** 2)[np.abs(freqs - voice.resonance) < 250].sum())
+
+        # whatever the notes, the band around the instrument's resonance holds several times more power
+        assert band_power(voice) > 3 * band_power(elsewhere), instrument
 
 
 def test_bad_parameters(tmp_path):

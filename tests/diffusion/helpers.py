@@ -18,7 +18,7 @@ def train_params(**overrides) -> dict:
     """A `train` section for a few-second run of the tiny profile."""
     params = {
         "profile": "tiny", "projection": "fc", "pca_components": 256, "dropout": 0.1, "epochs": 2,
-        "batch_size": 4, "max_steps_per_epoch": 2, "lr": 1e-3, "p_uncond": 0.2, "ema_decay": 0.995,
+        "batch_size": 4, "max_steps_per_epoch": 2, "lr": 1e-3, "loss_weighting": "eps", "p_uncond": 0.2, "ema_decay": 0.995,
         "checkpoint_every": 1, "timesteps": 1000, "beta_start": 1e-4, "beta_end": 0.02, "compile": False,
         "val_samples": 4, "preview": {"sampler": "dpmpp", "steps": 2, "guidance": 3.0}, "threads": None, "seed": 0,
     }
@@ -31,7 +31,7 @@ def sample_params(**overrides) -> dict:
     return {**params, **overrides}
 
 
-def make_root(root: Path, length_s: int = 1, embedding: str = "text-1s") -> Path:
+def make_root(root: Path, length_s: int = 1, embedding: str = "text-1s", image_size: int = 64) -> Path:
     """Prepared data (flat colour images per class, silent tracks) and class-clustered embeddings."""
     rng = np.random.default_rng(0)
     prepared = root / "data" / "prepared"
@@ -40,7 +40,7 @@ def make_root(root: Path, length_s: int = 1, embedding: str = "text-1s") -> Path
     for split, per_class in SPLIT_SIZES.items():
         labels = np.repeat(np.arange(CLASSES), per_class)
         first = sum(len(i) for i in images)
-        block = np.repeat(COLOURS[labels][:, None, None, :], 64, axis=1).repeat(64, axis=2)
+        block = np.repeat(COLOURS[labels][:, None, None, :], image_size, axis=1).repeat(image_size, axis=2)
         images.append(np.clip(block + rng.integers(-10, 10, block.shape), 0, 255).astype(np.uint8))
         pd.DataFrame({"performance": [f"p{label}" for label in labels], "instrument": "x", "label": labels,
                       "start": 0, "image": np.arange(first, first + len(labels))}).to_csv(

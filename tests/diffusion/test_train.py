@@ -8,12 +8,12 @@ import pytest
 import torch
 
 import a2i.diffusion.train as train_module
-from a2i.diffusion.sample import checkpoints, load_generator
+from a2i.diffusion.sample import checkpoints, load_generator, sample_variant
 from a2i.diffusion.train import train
 from a2i.io import sha256_file
 from a2i.variants import Variant
 
-from .helpers import REPO, make_root, train_params, write_params
+from .helpers import REPO, make_root, sample_params, train_params, write_params
 
 
 def final_state(root: Path, epoch: int, variant: str = "text-1s") -> dict:
@@ -148,15 +148,47 @@ def test_nocfg_never_drops_and_pca_fits_the_train_embeddings(root, monkeypatch):
     torch.testing.assert_close(model.project.mean, embeddings.mean(0))
 
 
+def test_v_weighting_is_the_mse_of_the_implied_v():
+    torch.manual_seed(0)
+    model = train_module.UNet("tiny", image_size=32).eval()
+    torch.nn.init.normal_(model.outc.weight)
+    abar = model.alphas_cumprod
+    x0, noise, cond = torch.randn(3, 3, 32, 32), torch.randn(3, 3, 32, 32), torch.randn(3, 1024)
+    t = torch.tensor([5, 500, 990])
+    x_t = abar[t].sqrt().view(-1, 1, 1, 1) * x0 + (1 - abar[t]).sqrt().view(-1, 1, 1, 1) * noise
+    with torch.no_grad():
+        eps_hat = model(x_t, t, cond)
+        a = abar[t].view(-1, 1, 1, 1)
+        v_hat = (eps_hat - (1 - a).sqrt() * x_t) / a.sqrt()
+        v = a.sqrt() * noise - (1 - a).sqrt() * x0
+        torch.testing.assert_close(train_module.diffusion_loss(model, x0, cond, t, noise, abar, "v"),
+                                   (v_hat - v).pow(2).mean(), rtol=1e-4, atol=0)
+        torch.testing.assert_close(train_module.diffusion_loss(model, x0, cond, t, noise, abar, "eps"),
+                                   (eps_hat - noise).pow(2).mean())
+
+
+def test_the_image_size_comes_from_the_prepared_data(tmp_path):
+    root = make_root(tmp_path, image_size=32)
+    path = train("text-1s", train_params(loss_weighting="v"), root)
+    model, config = load_generator(path)
+    assert config["model"]["image_size"] == 32 and config["loss_weighting"] == "v" and model.image_size == 32
+    write_params(root, train=train_params(loss_weighting="v"))
+    sample_variant("text-1s", sample_params(), root)
+    packed = np.load(root / "data" / "samples" / "text-1s" / "epoch_002_g3_s0.npz")
+    assert packed["images"].shape == (6, 32, 32, 3)
+
+
 def test_bad_inputs_are_clear_errors(root):
+    with pytest.raises(ValueError, match="train.loss_weighting must be one of"):
+        train("text-1s", train_params(loss_weighting="x0"), root)
+    with pytest.raises(ValueError, match="not divisible by 3 processes"):
+        train_module.Trainer(Variant.parse("text-1s"), train_params(batch_size=4), root, rank=0, world=3,
+                             device=torch.device("cpu"))
     np.save(root / "data" / "embeddings" / "text-1s" / "val.npy", np.zeros((5, 1024), np.float32))
     with pytest.raises(ValueError, match=r"val\.npy has shape \(5, 1024\), expected \(6, 1024\)"):
         train("text-1s", train_params(), root)
     with pytest.raises(ValueError, match="not found"):
         train("mutual-1s", train_params(), root)
-    with pytest.raises(ValueError, match="not divisible by 3 processes"):
-        train_module.Trainer(Variant.parse("text-1s"), train_params(batch_size=4), root, rank=0, world=3,
-                             device=torch.device("cpu"))
 
 
 def test_two_gloo_processes_train_like_one(root, tmp_path):

@@ -28,6 +28,19 @@ def test_forward_shape_and_dtype(profile):
     assert torch.isfinite(out).all()
 
 
+def test_image_size_sets_the_input_and_where_attention_sits():
+    # tiny: attention only on feature maps of side <= 8; at 64x64 that is the last down block, at 32x32 also
+    # the one before it and the first up block
+    at = lambda model: [b is not None for b in (*model.down_attn, *model.up_attn)]  # noqa: E731
+    assert at(UNet("tiny")) == [False, False, True, False, False, False]
+    small = UNet("tiny", image_size=32).eval()
+    assert at(small) == [False, True, True, True, False, False] and small.image_size == 32
+    with torch.no_grad():
+        assert small(torch.randn(2, 3, 32, 32), torch.tensor([0, 999]), torch.randn(2, 1024)).shape == (2, 3, 32, 32)
+    with pytest.raises(ValueError, match="must be a positive multiple of 8"):
+        UNet("tiny", image_size=36)
+
+
 def test_condition_and_timestep_change_the_prediction():
     torch.manual_seed(0)
     model = UNet("tiny").eval()

@@ -84,7 +84,7 @@ def test_classifier_runs_on_real_suburmp_frames(trained):
 
 def test_classifier_input_is_checked():
     with pytest.raises(ValueError, match=r"uint8 \[n, 64, 64, 3\]"):
-        classifier.to_input(np.zeros((2, 32, 32, 3), np.uint8))
+        classifier.to_input(np.zeros((2, 32, 32, 3), np.uint8), 64)
 
 
 def test_pixel_noise_std_is_drawn_per_image_up_to_the_maximum():
@@ -94,3 +94,13 @@ def test_pixel_noise_std_is_drawn_per_image_up_to_the_maximum():
     assert stds.max() <= 0.31 and stds.min() < 0.03  # one std per image, uniform in [0, 0.3]
     assert abs(stds.mean().item() - 0.15) < 0.02
     assert torch.equal(classifier.add_pixel_noise(x, 0.0, torch.Generator()), x)
+
+
+def test_the_classifier_keeps_the_image_size_it_was_trained_at(tmp_path):
+    model = classifier.InstrumentClassifier(image_size=32)
+    classifier.save_classifier(tmp_path / "c.pt", model, {})
+    loaded = classifier.load_classifier(tmp_path / "c.pt")
+    predicted, _ = classifier.predict(loaded, np.zeros((2, 32, 32, 3), np.uint8))
+    assert loaded.image_size == 32 and predicted.shape == (2,)
+    with pytest.raises(ValueError, match=r"uint8 \[n, 32, 32, 3\]"):
+        classifier.predict(loaded, np.zeros((2, 64, 64, 3), np.uint8))
