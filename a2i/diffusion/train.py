@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 # Config keys that may change between a run and its resumption without changing what the epochs compute.
 _RESUMABLE = ("epochs", "checkpoint_every", "compile")
+LOSS_WEIGHTINGS = ("eps", "v")  # see diffusion_loss
 
 
 @dataclass
@@ -124,16 +125,13 @@ def _on_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
     return tensor
 
 
-LOSS_WEIGHTINGS = ("eps", "v")
-
-
 def diffusion_loss(model, x0: torch.Tensor, cond: torch.Tensor, t: torch.Tensor, noise: torch.Tensor,
                    alphas_cumprod: torch.Tensor, weighting: str = "eps") -> torch.Tensor:
     """MSE between the noise and its prediction from x_t (thesis Algorithm 1), each sample weighted by
     `weighting`: `eps` 1, as in the thesis; `v` 1 / abar_t, which makes it the MSE of the implied
     v = sqrt(abar) eps - sqrt(1 - abar) x0 (Salimans & Ho 2022), since v_hat - v = (eps_hat - eps) / sqrt(abar).
     Under `eps` the noisiest steps, where the layout and so the instrument of an image is decided, weigh
-    abar_t (< 0.01 for t > 600); under `v` they weigh as much as the rest."""
+    abar_t (< 0.01 for t > 672); under `v` they weigh as much as the rest."""
     with autocast(x0.device):
         eps = model(add_noise(x0, noise, t, alphas_cumprod), t, cond)
     per_sample = (eps.float() - noise).pow(2).mean(dim=(1, 2, 3))
