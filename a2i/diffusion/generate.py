@@ -51,8 +51,9 @@ def resolve_checkpoint(model: str | Path) -> Path:
 def generate(model: str | Path, audio: str | Path, *, seconds: float | None = None, n: int = 4,
              guidance: float = 3.0, sampler: str = "dpmpp", steps: int = 25, seed: int = 0,
              audio_model: str | Path | None = None, device: torch.device | None = None) -> np.ndarray:
-    """uint8 [n, 64, 64, 3] images for one audio clip. `audio_model` defaults to the fine-tuned head the
-    model's embeddings came from (`models/audioclip/<embedding>.pt`); `seconds` to the model's clip length."""
+    """uint8 [n, S, S, 3] images (S: the U-Net's image size) for one audio clip. `audio_model` defaults to the
+    fine-tuned head the model's embeddings came from (`models/audioclip/<embedding>.pt`); `seconds` to the model's
+    clip length."""
     from a2i.audioclip.embed import load_audio_encoder, read_heads
 
     if n < 1:

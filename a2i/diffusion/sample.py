@@ -105,8 +105,8 @@ def generate_images(model: UNet, cond: np.ndarray | torch.Tensor, *, sampler: st
     for start in tqdm(range(0, len(cond), batch_size), desc=f"{sampler} g={guidance:g} seed={seed}", leave=False):
         batch = cond[start:start + batch_size].to(device)
         with autocast(device):
-            x = sample(model, batch, shape=(3, model.image_size, model.image_size), sampler=sampler, steps=steps, guidance=guidance,
-                       generator=generator, schedule=schedule)
+            x = sample(model, batch, shape=(3, model.image_size, model.image_size), sampler=sampler, steps=steps,
+                       guidance=guidance, generator=generator, schedule=schedule)
         out.append(to_uint8(x))
     return np.concatenate(out)
 

@@ -18,9 +18,10 @@ def train_params(**overrides) -> dict:
     """A `train` section for a few-second run of the tiny profile."""
     params = {
         "profile": "tiny", "projection": "fc", "pca_components": 256, "dropout": 0.1, "epochs": 2,
-        "batch_size": 4, "max_steps_per_epoch": 2, "lr": 1e-3, "loss_weighting": "eps", "p_uncond": 0.2, "ema_decay": 0.995,
-        "checkpoint_every": 1, "timesteps": 1000, "beta_start": 1e-4, "beta_end": 0.02, "compile": False,
-        "val_samples": 4, "preview": {"sampler": "dpmpp", "steps": 2, "guidance": 3.0}, "threads": None, "seed": 0,
+        "batch_size": 4, "max_steps_per_epoch": 2, "lr": 1e-3, "loss_weighting": "eps", "p_uncond": 0.2,
+        "ema_decay": 0.995, "checkpoint_every": 1, "timesteps": 1000, "beta_start": 1e-4, "beta_end": 0.02,
+        "compile": False, "val_samples": 4, "preview": {"sampler": "dpmpp", "steps": 2, "guidance": 3.0},
+        "threads": None, "seed": 0,
     }
     return {**params, **overrides}
 

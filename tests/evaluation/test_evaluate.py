@@ -134,7 +134,8 @@ def test_inception_fid_on_real_frames(trained, inception_weights, tmp_path):
 
 @pytest.mark.parametrize("name, content, message", [
     ("epoch_2_g3_s0.npz", None, "not named like a2i.variants.sample_name"),
-    ("epoch_002_g3_s0.npz", {"images": np.zeros((3, 32, 32, 3), np.uint8)}, r"images must be uint8 \[n, 64, 64, 3\] like the classifier's"),
+    ("epoch_002_g3_s0.npz", {"images": np.zeros((3, 32, 32, 3), np.uint8)},
+     r"images must be uint8 \[n, 64, 64, 3\] like the classifier's"),
     ("epoch_002_g3_s0.npz", {"labels": np.array([0, 1, 13])}, r"labels outside 0..12"),
     ("epoch_002_g3_s1.npz", {"images": np.zeros((2, 64, 64, 3), np.uint8), "labels": np.array([0, 1])},
      r"differ in size \[2, 3\]"),
