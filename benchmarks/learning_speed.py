@@ -1,13 +1,13 @@
 """How fast the tiny U-Net learns to show the right instrument: adherence after N training steps.
 
 The tiny profile's image size and loss weighting were chosen with this script (benchmarks/RESULTS.md, "Learning
-speed of the tiny U-Net"). It trains one variant with the `train` stage's own code in a scratch root that holds
-a finished run's embeddings and its prepared images, area-downsampled to `--image-size`, then samples every
-checkpoint like the `sample` stage (`per_class` test conditions, DPM-Solver++ 25, guidance 3) and scores the
-images with an instrument classifier trained like the `classify` stage on real images of the same size.
+speed of the tiny U-Net"). In a scratch root that holds a finished run's embeddings and its prepared images,
+area-downsampled to `--image-size`, it runs the stages' own functions: `train` (one checkpoint every `--steps`
+steps), `classify` on the real images of that size, and `sample` at every checkpoint (`--per-class` test
+conditions, the main guidance only), then scores the samples with that classifier.
 
-Run from the repository root after `dvc repro` (it reads params.yaml's `train` section and overrides what the
-options name):
+Run from the repository root after `dvc repro` (it reads params.yaml's `train`, `classify` and `sample` sections
+and overrides what the options name):
 
     python benchmarks/learning_speed.py --variant text-2s --image-size 32 --loss-weighting v --steps 120 --checkpoints 4
 """
@@ -23,12 +23,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from a2i.diffusion.sample import checkpoints, generate_images, held_out_conditions, load_generator
-from a2i.diffusion.schedule import Schedule
+from a2i.diffusion.sample import sample_variant
 from a2i.diffusion.train import train
-from a2i.evaluation.classifier import predict, real_split, train_classifier
+from a2i.evaluation.classifier import classify, load_classifier, predict
+from a2i.evaluation.evaluate import discover_samples, load_samples
 from a2i.params import load_section
-from a2i.variants import PREPARED, Variant, diffusion_dir
+from a2i.variants import CLASSIFIER, METRICS, PREPARED, samples_dir
 
 
 def scratch_root(source: Path, work: Path, image_size: int) -> Path:
@@ -48,16 +48,13 @@ def scratch_root(source: Path, work: Path, image_size: int) -> Path:
 
 
 def adherence_by_checkpoint(variant: str, root: Path, per_class: int) -> list[tuple[int, float]]:
-    splits = {split: real_split(root / PREPARED, split) for split in ("train", "val")}
-    classifier = train_classifier(splits["train"], splits["val"], epochs=2, batch_size=64, lr=1e-3, seed=0,
-                                  noise_std=0.3).model
-    cond, labels, _ = held_out_conditions(Variant.parse(variant), root, per_class, seed=0)
+    classify(root / PREPARED, root / CLASSIFIER, root / METRICS / "classifier.json", **load_section("classify"))
+    classifier = load_classifier(root / CLASSIFIER)
+    params = {**load_section("sample"), "per_class": per_class, "seeds": [0], "cfg_sweep": "none"}
+    sample_variant(variant, params, root, torch.device("cpu"))
     scores = []
-    for epoch, path in checkpoints(root / diffusion_dir(variant)):
-        model, config = load_generator(path)
-        images = generate_images(model, cond, sampler="dpmpp", steps=25, guidance=3.0, seed=0,
-                                 schedule=Schedule(**config["model"]["schedule"]), batch_size=len(cond),
-                                 device=torch.device("cpu"))
+    for (epoch, _), (sample,) in discover_samples(root / samples_dir(variant)).items():
+        images, labels = load_samples(sample.path, classifier.image_size)
         scores.append((epoch, float((predict(classifier, images)[0] == labels).mean())))
     return scores
 
