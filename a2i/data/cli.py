@@ -86,4 +86,44 @@ def download_cmd(items, out: Path, local_dir: Path | None, params_path: Path) ->
     click.echo(f"wrote {manifest}")
 
 
-COMMANDS: list = [synthesize_cmd, prepare_cmd, download_cmd]
+def _crop(ctx, param, value: str | None) -> dict | None:
+    import yaml
+
+    if value is None:
+        return None
+    try:
+        crop = yaml.safe_load(value)
+    except yaml.YAMLError:
+        crop = None
+    if not isinstance(crop, dict):
+        raise click.BadParameter(f"'{value}' is not a mapping such as '{{cello: [0.1, 0, 0.662, 1]}}'")
+    return crop
+
+
+@click.command("crops")
+@click.option("--raw", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Sub-URMP root (holds chunk/ and img/).  [default: prepare.raw of params.yaml]")
+@click.option("--crop", default=None, callback=_crop,
+              help="Boxes as YAML, '{instrument: [left, top, right, bottom]}' in frame fractions.  "
+                   "[default: prepare.crop of params.yaml]")
+@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("crops.png"))
+def crops_cmd(raw: Path | None, crop: dict | None, out: Path) -> None:
+    """Draw the crop boxes on the middle frame of every performance (a PNG contact sheet), to check them by eye.
+
+    Instruments without a box show the default centred full-height square.
+    """
+    from a2i.data.crops import contact_sheet
+    from a2i.params import load_section, require
+
+    if raw is None or crop is None:  # params.yaml is read only when an option is left out
+        section = load_section("prepare")
+        raw = Path(require(section, "raw", "prepare")) if raw is None else raw
+        crop = (section.get("crop") or {}) if crop is None else crop
+    try:
+        performances = contact_sheet(raw, crop, out)
+    except ValueError as error:
+        raise _fail(error) from None
+    click.echo(f"wrote {out} ({len(performances)} performances)")
+
+
+COMMANDS: list = [synthesize_cmd, prepare_cmd, download_cmd, crops_cmd]
