@@ -23,12 +23,17 @@ class ParamsError(SystemExit):
         super().__init__(f"error: {message}")
 
 
-def load_section(section: str, path: str | Path = "params.yaml") -> dict[str, Any]:
-    """Return `params.yaml[section]` as a plain dict."""
+def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
+    """The whole `params.yaml` (the report's recipe card diffs it against the thesis table)."""
     path = Path(path)
     if not path.is_file():
         raise ParamsError(f"{path} not found (run from the repository root)")
-    params = yaml.safe_load(path.read_text()) or {}
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def load_section(section: str, path: str | Path = "params.yaml") -> dict[str, Any]:
+    """Return `params.yaml[section]` as a plain dict."""
+    params = load_params(path)
     if section not in params:
         raise ParamsError(f"{path} has no section '{section}'")
     return params[section]

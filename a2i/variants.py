@@ -1,8 +1,9 @@
 """Experiment variants and where each stage keeps its artifacts.
 
 A variant is one trained diffusion model: an embedding variant (alignment x length) plus, for the thesis'
-studies, a change of the diffusion setup: `nocfg` (p_uncond = 0, thesis 4.4) or `pca` (PCA projection,
-thesis 4.5). Names are what DVC shows: `text-2s`, `text-2s-nocfg`, `text-2s-pca`.
+studies, a change of the diffusion setup: `nocfg` (p_uncond = 0, thesis 4.4), `pca` (PCA projection,
+thesis 4.5) or `nonorm` (the encoding layer without Dropout and LayerNorm, thesis 5.4 / Figure 5.10).
+Names are what DVC shows: `text-2s`, `text-2s-nocfg`, `text-2s-pca`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ALIGNMENTS = ("text", "frozen", "mutual")
-STUDIES = ("nocfg", "pca")
+STUDIES = ("nocfg", "pca", "nonorm")
 _NAME = re.compile(r"^(?P<alignment>[a-z]+)-(?P<length>\d+)s(?:-(?P<study>[a-z]+))?$")
 
 
@@ -52,6 +53,9 @@ class Variant:
     def p_uncond(self, default: float) -> float:
         return 0.0 if self.study == "nocfg" else default
 
+    def encoding_norm(self, default: bool) -> bool:
+        return False if self.study == "nonorm" else default
+
 
 def grid(lengths: list[int], alignments: list[str], study: dict) -> list[Variant]:
     """The diffusion variants of one experiment: every (length, alignment) cell, then the study variants."""
@@ -86,8 +90,10 @@ def checkpoint_name(epoch: int) -> str:
     return f"epoch_{epoch:03d}.pt"
 
 
-def samples_dir(variant: str) -> Path:
-    return SAMPLES / variant
+def samples_dir(variant: str, split: str = "test") -> Path:
+    """Generated images of a variant: conditioned on the test split, or (`val`) the validation split's
+    conditions used for model selection."""
+    return SAMPLES / variant if split == "test" else SAMPLES / variant / split
 
 
 def evaluation_name(epoch: int, guidance: float) -> str:

@@ -53,6 +53,7 @@ class FinetuneConfig:
 
     profile: str
     checkpoint: str | None
+    allow_random_init: bool
     epochs: int
     batch_size: int
     lr: float
@@ -83,6 +84,10 @@ class FinetuneConfig:
         for name, ok in checks.items():
             if not ok:
                 raise ValueError(f"parameter 'finetune.{name}' has an invalid value {getattr(self, name)!r}")
+        if self.checkpoint is None and not self.allow_random_init:
+            raise ValueError("finetune.checkpoint is null: the thesis fine-tunes the released, partially trained "
+                             "AudioCLIP (3.2.3); add `audioclip` to download.items and set finetune.checkpoint="
+                             "data/download/AudioCLIP-Partial-Training.pt, or set finetune.allow_random_init=true")
 
 
 def class_texts() -> list[str]:
@@ -323,7 +328,7 @@ def run_finetune(embedding: str, params: dict[str, Any], prepared: str | Path = 
 
     save_torch(model_path, heads_state(model, variant.alignment, variant.length, info["pretrained"]))
     metrics = {"alignment": variant.alignment, "length_s": variant.length, "profile": config.profile,
-               "pretrained": info["pretrained"], **metrics}
+               "pretrained": info["pretrained"], "checkpoint_sha256": info.get("checkpoint_sha256"), **metrics}
     write_json(metrics_path, metrics)
     log.info("%s: best query accuracy %.3f at epoch %d", variant.embedding, metrics["best_query_acc"],
              metrics["best_epoch"])

@@ -45,15 +45,17 @@ def guided_eps(model: Denoiser, x: torch.Tensor, t: torch.Tensor, cond: torch.Te
 
 @torch.no_grad()
 def sample(model: Denoiser, cond: torch.Tensor, *, shape: tuple[int, ...], sampler: str, steps: int, guidance: float,
-           generator: torch.Generator, schedule: Schedule = Schedule(), progress: bool = False) -> torch.Tensor:
+           generator: torch.Generator, schedule: Schedule = Schedule(), ddpm_variance: str = "fixed_small",
+           progress: bool = False) -> torch.Tensor:
     """Draw one x0 per row of `cond` ([B, 1024]); `shape` is one sample's shape, e.g. (3, 64, 64).
 
-    `sampler`: `ddpm` (ancestral; use steps = T), `ddim` (eta 0) or `dpmpp` (DPM-Solver++ 2M). All noise comes
-    from `generator` (on cond's device). Returns x0 in model space, unclamped, float32.
+    `sampler`: `ddpm` (ancestral; use steps = T; its posterior variance `ddpm_variance`), `ddim` (eta 0) or
+    `dpmpp` (DPM-Solver++ 2M). All noise comes from `generator` (on cond's device). Returns x0 in model space,
+    unclamped, float32.
     """
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
-    scheduler = schedule.scheduler(sampler)
+    scheduler = schedule.scheduler(sampler, ddpm_variance)
     scheduler.set_timesteps(steps, device=cond.device)
     x = torch.randn((cond.shape[0], *shape), generator=generator, device=cond.device) * scheduler.init_noise_sigma
     for t in tqdm(scheduler.timesteps, desc=f"{sampler}-{steps}", disable=not progress, leave=False):
@@ -96,7 +98,7 @@ def autocast(device: torch.device):
 
 def generate_images(model: UNet, cond: np.ndarray | torch.Tensor, *, sampler: str, steps: int,
                     guidance: float, seed: int, schedule: Schedule, batch_size: int,
-                    device: torch.device) -> np.ndarray:
+                    device: torch.device, ddpm_variance: str = "fixed_small") -> np.ndarray:
     """uint8 [n, S, S, 3] (S = model.image_size), one image per condition row; the same seed gives the same
     images."""
     cond = torch.as_tensor(np.asarray(cond, np.float32))
@@ -106,7 +108,7 @@ def generate_images(model: UNet, cond: np.ndarray | torch.Tensor, *, sampler: st
         batch = cond[start:start + batch_size].to(device)
         with autocast(device):
             x = sample(model, batch, shape=(3, model.image_size, model.image_size), sampler=sampler, steps=steps,
-                       guidance=guidance, generator=generator, schedule=schedule)
+                       guidance=guidance, generator=generator, schedule=schedule, ddpm_variance=ddpm_variance)
         out.append(to_uint8(x))
     return np.concatenate(out)
 
@@ -152,11 +154,12 @@ def load_embeddings(root: Path, embedding: str, split: str, rows: int) -> np.nda
     return array.astype(np.float32, copy=False)
 
 
-def held_out_conditions(variant: Variant, root: Path, per_class: int | None, seed: int) -> tuple[np.ndarray, np.ndarray,
-                                                                                           np.ndarray]:
-    """(embeddings [n,1024], labels [n], rows [n]) of the test split; `per_class` draws a seeded subset."""
-    labels = PreparedDataset(root / PREPARED, variant.length, "test").labels
-    embeddings = load_embeddings(root, variant.embedding, "test", len(labels))
+def held_out_conditions(variant: Variant, root: Path, split: str, per_class: int | None,
+                        seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(embeddings [n,1024], labels [n], rows [n]) of a held-out split (`val` or `test`); `per_class` draws a
+    seeded subset."""
+    labels = PreparedDataset(root / PREPARED, variant.length, split).labels
+    embeddings = load_embeddings(root, variant.embedding, split, len(labels))
     rows = np.arange(len(labels))
     if per_class is not None:
         rng = np.random.default_rng(seed)
@@ -165,23 +168,35 @@ def held_out_conditions(variant: Variant, root: Path, per_class: int | None, see
     return np.asarray(embeddings[rows], np.float32), labels[rows], rows
 
 
+def sweep_epoch(checkpoint_epochs: list[int], cfg_epoch: int | None) -> int:
+    """The checkpoint of the CFG sweep: `cfg_epoch` (thesis: 70), or the final one when None."""
+    if cfg_epoch is None:
+        return max(checkpoint_epochs)
+    if cfg_epoch not in checkpoint_epochs:
+        raise ValueError(f"sample.cfg_epoch={cfg_epoch} is not a checkpoint epoch (have {checkpoint_epochs}); "
+                         "set study.epoch to one of them or null for the final checkpoint")
+    return cfg_epoch
+
+
 def guidance_plan(variant: Variant, checkpoint_epochs: list[int], params: dict) -> dict[int, list[float]]:
     """Guidance scales per checkpoint epoch: `guidance` (1 for nocfg) everywhere, plus the CFG sweep
-    (`cfg_scales`; nocfg: 1 only) at the final checkpoint of the study variants."""
+    (`cfg_scales`; nocfg: 1 only) at the `cfg_epoch` checkpoint of the swept embedding variant."""
     get = lambda key: require(params, key, "sample")  # noqa: E731
     nocfg = variant.study == "nocfg"
     base = 1.0 if nocfg else float(get("guidance"))
     plan = {epoch: [base] for epoch in checkpoint_epochs}
     if variant.embedding == get("cfg_sweep") and variant.study in (None, "nocfg"):
         sweep = [1.0] if nocfg else [float(s) for s in get("cfg_scales")]
-        final = max(checkpoint_epochs)
-        plan[final] = sorted(set(plan[final]) | set(sweep))
+        epoch = sweep_epoch(checkpoint_epochs, get("cfg_epoch"))
+        plan[epoch] = sorted(set(plan[epoch]) | set(sweep))
     return plan
 
 
 def sample_variant(variant: str, params: dict, root: Path = Path("."), device: torch.device | None = None) -> list[Path]:
     """The `sample` stage: `data/samples/<variant>/<sample_name>.{npz,png}` for every checkpoint, seed and
-    guidance of `guidance_plan`. Returns the written .npz paths."""
+    guidance of `guidance_plan` on the test conditions, and, for the main grid's variants, the same at the main
+    guidance on `val_per_class` validation conditions per instrument (`.../val/`: model selection on
+    validation). Returns the written .npz paths."""
     v = Variant.parse(variant)
     get = lambda key: require(params, key, "sample")  # noqa: E731
     set_threads(get("threads"))
@@ -189,23 +204,30 @@ def sample_variant(variant: str, params: dict, root: Path = Path("."), device: t
     found = checkpoints(root / diffusion_dir(v.name))
     if not found:
         raise ValueError(f"no checkpoints in {root / diffusion_dir(v.name)} (run `train --variant {v.name}`)")
-    cond, labels, rows = held_out_conditions(v, root, get("per_class"), int(get("seed")))
-    plan = guidance_plan(v, [epoch for epoch, _ in found], params)
-    out_dir = root / samples_dir(v.name)
+    plans = {"test": guidance_plan(v, [epoch for epoch, _ in found], params)}
+    conditions = {"test": held_out_conditions(v, root, "test", get("per_class"), int(get("seed")))}
+    if v.study is None:
+        plans["val"] = {epoch: [float(get("guidance"))] for epoch, _ in found}
+        conditions["val"] = held_out_conditions(v, root, "val", get("val_per_class"), int(get("seed")))
     written = []
     for epoch, path in found:
         model, config = load_generator(path, device)
-        for guidance in plan[epoch]:
-            for seed in get("seeds"):
-                images = generate_images(model, cond, sampler=get("sampler"), steps=int(get("steps")),
-                                         guidance=guidance, seed=int(seed),
-                                         schedule=Schedule(**config["model"]["schedule"]),
-                                         batch_size=int(get("batch_size")), device=device)
-                name = sample_name(epoch, guidance, int(seed))
-                save_npz(out_dir / f"{name}.npz", images=images, labels=labels, rows=rows)
-                save_png(class_grid(images, labels), out_dir / f"{name}.png")
-                written.append(out_dir / f"{name}.npz")
-                log.info("%s: %d images -> %s", v.name, len(images), out_dir / f"{name}.npz")
+        for split, plan in plans.items():
+            cond, labels, rows = conditions[split]
+            out_dir = root / samples_dir(v.name, split)
+            for guidance in plan[epoch]:
+                for seed in get("seeds"):
+                    images = generate_images(model, cond, sampler=get("sampler"), steps=int(get("steps")),
+                                             guidance=guidance, seed=int(seed),
+                                             schedule=Schedule(**config["model"]["schedule"]),
+                                             batch_size=int(get("batch_size")), device=device,
+                                             ddpm_variance=get("ddpm_variance"))
+                    name = sample_name(epoch, guidance, int(seed))
+                    save_npz(out_dir / f"{name}.npz", images=images, labels=labels, rows=rows)
+                    if split == "test":
+                        save_png(class_grid(images, labels), out_dir / f"{name}.png")
+                    written.append(out_dir / f"{name}.npz")
+                    log.info("%s: %d %s images -> %s", v.name, len(images), split, out_dir / f"{name}.npz")
     return written
 
 
@@ -228,7 +250,7 @@ def compare_samplers(variant: str, *, root: Path = Path("."), out: Path | None =
         raise ValueError(f"no checkpoints in {root / diffusion_dir(v.name)}")
     epoch, path = found[-1]
     model, config = load_generator(path, device)
-    cond, labels, rows = held_out_conditions(v, root, per_class, seed)
+    cond, labels, rows = held_out_conditions(v, root, "test", per_class, seed)
     out = out or root / "data" / "sampler_check" / v.name
     timing = {"variant": v.name, "epoch": epoch, "guidance": guidance, "n": len(labels), "device": str(device)}
     for sampler, steps in runs:

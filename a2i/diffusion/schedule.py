@@ -12,6 +12,7 @@ import torch
 from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
 
 SAMPLERS = ("ddpm", "ddim", "dpmpp")
+DDPM_VARIANCES = ("fixed_small", "fixed_large")  # posterior beta-tilde_t | beta_t (Ho et al. found both work)
 
 
 @dataclass(frozen=True)
@@ -27,10 +28,13 @@ class Schedule:
         return dict(num_train_timesteps=self.timesteps, beta_start=self.beta_start, beta_end=self.beta_end,
                     beta_schedule="linear", prediction_type="epsilon")
 
-    def scheduler(self, sampler: str):
-        """A fresh diffusers scheduler: `ddpm` ancestral, `ddim` (eta 0), `dpmpp` (DPM-Solver++ 2M)."""
+    def scheduler(self, sampler: str, ddpm_variance: str = "fixed_small"):
+        """A fresh diffusers scheduler: `ddpm` ancestral (posterior variance `ddpm_variance`), `ddim` (eta 0),
+        `dpmpp` (DPM-Solver++ 2M)."""
         if sampler == "ddpm":
-            return DDPMScheduler(**self._common(), variance_type="fixed_small", clip_sample=False)
+            if ddpm_variance not in DDPM_VARIANCES:
+                raise ValueError(f"ddpm_variance must be one of {DDPM_VARIANCES}, got '{ddpm_variance}'")
+            return DDPMScheduler(**self._common(), variance_type=ddpm_variance, clip_sample=False)
         if sampler == "ddim":
             return DDIMScheduler(**self._common(), clip_sample=False, set_alpha_to_one=True,
                                  timestep_spacing="linspace")

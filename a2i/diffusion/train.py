@@ -66,11 +66,15 @@ def run_config(variant: Variant, params: dict, image_size: int) -> dict:
         "length_s": variant.length,
         "model": {"profile": get("profile"), "projection": variant.projection(get("projection")),
                   "dropout": float(get("dropout")), "pca_components": int(get("pca_components")),
-                  "schedule": schedule.as_dict(), "image_size": image_size},
+                  "schedule": schedule.as_dict(), "image_size": image_size,
+                  "output_skip": bool(get("output_skip")), "context_tokens": int(get("context_tokens")),
+                  "standardize": bool(get("standardize")), "pca_scale": bool(get("pca_scale")),
+                  "encoding_norm": variant.encoding_norm(True)},
         "loss_weighting": get("loss_weighting"),
         "p_uncond": variant.p_uncond(float(get("p_uncond"))),
         "batch_size": int(get("batch_size")),
         "lr": float(get("lr")),
+        "ema": bool(get("ema")),
         "ema_decay": float(get("ema_decay")),
         "max_steps_per_epoch": get("max_steps_per_epoch"),
         "seed": int(get("seed")),
@@ -91,7 +95,8 @@ def _fits(model: torch.nn.Module, weights: dict) -> bool:
 
 
 class EMA:
-    """Exponential moving average of the weights with the usual warm-up: decay_n = min(decay, (1+n)/(10+n))."""
+    """Exponential moving average of the weights with the usual warm-up: decay_n = min(decay, (1+n)/(10+n)).
+    Decay 0 (`train.ema: false`) makes it an exact copy of the trained weights."""
 
     def __init__(self, model: torch.nn.Module, decay: float):
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
@@ -166,7 +171,7 @@ class Trainer:
         self.model = UNet(**self.config["model"])
         self.model.fit_condition(self.train.cond)
         self.model.to(device, memory_format=torch.channels_last)
-        self.ema = EMA(self.model, self.config["ema_decay"])
+        self.ema = EMA(self.model, self.config["ema_decay"] if self.config["ema"] else 0.0)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.config["lr"], fused=True)
         self.generator = torch.Generator(device=device).manual_seed(self.config["seed"])
         self.forward = self.model

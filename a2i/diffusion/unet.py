@@ -1,19 +1,19 @@
 """The conditional U-Net of thesis 3.3.2, built on the layout of Capelle's `UNet_conditional`.
 
 Condition path: a 1024-d audio embedding is projected to 256-d, either by the thesis' encoding layer
-(Linear, LeakyReLU, Dropout, LayerNorm; its input standardised with the training embeddings' statistics) or by
-PCA fitted on the training embeddings (thesis 4.5). The
+(Linear, LeakyReLU, Dropout, LayerNorm) or by PCA fitted on the training embeddings (thesis 4.5). The
 projection is added to a sinusoidal time embedding and that sum is added to the output of every down/up
-block. The projected condition is also split into a few context tokens that the cross-attention blocks
-attend to: with a single key/value token, softmax attention degenerates into a constant linear map of the
-condition, so the tokens are what lets different image positions pick different parts of it.
-
-Output: the network predicts the noise as eps = sqrt(1 - abar_t) x_t + sqrt(abar_t) F(x_t, t, c), F being the
-U-Net (its last layer the 1x1 conv). This is still epsilon prediction trained with the noise MSE, with the same
-optimum E[eps | x_t]; the analytic skip only spares the network from learning the identity eps ~ x_t at high
-noise levels, where an error of e in eps becomes e / sqrt(abar_t) (up to 160x) in the implied image. Without
-it a small U-Net needs thousands of steps before its samples stop saturating (measured: adherence at chance
-after 300 steps, against 0.46 with it; benchmarks/RESULTS.md).
+block; the cross-attention blocks attend to the projected condition. The thesis network is what the
+defaults build; each departure from it is a named switch (see `a2i.thesis` for why each exists):
+- `output_skip`: eps = sqrt(1 - abar_t) x_t + sqrt(abar_t) F(x_t, t, c) instead of eps = F. Same optimum
+  E[eps | x_t]; F is then a v-style target, which spares a small network learning the identity eps ~ x_t at
+  high noise (benchmarks/RESULTS.md, "How the default run reaches its targets");
+- `context_tokens` > 1: the projected condition is expanded into several cross-attention tokens (with one
+  key/value token softmax attention is a constant linear map of the condition);
+- `standardize`: the encoding layer's input is centred and scaled with the training embeddings' statistics;
+- `pca_scale`: the PCA projection is scaled to unit RMS (thesis 5.4 blames PCA's brightness swings on the
+  missing normalisation, so the thesis profile keeps it raw);
+- `encoding_norm` off: the encoding layer without Dropout and LayerNorm (the variant of thesis Figure 5.10).
 
 All attention goes through `F.scaled_dot_product_attention` (flash/memory-efficient kernels), so no
 [tokens x tokens] matrix is ever materialised; that is what makes the thesis network trainable on a CPU.
@@ -22,7 +22,7 @@ All attention goes through `F.scaled_dot_product_attention` (flash/memory-effici
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -41,14 +41,13 @@ class Profile:
     widths: tuple[int, int, int, int]
     heads: int
     attn_max_size: int
-    context_tokens: int
 
 
 PROFILES = {
     # Capelle's widths with the two-DoubleConv bottleneck; attention after all six down/up blocks.
-    "thesis": Profile(widths=(64, 128, 256, 256), heads=4, attn_max_size=64, context_tokens=4),
+    "thesis": Profile(widths=(64, 128, 256, 256), heads=4, attn_max_size=64),
     # CPU demo: same code, narrow layers, attention only at 8x8 (at 16x16 too costs 20% more per step).
-    "tiny": Profile(widths=(8, 16, 32, 32), heads=2, attn_max_size=8, context_tokens=4),
+    "tiny": Profile(widths=(8, 16, 32, 32), heads=2, attn_max_size=8),
 }
 
 
@@ -179,25 +178,29 @@ class Standardize(nn.Module):
 
 
 class EncodingLayer(nn.Sequential):
-    """Thesis 3.3.2 encoding layer, Linear(1024, 256), LeakyReLU, Dropout, LayerNorm, on standardised input."""
+    """Thesis 3.3.2 encoding layer: Linear(1024, 256), LeakyReLU, then (`norm`) Dropout and LayerNorm (5.4);
+    `standardize` puts a fitted `Standardize` in front."""
 
-    def __init__(self, dropout: float):
-        super().__init__(Standardize(), nn.Linear(COND_DIM, EMB_DIM), nn.LeakyReLU(), nn.Dropout(dropout),
-                         nn.LayerNorm(EMB_DIM))
+    def __init__(self, dropout: float, standardize: bool, norm: bool):
+        layers = [Standardize()] if standardize else []
+        layers += [nn.Linear(COND_DIM, EMB_DIM), nn.LeakyReLU()]
+        layers += [nn.Dropout(dropout), nn.LayerNorm(EMB_DIM)] if norm else []
+        super().__init__(*layers)
 
     def fit(self, embeddings: torch.Tensor) -> None:
-        self[0].fit(embeddings)
+        if isinstance(self[0], Standardize):
+            self[0].fit(embeddings)
 
 
 class PCAProjection(nn.Module):
-    """Fixed PCA onto `components` axes of the training embeddings (thesis 4.5), scaled to unit RMS.
-
-    One scale for all axes keeps their relative variance (whitening would blow the noise axes up to the
-    size of the class axes). Buffers, not parameters: saved in the state dict, never trained.
+    """Fixed PCA onto `components` axes of the training embeddings (thesis 4.5); `scale`: divided by the RMS of
+    the kept axes (one scale for all keeps their relative variance; whitening would blow the noise axes up).
+    Buffers, not parameters: saved in the state dict, never trained.
     """
 
-    def __init__(self, components: int):
+    def __init__(self, components: int, scale: bool):
         super().__init__()
+        self.scale = scale
         self.register_buffer("mean", torch.zeros(COND_DIM))
         self.register_buffer("basis", torch.zeros(COND_DIM, components))
         self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
@@ -210,7 +213,7 @@ class PCAProjection(nn.Module):
         variances, vectors = torch.linalg.eigh(cov)  # ascending
         keep = min(self.basis.shape[1], vectors.shape[1])
         order = torch.argsort(variances, descending=True)[:keep]
-        rms = variances[order].clamp_min(0).mean().sqrt().clamp_min(1e-12)
+        rms = variances[order].clamp_min(0).mean().sqrt().clamp_min(1e-12) if self.scale else 1.0
         self.basis.zero_()
         self.basis[:, :keep] = (vectors[:, order] / rms).to(self.basis.dtype)
         self.mean.copy_(mean.to(self.mean.dtype))
@@ -228,7 +231,9 @@ class UNet(nn.Module):
     """
 
     def __init__(self, profile: str = "thesis", projection: str = "fc", dropout: float = 0.1,
-                 pca_components: int = EMB_DIM, schedule: dict | None = None, image_size: int = 64):
+                 pca_components: int = EMB_DIM, schedule: dict | None = None, image_size: int = 64,
+                 output_skip: bool = False, context_tokens: int = 1, standardize: bool = False,
+                 pca_scale: bool = False, encoding_norm: bool = True):
         super().__init__()
         if image_size < 8 or image_size % 8:
             raise ValueError(f"image_size (the prepared images' side, prepare.image_size) must be a positive multiple "
@@ -237,15 +242,21 @@ class UNet(nn.Module):
             raise ValueError(f"projection must be 'fc' or 'pca', got '{projection}'")
         if projection == "pca" and pca_components != EMB_DIM:
             raise ValueError(f"pca_components must be {EMB_DIM} (the time-embedding width), got {pca_components}")
+        if context_tokens < 1:
+            raise ValueError(f"context_tokens must be >= 1, got {context_tokens}")
         schedule = Schedule(**(schedule or {}))
         self.config = {"profile": profile, "projection": projection, "dropout": dropout,
-                       "pca_components": pca_components, "schedule": schedule.as_dict(), "image_size": image_size}
+                       "pca_components": pca_components, "schedule": schedule.as_dict(), "image_size": image_size,
+                       "output_skip": output_skip, "context_tokens": context_tokens, "standardize": standardize,
+                       "pca_scale": pca_scale, "encoding_norm": encoding_norm}
         self.register_buffer("alphas_cumprod", schedule.alphas_cumprod())
         spec = get_profile(profile)
         w0, w1, w2, w3 = spec.widths
-        self.context_tokens = spec.context_tokens
-        self.project = EncodingLayer(dropout) if projection == "fc" else PCAProjection(pca_components)
-        self.to_context = nn.Linear(EMB_DIM, spec.context_tokens * EMB_DIM)
+        self.output_skip, self.context_tokens = output_skip, context_tokens
+        self.project = (EncodingLayer(dropout, standardize, encoding_norm) if projection == "fc"
+                        else PCAProjection(pca_components, pca_scale))
+        # The thesis cross-attends to the projected condition itself (one token); more tokens need a learned map.
+        self.to_context = nn.Linear(EMB_DIM, context_tokens * EMB_DIM) if context_tokens > 1 else nn.Identity()
 
         self.inc = DoubleConv(3, w0)
         self.downs = nn.ModuleList([Down(w0, w1), Down(w1, w2), Down(w2, w3)])
@@ -263,10 +274,6 @@ class UNet(nn.Module):
     @property
     def image_size(self) -> int:
         return self.config["image_size"]
-
-    @property
-    def profile(self) -> Profile:
-        return PROFILES[self.config["profile"]]
 
     def fit_condition(self, embeddings: torch.Tensor) -> None:
         """Fit the condition projection's statistics (standardisation, or the PCA basis) on the training
@@ -288,10 +295,8 @@ class UNet(nn.Module):
         for up, attn in zip(self.ups, self.up_attn):
             h = up(h, skips.pop(), emb)
             h = attn(h, context) if attn is not None else h
+        out = self.outc(h)
+        if not self.output_skip:
+            return out
         abar = self.alphas_cumprod[t].view(-1, 1, 1, 1)
-        return (1 - abar).sqrt() * x + abar.sqrt() * self.outc(h)
-
-
-def describe(model: UNet) -> dict:
-    """Profile fields plus parameter count, for logs and benchmark records."""
-    return {**asdict(model.profile), "params": sum(p.numel() for p in model.parameters())}
+        return (1 - abar).sqrt() * x + abar.sqrt() * out

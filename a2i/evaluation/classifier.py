@@ -171,19 +171,27 @@ def add_pixel_noise(x: torch.Tensor, max_std: float, generator: torch.Generator)
     return x + std * torch.randn(x.shape, generator=generator)
 
 
+LR_SCHEDULES = ("constant", "onecycle")
+
+
 def train_classifier(train: RealSplit, val: RealSplit, epochs: int, batch_size: int, lr: float, seed: int,
-                     noise_std: float = 0.0, device: str = "cpu") -> Training:
-    """Train with AdamW, random shifts and pixel noise; keep the weights of the epoch with the best validation
+                     noise_std: float = 0.0, augment: bool = False, lr_schedule: str = "constant",
+                     device: str = "cpu") -> Training:
+    """Train with AdamW on the real images (thesis 2.4.3), optionally with random shifts (`augment`), pixel noise
+    (`noise_std`) and a one-cycle learning rate; keep the weights of the epoch with the best validation
     accuracy."""
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"classify.epochs and classify.batch_size must be >= 1, got {epochs}, {batch_size}")
+    if lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"classify.lr_schedule must be one of {LR_SCHEDULES}, got '{lr_schedule}'")
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     image_size = train.images.shape[1]
     model = InstrumentClassifier(image_size=image_size).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     steps = epochs * -(-len(train.labels) // batch_size)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps)
+    schedule = (torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps)
+                if lr_schedule == "onecycle" else torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0))
     images, labels = torch.from_numpy(train.images), torch.from_numpy(train.labels)
     best, history = None, []
     for epoch in tqdm(range(1, epochs + 1), desc="classifier", unit="epoch"):
@@ -192,7 +200,9 @@ def train_classifier(train: RealSplit, val: RealSplit, epochs: int, batch_size: 
         total = 0.0
         for start in range(0, len(order), batch_size):
             rows = order[start:start + batch_size]
-            x = random_shift(to_input(images[rows], image_size), generator, max(1, image_size // SHIFT_FRACTION))
+            x = to_input(images[rows], image_size)
+            if augment:
+                x = random_shift(x, generator, max(1, image_size // SHIFT_FRACTION))
             x = add_pixel_noise(x, noise_std, generator).to(device)
             loss = F.cross_entropy(model(x), labels[rows].to(device))
             optimizer.zero_grad(set_to_none=True)
@@ -233,11 +243,12 @@ def load_classifier(path: str | Path, device: str = "cpu") -> InstrumentClassifi
 
 def classify(prepared: str | Path, model_path: str | Path, metrics_path: str | Path, epochs: int,
              batch_size: int, lr: float, min_accuracy: float, seed: int, noise_std: float = 0.0,
-             device: str = "cpu") -> dict:
+             augment: bool = False, lr_schedule: str = "constant", device: str = "cpu") -> dict:
     """The `classify` stage: train on real train images, select on val, report test; fail below min_accuracy."""
     splits = {split: real_split(prepared, split) for split in ("train", "val", "test")}
     _check_disjoint(splits)
-    training = train_classifier(splits["train"], splits["val"], epochs, batch_size, lr, seed, noise_std, device)
+    training = train_classifier(splits["train"], splits["val"], epochs, batch_size, lr, seed, noise_std, augment,
+                                lr_schedule, device)
     test_accuracy, test_loss = scores(training.model, splits["test"], device)
     metrics = {
         "test_accuracy": test_accuracy,

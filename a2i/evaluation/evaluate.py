@@ -86,10 +86,16 @@ def load_samples(path: Path, image_size: int) -> tuple[np.ndarray, np.ndarray]:
 
 # ------------------------------------------------------------------------------------------ references
 
-def feature_space(fid_weights: str | None, classifier, classifier_path: str | Path, batch_size: int, device: str):
+def feature_space(fid_weights: str | None, classifier, classifier_path: str | Path, batch_size: int, device: str,
+                  allow_fid_classifier: bool = True):
     """(extractor, cache identity, metric prefix): Inception pool3 when weights exist, else the classifier's
-    penultimate layer, whose distance is reported as `fid_classifier`."""
+    penultimate layer, whose distance is reported as `fid_classifier` - or, without `allow_fid_classifier` (the
+    thesis recipe), an error before anything is computed."""
     weights = resolve_inception_weights(fid_weights)
+    if weights is None and not allow_fid_classifier:
+        raise ValueError(f"evaluate.fid_weights={fid_weights!r}: no Inception weights for FID (thesis 5.2.3); add "
+                         "`inception` to download.items and set evaluate.fid_weights to the downloaded file, or set "
+                         "evaluate.allow_fid_classifier=true to report fid_classifier instead")
     if weights is None:
         log.info("no Inception weights: reporting fid_classifier (classifier penultimate features), not FID")
         return ClassifierFeatures(classifier, batch_size, device), sha256_file(classifier_path), "fid_classifier"
@@ -135,7 +141,8 @@ def evaluate_group(files: list[SampleFile], classifier, extractor, references: d
         images, labels = load_samples(sample.path, classifier.image_size)
         sizes.add(len(images))
         guesses, classifier_features = predict(classifier, images, batch_size, device)
-        features = classifier_features if isinstance(extractor, ClassifierFeatures) else extractor(images)
+        if references:
+            features = classifier_features if isinstance(extractor, ClassifierFeatures) else extractor(images)
         correct = (guesses == labels).astype(np.float64)
         rng = np.random.default_rng([seed, sample.epoch, round(sample.guidance * 1000), sample.seed])
         counts = stats.bootstrap_counts(len(images), bootstrap, rng)
@@ -190,13 +197,18 @@ def paired_adherence(sample_files: dict[str, Path], classifier, bootstrap: int, 
 
 def evaluate_variant(variant: str, prepared: str | Path, samples_dir: str | Path, classifier_path: str | Path,
                      metrics_dir: str | Path, plots_dir: str | Path, fid_weights: str | None, bootstrap: int,
-                     batch_size: int, seed: int, device: str = "cpu") -> list[dict]:
+                     batch_size: int, seed: int, allow_fid_classifier: bool = True, device: str = "cpu") -> list[dict]:
     """Evaluate every (checkpoint, guidance) of `variant`; write `<metrics_dir>/<group>.json` and the confusion
-    matrix `<plots_dir>/<group>.csv|.png` for each, all at the end (a failure leaves no partial output)."""
+    matrix `<plots_dir>/<group>.csv|.png` for each, all at the end (a failure leaves no partial output).
+    Validation samples (`<samples_dir>/val`, the main grid's) get their adherence in `<metrics_dir>/val/`: what
+    the report selects the best checkpoint on."""
     parsed = Variant.parse(variant)
     groups = discover_samples(samples_dir)
+    val_dir = Path(samples_dir) / "val"
+    val_groups = discover_samples(val_dir) if val_dir.is_dir() else {}
     classifier = load_classifier(classifier_path, device)
-    extractor, identity, prefix = feature_space(fid_weights, classifier, classifier_path, batch_size, device)
+    extractor, identity, prefix = feature_space(fid_weights, classifier, classifier_path, batch_size, device,
+                                                allow_fid_classifier)
     references, n_real = {}, {}
     for split in REFERENCE_SPLITS:
         real = real_split(prepared, split)
@@ -207,14 +219,19 @@ def evaluate_variant(variant: str, prepared: str | Path, samples_dir: str | Path
     identification = {"variant": parsed.name, "alignment": parsed.alignment, "length_s": parsed.length,
                       "study": parsed.study or ""}
     results = {}
-    for (epoch, guidance), files in groups.items():
-        result = evaluate_group(files, classifier, extractor, references, prefix, bootstrap, seed, batch_size, device)
-        result.metrics = {**identification, "epoch": epoch, "guidance": guidance, **result.metrics,
-                          "feature_extractor": extractor.name, **n_real, "bootstrap": bootstrap}
-        log.info("%s %s: adherence %.4f, %s_test %.3f", parsed.name, evaluation_name(epoch, guidance),
-                 result.metrics["adherence"], prefix, result.metrics[f"{prefix}_test"])
-        results[evaluation_name(epoch, guidance)] = result
-    for name, result in results.items():
+    for split, split_groups, split_references in (("test", groups, references), ("val", val_groups, {})):
+        for (epoch, guidance), files in split_groups.items():
+            result = evaluate_group(files, classifier, extractor, split_references, prefix, bootstrap, seed,
+                                    batch_size, device)
+            result.metrics = {**identification, "split": split, "epoch": epoch, "guidance": guidance,
+                              **result.metrics, "feature_extractor": extractor.name, **n_real, "bootstrap": bootstrap}
+            log.info("%s %s %s: adherence %.4f", parsed.name, split, evaluation_name(epoch, guidance),
+                     result.metrics["adherence"])
+            results[(split, evaluation_name(epoch, guidance))] = result
+    for (split, name), result in results.items():
+        if split == "val":
+            write_json(Path(metrics_dir) / "val" / f"{name}.json", result.metrics)
+            continue
         title = (f"{parsed.name} {name}: adherence {result.metrics['adherence']:.3f} "
                  f"(n={result.metrics['n_images']}x{result.metrics['n_seeds']})")
         write_confusion(Path(plots_dir) / f"{name}.csv", Path(plots_dir) / f"{name}.png", result.actual,

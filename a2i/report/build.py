@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from a2i import variants
+from a2i import thesis, variants
 from a2i.evaluation.evaluate import collect_metrics
 from a2i.io import write_csv, write_json, write_text
 from a2i.report import figures, tables
@@ -46,31 +46,98 @@ def only_grid(frame: pd.DataFrame, column: str, expected: list[str], folder: Pat
     return frame[frame[column].isin(expected)].reset_index(drop=True)
 
 
-def best_row(evaluations: pd.DataFrame) -> pd.Series:
-    """The (variant, checkpoint, guidance) with the highest conditional adherence (ties: earliest epoch)."""
-    ranked = evaluations.sort_values(["adherence", "epoch"], ascending=[False, True], kind="stable")
+def best_row(evaluations: pd.DataFrame, column: str = "adherence") -> pd.Series:
+    """The (variant, checkpoint, guidance) with the highest `column` (ties: earliest epoch, then variant order)."""
+    ranked = evaluations.sort_values([column, "epoch"], ascending=[False, True], kind="stable")
     return ranked.iloc[0]
 
 
-def summary(evaluations: pd.DataFrame, classifier: dict, dataset: str) -> dict:
-    best = best_row(evaluations)
-    fid = tables.fid_column(evaluations, "test")
+def _key(row: pd.Series) -> tuple:
+    return row["variant"], int(row["epoch"]), float(row["guidance"])
+
+
+def select_best(test: pd.DataFrame, val: pd.DataFrame, guidance: float) -> tuple[pd.Series, pd.Series]:
+    """(the main-grid checkpoint with the best validation adherence, as its test row; the thesis-style best on
+    test itself). The thesis picks its best model (Figure 5.3) by test adherence over the main grid at the main
+    guidance; the maximum over many noisy cells is biased upwards, so the headline is selected on validation."""
+    main_test, main_val = tables.main_grid(test, guidance), tables.main_grid(val, guidance)
+    if main_val.empty:
+        raise ValueError("no validation metrics of the main grid (metrics/evaluate/<variant>/val): run the sample "
+                         "and evaluate stages of this pipeline version")
+    chosen = _key(best_row(main_val))
+    selected = main_test[[_key(row) == chosen for _, row in main_test.iterrows()]]
+    if selected.empty:
+        raise ValueError(f"{chosen[0]} epoch {chosen[1]} has validation but no test metrics")
+    return selected.iloc[0], best_row(main_test)
+
+
+def summary(selected: pd.Series, on_test: pd.Series, val_adherence: float, classifier: dict, dataset: str,
+            fid: str, card: dict) -> dict:
     result = {
         "dataset": dataset,
         "classifier_test_accuracy": classifier["test_accuracy"],
-        "best_variant": best["variant"],
-        "best_epoch": int(best["epoch"]),
-        "best_guidance": float(best["guidance"]),
-        "best_adherence": float(best["adherence"]),
-        "best_adherence_ci_low": float(best["adherence_ci_low"]),
-        "best_adherence_ci_high": float(best["adherence_ci_high"]),
-        "feature_extractor": best["feature_extractor"],
+        "selected_on": "val",
+        "best_variant": selected["variant"],
+        "best_epoch": int(selected["epoch"]),
+        "best_guidance": float(selected["guidance"]),
+        "best_val_adherence": val_adherence,
+        "best_adherence": float(selected["adherence"]),
+        "best_adherence_ci_low": float(selected["adherence_ci_low"]),
+        "best_adherence_ci_high": float(selected["adherence_ci_high"]),
+        "best_on_test_variant": on_test["variant"],
+        "best_on_test_epoch": int(on_test["epoch"]),
+        "best_on_test_adherence": float(on_test["adherence"]),
+        "feature_extractor": selected["feature_extractor"],
     }
     for split in ("train", "test"):
-        column = tables.fid_column(evaluations, split)
-        result[column] = float(best[column])
+        column = fid.replace("_test", f"_{split}")
+        result[column] = float(selected[column])
     result["fid_metric"] = fid
-    return result
+    return result | {"recipe": card}
+
+
+def recipe_card(params: dict, finetune: pd.DataFrame, feature_extractor: str) -> dict:
+    """What the run did, against the thesis' recipe (a2i.thesis): sampler, pretrained AudioCLIP, FID features
+    and every parameter whose value differs from the thesis table, computed, never written by hand."""
+    sample = params["sample"]
+    sha = sorted({str(v) for v in finetune.get("checkpoint_sha256", pd.Series(dtype=object)).dropna()})
+    departures = thesis.departures(params)
+    return {
+        "sampler": sample["sampler"], "steps": int(sample["steps"]),
+        "ddpm_variance": sample["ddpm_variance"] if sample["sampler"] == "ddpm" else None,
+        "pretrained_audioclip": bool(finetune["pretrained"].all()),
+        "audioclip_checkpoint_sha256": sha[0] if len(sha) == 1 else (sha or None),
+        "fid_feature_extractor": feature_extractor,
+        "thesis_recipe": not [d for d in departures if d.kind != "addition"],
+        "departures": [{"key": d.key, "thesis": d.thesis, "ours": d.ours, "kind": d.kind, "section": d.section,
+                        "why": d.why} for d in departures],
+    }
+
+
+def _card_markdown(card: dict, params: dict) -> str:
+    sampler = f"{card['sampler']}, {card['steps']} steps" + (
+        f" (posterior variance {card['ddpm_variance']})" if card["ddpm_variance"] else "")
+    lines = [
+        "## Recipe card\n",
+        "How this run was made, against the thesis' recipe (`a2i/thesis.py`; computed from params.yaml).\n",
+        f"- sampler: **{sampler}**",
+        f"- pretrained AudioCLIP: **{'yes' if card['pretrained_audioclip'] else 'no (random init)'}**"
+        + (f", checkpoint sha256 `{card['audioclip_checkpoint_sha256']}`" if card["audioclip_checkpoint_sha256"]
+           else ""),
+        f"- FID feature extractor: **{card['fid_feature_extractor']}**",
+        "- the thesis recipe: **" + ("yes" if card["thesis_recipe"] else "no: the parameters below differ") + "**\n",
+    ]
+    flat = thesis.flatten(params)
+    for kind, title in (("method", "Departures in method"), ("size", "Run size (amount of work and model size)"),
+                        ("addition", "Additions (beyond the thesis, its outputs unchanged)")):
+        rows = [d for d in card["departures"] if d["kind"] == kind]
+        if rows:
+            lines += [f"**{title}**\n", "| parameter | thesis | this run | thesis section | why |",
+                      "|---|---|---|---|---|"]
+            lines += [f"| `{d['key']}` | {d['thesis']} | {d['ours']} | {d['section']} | {d['why']} |" for d in rows]
+            lines.append("")
+    lines += [f"- `{key}` = {flat.get(key)!r}: {note}" for key, note in thesis.UNPINNED.items()]
+    return "\n".join(lines) + "\n"
 
 
 def _write_table(out: Path, name: str, table: pd.DataFrame) -> str:
@@ -94,24 +161,27 @@ def real_test_images(prepared: Path, length_s: int) -> tuple[np.ndarray, np.ndar
 
 
 def build_report(*, out: Path, metrics_dir: Path, plots_dir: Path, prepared: Path, grid: list[variants.Variant],
-                 guidance: float, cfg_sweep: str, dataset: str) -> dict:
+                 guidance: float, cfg_sweep: str, study_epoch: int | None, dataset: str, params: dict) -> dict:
     """Write report/ (tables, figures, grids, README.md) of the experiment over `grid` (see `variants.grid`) and
-    return the summary (also metrics/summary.json)."""
+    return the summary (also metrics/summary.json); `params` is the whole params.yaml, for the recipe card.
+    The CFG and projection studies are read at `study_epoch` (None: the final checkpoint)."""
     counts = pd.read_csv(prepared / "counts.csv")
     embeddings = sorted({v.embedding for v in grid})
     finetune = only_grid(load_finetune(metrics_dir), "embedding", embeddings, metrics_dir / "finetune")
     classifier = json.loads((metrics_dir / "classifier.json").read_text())
-    evaluations = only_grid(collect_metrics(metrics_dir / "evaluate"), "variant", [v.name for v in grid],
-                            metrics_dir / "evaluate")
+    every = only_grid(collect_metrics(metrics_dir / "evaluate"), "variant", [v.name for v in grid],
+                      metrics_dir / "evaluate")
+    evaluations, validation = every[every["split"] == "test"], every[every["split"] == "val"]
+    selected, on_test = select_best(evaluations, validation, guidance)
     out.mkdir(parents=True, exist_ok=True)
-    write_csv(out / "metrics.csv", evaluations)
+    write_csv(out / "metrics.csv", every)
     fid_test, fid_train = tables.fid_column(evaluations, "test"), tables.fid_column(evaluations, "train")
     fid_note = ("FID: pytorch-fid InceptionV3 pool3." if fid_test == "fid_test" else
                 "No Inception weights were available: `fid_classifier` is the Frechet distance in the instrument "
                 "classifier's penultimate features. It is **not** FID and not comparable with the thesis' values.")
     note = THESIS_NOTE[dataset]
     main = tables.main_grid(evaluations, guidance)
-    cfg = tables.cfg_rows(evaluations, cfg_sweep)
+    cfg = tables.cfg_rows(evaluations, cfg_sweep, study_epoch)
 
     sections = [
         _section("Table 4.1: class instances per dataset variant",
@@ -134,54 +204,57 @@ def build_report(*, out: Path, metrics_dir: Path, plots_dir: Path, prepared: Pat
     figures.best_by_variant(main, "adherence", out / "figure_5_2_adherence.png", lower_is_better=False,
                             ylabel="conditional adherence")
     figures.best_by_variant(main, fid_test, out / "figure_5_5_fid.png", lower_is_better=True, ylabel=fid_test)
-    sections += _study_sections(out, evaluations, cfg, cfg_sweep, guidance, fid_test, fid_note, note)
+    sections += _study_sections(out, evaluations, cfg, cfg_sweep, guidance, study_epoch, fid_test, fid_note, note)
 
-    best = best_row(evaluations)
-    checkpoint = variants.evaluation_name(int(best["epoch"]), float(best["guidance"]))
+    checkpoint = variants.evaluation_name(int(selected["epoch"]), float(selected["guidance"]))
     # The evaluate stage drew every confusion matrix; Figure 5.3 is the best checkpoint's, as in the thesis.
-    shutil.copyfile(plots_dir / best["variant"] / f"{checkpoint}.png", out / "figure_5_3_confusion.png")
-    grids = _image_grids(out, main, prepared)
+    shutil.copyfile(plots_dir / selected["variant"] / f"{checkpoint}.png", out / "figure_5_3_confusion.png")
+    grids = _image_grids(out, main, tables.main_grid(validation, guidance), prepared)
 
-    result = summary(evaluations, classifier, dataset)
+    card = recipe_card(params, finetune, str(selected["feature_extractor"]))
+    val_adherence = float(best_row(tables.main_grid(validation, guidance))["adherence"])
+    result = summary(selected, on_test, val_adherence, classifier, dataset, fid_test, card)
     write_json(metrics_dir / "summary.json", result)
-    write_text(out / "README.md", _readme(result, sections, grids, fid_note))
-    log.info("report written to %s; best variant %s (adherence %.3f)", out, result["best_variant"],
-             result["best_adherence"])
+    write_text(out / "README.md", _readme(result, _card_markdown(card, params), sections, grids, fid_note))
+    log.info("report written to %s; best variant %s (selected on validation; test adherence %.3f)", out,
+             result["best_variant"], result["best_adherence"])
     return result
 
 
 def _study_sections(out: Path, evaluations: pd.DataFrame, cfg: pd.DataFrame, cfg_sweep: str, guidance: float,
-                    fid_test: str, fid_note: str, note: str) -> list[str]:
+                    study_epoch: int | None, fid_test: str, fid_note: str, note: str) -> list[str]:
     """Tables 5.6-5.9 and Figures 5.6/5.8, when this run includes the CFG and projection studies."""
+    at = "final checkpoint" if study_epoch is None else f"epoch {study_epoch}"
     sections = []
     if cfg.empty:
         sections.append(f"## Tables 5.6-5.8: CFG study\n\nNot in this run (no samples of {cfg_sweep}).\n")
     else:
         sections += [
-            _section(f"Table 5.6: {fid_test} by CFG scale ({cfg_sweep}, final checkpoint; None = trained without CFG)",
-                     _write_table(out, "table_5_6", tables.table_5_6(evaluations, cfg_sweep)), "table_5_6",
+            _section(f"Table 5.6: {fid_test} by CFG scale ({cfg_sweep}, {at}; None = trained without CFG)",
+                     _write_table(out, "table_5_6", tables.table_5_6(evaluations, cfg_sweep, study_epoch)), "table_5_6",
                      fid_note),
             _section("Table 5.7: adherence by CFG scale",
-                     _write_table(out, "table_5_7", tables.table_5_7(evaluations, cfg_sweep)), "table_5_7", note),
+                     _write_table(out, "table_5_7", tables.table_5_7(evaluations, cfg_sweep, study_epoch)), "table_5_7", note),
             _section("Table 5.8: per-instrument adherence by CFG scale",
-                     _write_table(out, "table_5_8", tables.table_5_8(evaluations, cfg_sweep)), "table_5_8", note),
+                     _write_table(out, "table_5_8", tables.table_5_8(evaluations, cfg_sweep, study_epoch)), "table_5_8", note),
         ]
         figures.cfg_scales(cfg, fid_test, out / "figure_5_6_cfg.png")
         figures.cfg_per_class(cfg, out / "figure_5_8_cfg_per_class.png")
-    projection = tables.table_5_9(evaluations, cfg_sweep, guidance)
+    projection = tables.table_5_9(evaluations, cfg_sweep, guidance, study_epoch)
     if len(projection) < 2:
         sections.append(f"## Table 5.9: projection study\n\nNot in this run (no {cfg_sweep}-pca variant).\n")
     else:
-        sections.append(_section("Table 5.9: projection mechanisms (final checkpoint)",
+        sections.append(_section(f"Table 5.9: projection mechanisms ({at})",
                                  _write_table(out, "table_5_9", projection), "table_5_9", fid_note))
     return sections
 
 
-def _image_grids(out: Path, main: pd.DataFrame, prepared: Path) -> list[str]:
-    """Generated vs real test images per instrument, for the best checkpoint of each variant."""
+def _image_grids(out: Path, main: pd.DataFrame, main_val: pd.DataFrame, prepared: Path) -> list[str]:
+    """Generated vs real test images per instrument, for each variant's checkpoint selected on validation."""
     names = []
     for variant, frame in main.groupby("variant"):
-        best = best_row(frame)
+        chosen = best_row(main_val[main_val["variant"] == variant])
+        best = frame[frame["epoch"] == chosen["epoch"]].iloc[0]
         real, real_labels = real_test_images(prepared, int(best["length_s"]))
         checkpoint = variants.evaluation_name(int(best["epoch"]), float(best["guidance"]))
         sample = sorted(variants.samples_dir(variant).glob(f"{checkpoint}_s*.npz"))[0]  # the first seed
@@ -192,7 +265,7 @@ def _image_grids(out: Path, main: pd.DataFrame, prepared: Path) -> list[str]:
     return names
 
 
-def _readme(result: dict, sections: list[str], grids: list[str], fid_note: str) -> str:
+def _readme(result: dict, card: str, sections: list[str], grids: list[str], fid_note: str) -> str:
     fid = result["fid_metric"]
     head = [
         "# a2i report\n",
@@ -200,17 +273,22 @@ def _readme(result: dict, sections: list[str], grids: list[str], fid_note: str) 
         "## Summary\n",
         f"- dataset: **{result['dataset']}**",
         f"- instrument classifier test accuracy: **{result['classifier_test_accuracy']:.4f}**",
-        f"- best variant: **{result['best_variant']}** at epoch {result['best_epoch']}, guidance "
-        f"{result['best_guidance']:g}: conditional adherence **{result['best_adherence']:.3f}** "
+        f"- best model, selected on validation adherence over the main grid at guidance {result['best_guidance']:g}: "
+        f"**{result['best_variant']}** at epoch {result['best_epoch']} (validation {result['best_val_adherence']:.3f}); "
+        f"its test adherence **{result['best_adherence']:.3f}** "
         f"(95% bootstrap CI {result['best_adherence_ci_low']:.3f}-{result['best_adherence_ci_high']:.3f})",
-        f"- {fid} (test) of that checkpoint: **{result[fid]:.2f}** (feature extractor: {result['feature_extractor']})",
+        f"- best on test itself, as the thesis picks it (biased upwards by the choice): {result['best_on_test_variant']} "
+        f"at epoch {result['best_on_test_epoch']}, adherence {result['best_on_test_adherence']:.3f}",
+        f"- {fid} of the selected checkpoint: **{result[fid]:.2f}** (feature extractor: {result['feature_extractor']})",
         f"- {fid_note}\n",
+        card,
         "## Figures\n",
         "| | |\n|---|---|",
         "| ![5.1](figure_5_1_query_accuracy.png) | ![5.2](figure_5_2_adherence.png) |",
         "| ![5.3](figure_5_3_confusion.png) | ![5.5](figure_5_5_fid.png) |",
         "| ![5.6](figure_5_6_cfg.png) | ![5.8](figure_5_8_cfg_per_class.png) |\n",
-        "## Generated vs real (best checkpoint of each variant; left: real test frames, right: generated)\n",
+        "## Generated vs real (each variant's checkpoint selected on validation; left: real test frames, right: "
+        "generated)\n",
         *[f"![{name}]({name})" for name in grids],
         "",
     ]

@@ -82,14 +82,20 @@ def fid_column(evaluations: pd.DataFrame, split: str) -> str:
         else f"fid_classifier_{split}"
 
 
-def cfg_rows(evaluations: pd.DataFrame, cfg_sweep: str) -> pd.DataFrame:
-    """Final-checkpoint rows of the CFG study: the nocfg control ('None') and the swept scales."""
+def study_rows(frame: pd.DataFrame, epoch: int | None) -> pd.DataFrame:
+    """The rows of one study variant at checkpoint `epoch` (None: its final one)."""
+    return frame[frame["epoch"] == (frame["epoch"].max() if epoch is None else epoch)]
+
+
+def cfg_rows(evaluations: pd.DataFrame, cfg_sweep: str, epoch: int | None) -> pd.DataFrame:
+    """The CFG study's rows at checkpoint `epoch` (None: the final one): the nocfg control ('None') and the
+    swept scales."""
     rows = []
     for variant, label_of in ((f"{cfg_sweep}-nocfg", lambda g: "None"), (cfg_sweep, lambda g: f"{g:g}")):
         frame = evaluations[evaluations["variant"] == variant]
         if frame.empty:
             continue
-        final = frame[frame["epoch"] == frame["epoch"].max()]
+        final = study_rows(frame, epoch)
         if variant != cfg_sweep:
             final = final[final["guidance"] == 1.0]
         for _, row in final.sort_values("guidance").iterrows():
@@ -97,36 +103,36 @@ def cfg_rows(evaluations: pd.DataFrame, cfg_sweep: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def table_5_6(evaluations: pd.DataFrame, cfg_sweep: str) -> pd.DataFrame:
-    cfg = cfg_rows(evaluations, cfg_sweep)
+def table_5_6(evaluations: pd.DataFrame, cfg_sweep: str, epoch: int | None) -> pd.DataFrame:
+    cfg = cfg_rows(evaluations, cfg_sweep, epoch)
     column = fid_column(evaluations, "test")
     return pd.DataFrame([["FID" if column == "fid_test" else "fid_classifier", *cfg[column].round(2)]],
                         columns=["CFG Scale", *cfg["cfg_label"]])
 
 
-def table_5_7(evaluations: pd.DataFrame, cfg_sweep: str) -> pd.DataFrame:
-    cfg = cfg_rows(evaluations, cfg_sweep)
+def table_5_7(evaluations: pd.DataFrame, cfg_sweep: str, epoch: int | None) -> pd.DataFrame:
+    cfg = cfg_rows(evaluations, cfg_sweep, epoch)
     return pd.DataFrame([["Accuracy", *[f"{v:.2%}" for v in cfg["adherence"]]]],
                         columns=["CFG Scale", *cfg["cfg_label"]])
 
 
-def table_5_8(evaluations: pd.DataFrame, cfg_sweep: str) -> pd.DataFrame:
-    cfg = cfg_rows(evaluations, cfg_sweep)
+def table_5_8(evaluations: pd.DataFrame, cfg_sweep: str, epoch: int | None) -> pd.DataFrame:
+    cfg = cfg_rows(evaluations, cfg_sweep, epoch)
     table = pd.DataFrame({"Name": [_title(i) for i in INSTRUMENTS]})
     for _, row in cfg.iterrows():
         table[row["cfg_label"]] = [f"{row[f'acc_{i}']:.2%}" for i in INSTRUMENTS]
     return table
 
 
-def table_5_9(evaluations: pd.DataFrame, cfg_sweep: str, guidance: float) -> pd.DataFrame:
-    """PCA vs fully connected projection, final checkpoint, main guidance."""
+def table_5_9(evaluations: pd.DataFrame, cfg_sweep: str, guidance: float, epoch: int | None) -> pd.DataFrame:
+    """PCA vs fully connected projection at checkpoint `epoch` (None: the final one), main guidance."""
     column = fid_column(evaluations, "test")
     rows = []
     for label, variant in (("PCA", f"{cfg_sweep}-pca"), ("Fully Connected", cfg_sweep)):
         frame = evaluations[(evaluations["variant"] == variant) & (evaluations["guidance"] == guidance)]
         if frame.empty:
             continue
-        final = frame[frame["epoch"] == frame["epoch"].max()].iloc[0]
+        final = study_rows(frame, epoch).iloc[0]
         rows.append({"Projection": label, "FID" if column == "fid_test" else "fid_classifier": round(final[column], 2),
                      "Accuracy": f"{final['adherence']:.2%}"})
     return pd.DataFrame(rows)

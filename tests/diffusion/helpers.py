@@ -19,6 +19,7 @@ def train_params(**overrides) -> dict:
     params = {
         "profile": "tiny", "projection": "fc", "pca_components": 256, "dropout": 0.1, "epochs": 2,
         "batch_size": 4, "max_steps_per_epoch": 2, "lr": 1e-3, "loss_weighting": "eps", "p_uncond": 0.2,
+        "output_skip": True, "context_tokens": 4, "standardize": True, "pca_scale": True, "ema": True,
         "ema_decay": 0.995, "checkpoint_every": 1, "timesteps": 1000, "beta_start": 1e-4, "beta_end": 0.02,
         "compile": False, "val_samples": 4, "preview": {"sampler": "dpmpp", "steps": 2, "guidance": 3.0},
         "threads": None, "seed": 0,
@@ -27,8 +28,9 @@ def train_params(**overrides) -> dict:
 
 
 def sample_params(**overrides) -> dict:
-    params = {"sampler": "dpmpp", "steps": 2, "guidance": 3.0, "cfg_scales": [1, 3], "cfg_sweep": "text-1s",
-              "seeds": [0], "per_class": None, "batch_size": 8, "threads": None, "seed": 0}
+    params = {"sampler": "dpmpp", "steps": 2, "ddpm_variance": "fixed_small", "guidance": 3.0, "cfg_scales": [1, 3],
+              "cfg_sweep": "text-1s", "cfg_epoch": None, "seeds": [0], "per_class": None, "val_per_class": 1,
+              "batch_size": 8, "threads": None, "seed": 0}
     return {**params, **overrides}
 
 

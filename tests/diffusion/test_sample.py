@@ -116,9 +116,14 @@ def test_uint8_conversion_and_grids():
     assert class_grid(tiles, np.array([0, 0, 1, 2, 2]), per_class=3).size == (8, 12)  # 2 columns: no class has 3
 
 
-def test_guidance_plan_adds_the_cfg_sweep_at_the_final_checkpoint_only():
-    params = {"guidance": 3.0, "cfg_scales": [1, 3, 5], "cfg_sweep": "text-2s"}
+def test_guidance_plan_adds_the_cfg_sweep_at_the_study_checkpoint_only():
+    params = {"guidance": 3.0, "cfg_scales": [1, 3, 5], "cfg_sweep": "text-2s", "cfg_epoch": None}
     assert guidance_plan(Variant.parse("text-2s"), [2, 4], params) == {2: [3.0], 4: [1.0, 3.0, 5.0]}
     assert guidance_plan(Variant.parse("text-2s-nocfg"), [2, 4], params) == {2: [1.0], 4: [1.0]}
     assert guidance_plan(Variant.parse("text-2s-pca"), [2, 4], params) == {2: [3.0], 4: [3.0]}
     assert guidance_plan(Variant.parse("mutual-1s"), [2], params) == {2: [3.0]}
+    # the thesis sweeps epoch 70 of 100 (Tables 5.6-5.8 repeat Table 5.2's epoch-70 cell)
+    at_70 = guidance_plan(Variant.parse("text-2s"), [60, 70, 80], {**params, "cfg_epoch": 70})
+    assert at_70 == {60: [3.0], 70: [1.0, 3.0, 5.0], 80: [3.0]}
+    with pytest.raises(ValueError, match=r"sample.cfg_epoch=50 is not a checkpoint epoch \(have \[60, 70, 80\]\)"):
+        guidance_plan(Variant.parse("text-2s"), [60, 70, 80], {**params, "cfg_epoch": 50})

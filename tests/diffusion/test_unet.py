@@ -7,14 +7,33 @@ from a2i.diffusion.schedule import Schedule
 from a2i.diffusion.unet import PROFILES, Attention, PCAProjection, UNet, timestep_embedding
 
 
-def test_thesis_profile_is_the_default_with_the_base_widths():
+def test_the_default_is_the_thesis_network():
     model = UNet()
     assert model.config["profile"] == "thesis"
     assert PROFILES["thesis"].widths == (64, 128, 256, 256)
     # Capelle's UNet_conditional with the two-DoubleConv bottleneck has 15.9 M parameters with the encoding
-    # layer; the six cross-attention blocks and the condition tokens add about 1 M.
+    # layer; the six cross-attention blocks add about 1 M.
     assert 16.5e6 < sum(p.numel() for p in model.parameters()) < 17.5e6
     assert all(block is not None for block in (*model.down_attn, *model.up_attn))
+    # thesis 3.3.2: the encoding layer on the raw embedding (Linear, LeakyReLU, Dropout, LayerNorm), the
+    # cross-attention on the projected condition itself, a final convolution predicting the noise
+    assert [type(layer).__name__ for layer in model.project] == ["Linear", "LeakyReLU", "Dropout", "LayerNorm"]
+    assert isinstance(model.to_context, torch.nn.Identity) and not model.output_skip
+    assert model.config["context_tokens"] == 1
+
+
+def test_a_silent_network_predicts_zero_noise_without_the_output_skip():
+    model = UNet("tiny").eval()
+    torch.nn.init.zeros_(model.outc.weight)
+    torch.nn.init.zeros_(model.outc.bias)
+    with torch.no_grad():
+        out = model(torch.randn(2, 3, 64, 64), torch.tensor([10, 999]), torch.randn(2, 1024))
+    assert torch.equal(out, torch.zeros_like(out))
+
+
+def test_the_nonorm_encoding_layer_has_no_dropout_or_layernorm():
+    names = [type(layer).__name__ for layer in UNet("tiny", encoding_norm=False, standardize=True).project]
+    assert names == ["Standardize", "Linear", "LeakyReLU"]
 
 
 @pytest.mark.parametrize("profile", ["thesis", "tiny"])
@@ -54,7 +73,7 @@ def test_condition_and_timestep_change_the_prediction():
 
 
 def test_noise_skip_makes_eps_sqrt_one_minus_abar_times_x_when_the_network_is_silent():
-    model = UNet("tiny").eval()
+    model = UNet("tiny", output_skip=True).eval()
     torch.nn.init.zeros_(model.outc.weight)
     torch.nn.init.zeros_(model.outc.bias)
     x, t = torch.randn(2, 3, 64, 64), torch.tensor([10, 999])
@@ -89,7 +108,7 @@ def test_pca_projection_recovers_the_principal_axes_scaled_to_unit_rms():
     scales = torch.zeros(dims)
     scales[[5, 17, 300]] = torch.tensor([10.0, 5.0, 2.0])
     embeddings = torch.randn(n, dims) * (scales + 1e-3) + 3.0
-    pca = PCAProjection(components=256)
+    pca = PCAProjection(components=256, scale=True)
     pca.fit(embeddings)
     assert bool(pca.fitted)
     top = pca.basis[:, :3].abs().argmax(0)
@@ -100,6 +119,10 @@ def test_pca_projection_recovers_the_principal_axes_scaled_to_unit_rms():
     assert abs(float(projected.pow(2).mean().sqrt()) - 1.0) < 0.02
     # relative variances kept (no whitening): first axis has twice the spread of the second
     assert 1.8 < float(projected[:, 0].std() / projected[:, 1].std()) < 2.2
+    # the thesis' PCA is not rescaled: the projected spread is the embeddings' own (thesis 5.4)
+    raw = PCAProjection(components=256, scale=False)
+    raw.fit(embeddings)
+    assert 9.5 < float(raw(embeddings)[:, 0].std()) < 10.5
 
 
 def test_pca_unet_round_trips_its_fitted_basis_through_the_state_dict():
@@ -114,12 +137,12 @@ def test_pca_unet_round_trips_its_fitted_basis_through_the_state_dict():
 def test_fc_input_is_standardised_with_the_fitted_statistics_and_saved_with_the_model():
     torch.manual_seed(0)
     embeddings = torch.randn(500, 1024) * 0.5 + 3.0  # a dominant common direction, as raw AudioCLIP embeddings
-    model = UNet("tiny")
+    model = UNet("tiny", standardize=True)
     model.fit_condition(embeddings)
     standardized = model.project[0](embeddings)
     assert standardized.mean(0).abs().max() < 1e-4
     assert abs(float(standardized.pow(2).mean().sqrt()) - 1.0) < 1e-3
-    clone = UNet("tiny")
+    clone = UNet("tiny", standardize=True)
     clone.load_state_dict(model.state_dict())
     torch.testing.assert_close(clone.project[0](embeddings), standardized)
 
@@ -128,6 +151,7 @@ def test_fc_input_is_standardised_with_the_fitted_statistics_and_saved_with_the_
     ({"profile": "huge"}, "unknown U-Net profile"),
     ({"projection": "svd"}, "projection must be"),
     ({"projection": "pca", "pca_components": 128}, "pca_components must be 256"),
+    ({"context_tokens": 0}, "context_tokens must be >= 1"),
 ])
 def test_bad_configuration_is_a_clear_error(kwargs, message):
     with pytest.raises(ValueError, match=message):

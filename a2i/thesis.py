@@ -1,0 +1,171 @@
+"""The thesis' recipe as one table: every hyperparameter and choice the pipeline's parameters map to, with the
+thesis section that states it.
+
+`profile=thesis` (with `data=suburmp`) composes to exactly these values (tests/test_thesis.py), so the recipe
+cannot drift silently. Where the thesis is silent the entry says so and takes the value of the code it built
+on (Capelle's conditional DDPM, the AudioCLIP reference training). `departures(params)` diffs a run's
+parameters against the table: the report's recipe card lists the result, never a hand-written list.
+
+Kinds: `size` - the amount of work and the model size (a CPU demo must shrink them); `method` - how the
+thesis trains, samples and scores (a departure changes the science and says why in `why`); `addition` -
+ours, beyond the thesis, adding outputs without changing the thesis' own (e.g. selection on validation).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+AUDIOCLIP_CHECKPOINT = "data/download/AudioCLIP-Partial-Training.pt"
+INCEPTION_WEIGHTS = "data/download/pt_inception-2015-12-05-6726825d.pth"
+
+
+@dataclass(frozen=True)
+class Entry:
+    key: str  # dotted params.yaml key
+    value: Any  # the thesis' value
+    section: str  # where the thesis states it ("silent: ..." where it does not)
+    kind: str = "method"  # size | method | addition
+    why: str = ""  # what a different value does, and why a profile may choose one
+
+
+def _e(key: str, value: Any, section: str, kind: str = "method", why: str = "") -> Entry:
+    return Entry(key, value, section, kind, why)
+
+
+RECIPE: tuple[Entry, ...] = (
+    # -- the experiment grid (4.3) and studies (4.4, 4.5)
+    _e("lengths", [1, 2, 3, 4, 5], "4.2.1, 4.3.2", "size"),
+    _e("alignments", ["text", "frozen", "mutual"], "4.3.1", "size"),
+    _e("checkpoint_every", 10, "4.3.3", "size"),
+    _e("cfg_scales", [1, 3, 5, 7, 9, 11], "4.4", "size"),
+    _e("study.alignment", "text", "4.4, 4.5", "size"),
+    _e("study.length", 4, "4.4, 4.5", "size"),
+    _e("study.variants", ["nocfg", "pca", "nonorm"], "4.4, 4.5, 5.4 (Figure 5.10)", "size"),
+    _e("study.epoch", 70, "Tables 5.7 and 5.9 repeat Table 5.2's text-4s epoch-70 cell (68.66%)", "method",
+       "null: the final checkpoint; the thesis' studies use epoch 70"),
+    _e("seeds", [0], "silent: one sampling run per checkpoint (4.3.3)", "size"),
+    # -- data (4.2.1)
+    _e("prepare.image_size", 64, "4.2.1", "size"),
+    _e("prepare.silence_peak", 450, "4.2.1"),
+    # -- AudioCLIP fine-tuning (3.2, 4.3.1)
+    _e("finetune.profile", "thesis", "3.2 (ESResNeXt-fbsp audio head, CLIP RN50 towers, 1024-d)", "size"),
+    _e("finetune.checkpoint", AUDIOCLIP_CHECKPOINT, "3.2.3 (the released partially trained weights)", "method",
+       "null: a randomly initialised AudioCLIP; Table 5.1's epoch-0 column and everything after it change meaning"),
+    _e("finetune.allow_random_init", False, "3.2.3", "method",
+       "true lets a run without the released weights go on (nothing to download offline)"),
+    _e("finetune.epochs", 5, "4.3.1", "size"),
+    _e("finetune.batch_size", 10, "4.3.1", "size"),
+    _e("finetune.lr", 5.0e-05, "silent: the AudioCLIP reference protocol (SGD, Nesterov)", "method",
+       "a random-init head learns nothing at the fine-tuning rate of a pretrained one"),
+    _e("finetune.lr_gamma", 0.96, "silent: the AudioCLIP reference protocol"),
+    _e("finetune.momentum", 0.9, "silent: the AudioCLIP reference protocol"),
+    _e("finetune.weight_decay", 0.0005, "silent: the AudioCLIP reference protocol"),
+    _e("finetune.same_class_negatives", False, "4.3.1 (pushed away from other instruments' embeddings)"),
+    _e("finetune.max_steps_per_epoch", None, "4.3.1 (whole epochs)", "size"),
+    _e("finetune.bn_recalibration_batches", 0, "silent: the reference keeps running batch-norm statistics",
+       "method", "a head trained at a high learning rate needs its batch-norm statistics re-estimated"),
+    # -- the diffusion model (3.3.2) and its training (3.3.3, 4.3.3)
+    _e("train.profile", "thesis", "3.3.2 (64/128/256/256 U-Net, attention after every block)", "size"),
+    _e("train.projection", "fc", "3.3.2 (4.5 studies PCA as a variant)"),
+    _e("train.pca_components", 256, "4.5"),
+    _e("train.dropout", 0.1, "silent: 5.4 names Dropout and LayerNorm in the encoding layer, not the rate"),
+    _e("train.epochs", 100, "4.3.3", "size"),
+    _e("train.batch_size", 12, "4.3.3", "size"),
+    _e("train.max_steps_per_epoch", None, "4.3.3 (whole epochs)", "size"),
+    _e("train.lr", 0.0003, "silent: Capelle's code (Adam, 3e-4)", "method",
+       "a short run at a larger batch takes larger steps"),
+    _e("train.loss_weighting", "eps", "3.3.3, Algorithm 1 (the noise MSE)", "method",
+       "v: the noise MSE divided by abar_t (the MSE of the implied v), so the noisy steps that decide the "
+       "instrument weigh as much as the rest; a short run learns the instrument sooner"),
+    _e("train.p_uncond", 0.2, "3.3.3"),
+    _e("train.output_skip", False, "3.3.2 (a final convolution predicts the noise)", "method",
+       "true: eps = sqrt(1-abar) x_t + sqrt(abar) F spares a small U-Net learning the identity at high noise"),
+    _e("train.context_tokens", 1, "3.3.2 (cross-attention to the audio condition)", "method",
+       "more than one token lets image positions attend to different parts of the condition"),
+    _e("train.standardize", False, "3.3.2 (the encoding layer takes the raw embedding)", "method",
+       "true: the embedding is centred and scaled first; a random-init AudioCLIP's embeddings share one "
+       "dominant direction the layer would have to learn to cancel"),
+    _e("train.pca_scale", False, "5.4 (PCA has no normalisation: its brightness swings are the finding)",
+       "method", "true: PCA output at unit RMS, which removes the effect Table 5.9 measures"),
+    _e("train.ema", True, "silent: Capelle's code keeps an EMA of the weights"),
+    _e("train.ema_decay", 0.995, "silent: Capelle's code"),
+    _e("train.timesteps", 1000, "3.3.3"),
+    _e("train.beta_start", 0.0001, "2.3.3 (Ho et al.'s linear schedule)"),
+    _e("train.beta_end", 0.02, "2.3.3 (Ho et al.'s linear schedule)"),
+    # -- sampling (3.3.3)
+    _e("sample.sampler", "ddpm", "3.3.3, Algorithm 2 (ancestral DDPM)", "method",
+       "dpmpp: DPM-Solver++ 2M, the same model sampled in 25 steps instead of 1000"),
+    _e("sample.steps", 1000, "3.3.3 (T - 1 denoising steps)", "method",
+       "fewer steps with a fast solver"),
+    _e("sample.ddpm_variance", "fixed_large", "silent: Algorithm 2's sigma_t^2 = beta_t, as Capelle's code"),
+    _e("sample.guidance", 3.0, "3.3.3"),
+    _e("sample.cfg_epoch", 70, "Tables 5.6-5.8 (epoch 70, see study.epoch)", "method",
+       "null: the final checkpoint"),
+    _e("sample.per_class", None, "4.3.3 (the whole test split)", "size"),
+    _e("sample.val_per_class", 20, "ours: validation conditions for model selection", "addition"),
+    # -- evaluation (2.4.3, 5.2.2, 5.2.3)
+    _e("classify.noise_std", 0.0, "2.4.3, 4.3.1 (a CNN trained on the real images)", "method",
+       "pixel noise in training makes adherence judge the instrument shown rather than sampler noise left in "
+       "a small model's images"),
+    _e("classify.augment", False, "2.4.3 (no augmentation stated)", "method",
+       "random shifts: framing varies between videos"),
+    _e("classify.lr_schedule", "constant", "silent: plain training", "method",
+       "onecycle reaches the accuracy gate in fewer epochs"),
+    _e("evaluate.fid_weights", INCEPTION_WEIGHTS, "5.2.3 (FID, pytorch-fid InceptionV3)", "method",
+       "null: without Inception weights there is no FID"),
+    _e("evaluate.allow_fid_classifier", False, "5.2.3", "method",
+       "true: report fid_classifier (the Frechet distance in the instrument classifier's features) when there "
+       "are no Inception weights; never comparable with the thesis' FID"),
+)
+
+# Chosen per dataset rather than stated by the thesis: listed on the card, not pinned.
+UNPINNED = {
+    "prepare.crop": "4.2.1: boxes chosen by hand per instrument, unpublished (data=suburmp ships estimates; "
+                    "`a2i crops` draws them)",
+    "prepare.trim": "4.2.1: near-silent starts and ends removed by hand, unpublished",
+}
+
+
+def flatten(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"train.lr": 0.0003, ...}: nested sections as dotted keys, lists kept whole."""
+    flat = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat |= flatten(value, f"{name}.")
+        else:
+            flat[name] = value
+    return flat
+
+
+@dataclass(frozen=True)
+class Departure:
+    key: str
+    thesis: Any
+    ours: Any
+    section: str
+    kind: str
+    why: str
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal as configuration values: 1 == 1.0 and a list equals its tuple, but a bool equals only a bool."""
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(map(_same, a, b))
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    return a == b
+
+
+def departures(params: dict[str, Any]) -> list[Departure]:
+    """Every table entry whose value in `params` differs from the thesis' (a missing key is a departure too)."""
+    flat = flatten(params)
+    missing = object()
+    found = []
+    for entry in RECIPE:
+        ours = flat.get(entry.key, missing)
+        if ours is missing or not _same(ours, entry.value):
+            found.append(Departure(entry.key, entry.value, "missing" if ours is missing else ours, entry.section,
+                                   entry.kind, entry.why))
+    return found
