@@ -1,8 +1,9 @@
 """Experiment variants and where each stage keeps its artifacts.
 
 A variant is one trained diffusion model: an embedding variant (alignment x length) plus, for the thesis'
-studies, a change of the diffusion setup: `nocfg` (p_uncond = 0, thesis 4.4) or `pca` (PCA projection,
-thesis 4.5). Names are what DVC shows: `text-2s`, `text-2s-nocfg`, `text-2s-pca`.
+studies, a change of the diffusion setup: `nocfg` (p_uncond = 0, thesis 4.4), `pca` (PCA projection,
+thesis 4.5) or `nonorm` (the FC projection without dropout and LayerNorm, thesis Figure 5.10). Names are what
+DVC shows: `text-2s`, `text-2s-nocfg`, `text-2s-pca`, `text-2s-nonorm`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ALIGNMENTS = ("text", "frozen", "mutual")
-STUDIES = ("nocfg", "pca")
+STUDIES = ("nocfg", "pca", "nonorm")
 _NAME = re.compile(r"^(?P<alignment>[a-z]+)-(?P<length>\d+)s(?:-(?P<study>[a-z]+))?$")
 
 
