@@ -3,7 +3,7 @@
 A variant is one trained diffusion model: an embedding variant (alignment x length) plus, for the thesis'
 studies, a change of the diffusion setup: `nocfg` (p_uncond = 0, thesis 4.4), `pca` (PCA projection,
 thesis 4.5) or `nonorm` (the encoding layer without Dropout and LayerNorm, thesis 5.4 / Figure 5.10).
-Names are what DVC shows: `text-2s`, `text-2s-nocfg`, `text-2s-pca`.
+Names are what DVC shows: `text-2s`, `text-2s-nocfg`, `text-2s-pca`, `text-2s-nonorm`.
 """
 
 from __future__ import annotations

@@ -11,9 +11,10 @@ import numpy as np
 import pandas as pd
 
 from a2i import thesis, variants
+from a2i.data.layout import LABELS
 from a2i.evaluation.evaluate import collect_metrics
 from a2i.io import write_csv, write_json, write_text
-from a2i.report import figures, tables
+from a2i.report import figures, statistics, tables
 
 log = logging.getLogger(__name__)
 
@@ -199,6 +200,8 @@ def build_report(*, out: Path, metrics_dir: Path, plots_dir: Path, prepared: Pat
                  _write_table(out, "table_5_5", tables.by_epoch(evaluations, guidance, fid_test, False)),
                  "table_5_5", fid_note),
     ]
+    sections += _thesis_extras(out, evaluations, selected, finetune, prepared, plots_dir, guidance, cfg_sweep,
+                               study_epoch, fid_test, fid_train)
 
     figures.query_accuracy(finetune, out / "figure_5_1_query_accuracy.png")
     figures.best_by_variant(main, "adherence", out / "figure_5_2_adherence.png", lower_is_better=False,
@@ -286,10 +289,127 @@ def _readme(result: dict, card: str, sections: list[str], grids: list[str], fid_
         "| | |\n|---|---|",
         "| ![5.1](figure_5_1_query_accuracy.png) | ![5.2](figure_5_2_adherence.png) |",
         "| ![5.3](figure_5_3_confusion.png) | ![5.5](figure_5_5_fid.png) |",
-        "| ![5.6](figure_5_6_cfg.png) | ![5.8](figure_5_8_cfg_per_class.png) |\n",
+        "| ![5.6](figure_5_6_cfg.png) | ![5.8](figure_5_8_cfg_per_class.png) |",
+        "| ![5.4](figure_5_4_poorly_aligned.png) | ![5.7](figure_5_7_large_cfg.png) |",
+        "| ![5.9](figure_5_9_pca_brightness.png) | ![5.10](figure_5_10_nonorm_brightness.png) |\n",
         "## Generated vs real (each variant's checkpoint selected on validation; left: real test frames, right: "
         "generated)\n",
         *[f"![{name}]({name})" for name in grids],
         "",
     ]
     return "\n".join(head) + "\n" + "\n".join(sections)
+
+
+# The thesis' outputs beyond the rebuilt tables: a footnote to its Tables 5.4/5.5, Table 5.3, its statistics and
+# Figures 5.4, 5.7, 5.9 and 5.10. Each figure is left out, with a note, when this run lacks its inputs.
+
+def _thesis_extras(out: Path, test: pd.DataFrame, selected: pd.Series, finetune: pd.DataFrame, prepared: Path,
+                   plots_dir: Path, guidance: float, cfg_sweep: str, study_epoch: int | None, fid_test: str,
+                   fid_train: str) -> list[str]:
+    """Markdown sections of the footnote, Table 5.3, the statistics and the four figures; writes their files.
+    `test`: the test-split metrics; `selected`: the best checkpoint (selected on validation); `study_epoch`: the
+    CFG and projection studies' checkpoint (None: each variant's final one)."""
+    main = tables.main_grid(test, guidance)
+    image_size = np.load(prepared / "images.npy", mmap_mode="r").shape[1]
+    caveat = (f"Resolutions differ (peers up to 256x256, ours {image_size}x{image_size}): not a like-for-like "
+              "comparison." + ("" if fid_test == "fid_test" else " `fid_classifier` is not FID, not comparable."))
+    swept = test[test["variant"] == cfg_sweep]
+    cfg = swept[swept["epoch"] == _study_checkpoint(swept, study_epoch)]
+    grid = main.assign(fid_train=main[fid_train], fid_test=main[fid_test])
+    return [
+        _mirror_footnote(),
+        _section("Table 5.3: FID of the GAN peers and our best model (main grid, test)",
+                 _write_table(out, "table_5_3", tables.table_5_3(test, fid_test, guidance, image_size)),
+                 "table_5_3") + f"\n{caveat}\n",
+        f"## Thesis statistics (5.2.1, 5.2.3, 5.3)\n\n{statistics.NOTE} Ours: {fid_test} - {fid_train}.\n\n"
+        + _write_table(out, "statistics", statistics.statistics_table(finetune, grid, cfg)),
+        _figure_5_4(out, selected, prepared, plots_dir),
+        _figure_5_7(out, swept, cfg_sweep, study_epoch, guidance),
+        _brightness_figure(out, test, prepared, cfg_sweep, "pca", "5.9", study_epoch, guidance),
+        _brightness_figure(out, test, prepared, cfg_sweep, "nonorm", "5.10", study_epoch, guidance),
+    ]
+
+
+def _mirror_footnote() -> str:
+    counts = {name: tables.mirrored_rows(tables.published(name)) for name in ("table_5_4", "table_5_5")}
+    found = "; ".join(f"Table {name[6:].replace('_', '.')}: {int(rows.sum())} of {len(rows)} rows"
+                      for name, rows in counts.items())
+    return (f"**Footnote to the published Tables 5.4 and 5.5.** Rows that mirror around epoch {tables.MIRROR_EPOCH} "
+            f"(the value at 30 equals the one at 100, 40 = 90, 50 = 80, 60 = 70): {found}. Likely a reporting error "
+            "in the thesis.\n")
+
+
+def _study_checkpoint(rows: pd.DataFrame, study_epoch: int | None) -> int | None:
+    """The studies' checkpoint of one variant's rows: `study_epoch`, else its final one; None without rows."""
+    if rows.empty:
+        return None
+    return int(rows["epoch"].max()) if study_epoch is None else study_epoch
+
+
+def _first_seed(variant: str, epoch: int | None, guidance: float) -> Path | None:
+    if epoch is None:
+        return None
+    found = sorted(variants.samples_dir(variant).glob(f"{variants.evaluation_name(epoch, guidance)}_s*.npz"))
+    return found[0] if found else None
+
+
+def _figure_5_4(out: Path, best: pd.Series, prepared: Path, plots_dir: Path, top: int = 3,
+                per_instrument: int = 6) -> str:
+    """Real training images of the instruments the best checkpoint confuses most (thesis: oboe/sax -> flute)."""
+    title = "## Figure 5.4: poorly semantically aligned instruments (real training images)\n\n"
+    checkpoint = variants.evaluation_name(int(best["epoch"]), float(best["guidance"]))
+    confusion = plots_dir / best["variant"] / f"{checkpoint}.csv"
+    if not confusion.is_file():
+        return title + f"Not in this run (no confusion of {best['variant']} {checkpoint}).\n"
+    pairs = tables.top_confusions(pd.read_csv(confusion), top)
+    if pairs.empty:
+        return title + f"Not in this run ({best['variant']} {checkpoint} confuses no instruments).\n"
+    index = pd.read_csv(prepared / f"index_{int(best['length_s'])}s_train.csv")
+    images = np.load(prepared / "images.npy", mmap_mode="r")
+    names = list(dict.fromkeys(pairs[["actual", "predicted"]].to_numpy().ravel()))  # in order of confusion
+    rows = {name: np.asarray(images[index.loc[index["label"] == LABELS[name], "image"].to_numpy()[:per_instrument]])
+            for name in names}
+    told = ", ".join(f"{a} -> {p} {s:.2f}" for a, p, s in pairs.itertuples(index=False))
+    figures.image_rows(rows, out / "figure_5_4_poorly_aligned.png", f"{best['variant']} {checkpoint}: {told}",
+                       per_instrument)
+    return title + f"Top confusions of {best['variant']} {checkpoint}: {told}.\n\n" \
+        "![5.4](figure_5_4_poorly_aligned.png)\n"
+
+
+def _figure_5_7(out: Path, swept: pd.DataFrame, cfg_sweep: str, study_epoch: int | None, guidance: float) -> str:
+    """The same test conditions at the main guidance and at the largest swept CFG scale, one per instrument."""
+    title = "## Figure 5.7: generated images at a large CFG scale\n\n"
+    epoch = _study_checkpoint(swept, study_epoch)
+    scales = swept.loc[swept["epoch"] == epoch, "guidance"]
+    large = scales.max() if len(scales) else guidance
+    files = [_first_seed(cfg_sweep, epoch, scale) for scale in (guidance, large)]
+    if large <= guidance or None in files:
+        return title + f"Not in this run (no samples of {cfg_sweep} above guidance {guidance:g}).\n"
+    with np.load(files[0]) as main, np.load(files[1]) as strong:
+        _, at_main, at_large = np.intersect1d(main["rows"], strong["rows"], return_indices=True)
+        first = np.unique(main["labels"][at_main], return_index=True)[1]  # one shared condition per instrument
+        rows = {f"s = {guidance:g}": main["images"][at_main[first]],
+                f"s = {large:g}": strong["images"][at_large[first]]}
+    figures.image_rows(rows, out / "figure_5_7_large_cfg.png", f"{cfg_sweep}, epoch {epoch}", len(first))
+    return title + f"{cfg_sweep}, epoch {epoch}: same conditions (columns) at s = {guidance:g} and {large:g}.\n\n" \
+        "![5.7](figure_5_7_large_cfg.png)\n"
+
+
+def _brightness_figure(out: Path, test: pd.DataFrame, prepared: Path, cfg_sweep: str, study: str, figure: str,
+                       study_epoch: int | None, guidance: float) -> str:
+    """Figures 5.9 (pca) and 5.10 (nonorm): the study variant's samples beside the FC variant's, and brightness."""
+    variant = f"{cfg_sweep}-{study}"
+    title = f"## Figure {figure}: brightness variation in the {study} variant ({variant} vs {cfg_sweep}, FC)\n\n"
+    samples = {}
+    for name in (cfg_sweep, variant):
+        path = _first_seed(name, _study_checkpoint(test[test["variant"] == name], study_epoch), guidance)
+        if path is None:
+            return title + f"Not in this run (no samples of {name} at guidance {guidance:g}).\n"
+        with np.load(path) as sample:
+            samples[name] = sample["images"]
+    real, _ = real_test_images(prepared, variants.Variant.parse(cfg_sweep).length)
+    png = f"figure_{figure.replace('.', '_')}_{study}_brightness.png"
+    figures.brightness(real, samples, out / png)
+    spread = ", ".join(f"{name} {figures.mean_brightness(images).std():.1f}"
+                       for name, images in {"real test": real, **samples}.items())
+    return title + f"SD of per-image mean brightness: {spread}.\n\n![{figure}]({png})\n"

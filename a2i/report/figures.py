@@ -1,4 +1,4 @@
-"""The thesis' figures (5.1, 5.2, 5.3, 5.5, 5.6, 5.8) and image grids, drawn from our metrics."""
+"""The thesis' figures (5.1-5.10) and image grids, drawn from our metrics and images."""
 
 from __future__ import annotations
 
@@ -88,4 +88,43 @@ def image_grid(real: np.ndarray, real_labels: np.ndarray, fake: np.ndarray, fake
         axes[label, 0].text(-8, 32, name, ha="right", va="center", fontsize=7)
     axes[0, 0].set_title("real", fontsize=8, loc="left")
     axes[0, per_class].set_title("generated", fontsize=8, loc="left")
+    _save(fig, path)
+
+
+def mean_brightness(images: np.ndarray) -> np.ndarray:
+    """Per-image mean pixel value (0-255): the exposure the thesis sees vary in Figures 5.9 and 5.10."""
+    return images.reshape(len(images), -1).mean(axis=1)
+
+
+def _draw_rows(fig, slots, rows: dict[str, np.ndarray], per_row: int) -> None:
+    """One labelled row of up to `per_row` images per entry of `rows`, in grid slots[row, column]."""
+    for r, (label, images) in enumerate(rows.items()):
+        axes = [fig.add_subplot(slots[r, k]) for k in range(per_row)]
+        for ax in axes:
+            ax.axis("off")
+        for ax, image in zip(axes, images):
+            ax.imshow(image)
+        axes[0].set_title(label, fontsize=8, loc="left")
+
+
+def image_rows(rows: dict[str, np.ndarray], path: Path, title: str = "", per_row: int = 6) -> None:
+    """Figures 5.4 and 5.7: labelled rows of images side by side."""
+    fig = plt.figure(figsize=(per_row * 1.1, len(rows) * 1.3))
+    _draw_rows(fig, fig.add_gridspec(len(rows), per_row), rows, per_row)
+    fig.suptitle(title, fontsize=9)
+    _save(fig, path)
+
+
+def brightness(real: np.ndarray, samples: dict[str, np.ndarray], path: Path, per_row: int = 8) -> None:
+    """Figures 5.9 and 5.10: a row of samples per variant over a histogram of per-image mean brightness of the
+    real test images and of each variant's samples."""
+    fig = plt.figure(figsize=(per_row * 1.1, len(samples) * 1.3 + 2.5))
+    slots = fig.add_gridspec(len(samples) + 1, per_row, height_ratios=[1] * len(samples) + [2])
+    _draw_rows(fig, slots, samples, per_row)
+    ax = fig.add_subplot(slots[-1, :])
+    bins = np.linspace(0, 255, 33)
+    for label, images in {"real test": real, **samples}.items():
+        ax.hist(mean_brightness(images), bins=bins, histtype="step", density=True, label=label)
+    ax.set(xlabel="per-image mean brightness", ylabel="density")
+    ax.legend(fontsize=8)
     _save(fig, path)

@@ -14,6 +14,9 @@ from a2i.data.layout import INSTRUMENTS
 
 PUBLISHED = Path(__file__).with_name("published")
 ALIGNMENT_ORDER = {"frozen": 0, "mutual": 1, "text": 2}  # the thesis lists Frozen, Mutual, Text
+# Table 5.3's peers at the resolution the thesis states (5.2.3); it gives none for CMCGAN.
+PEER_RESOLUTION = {"S2I-C": "64x64", "CMCRL + SAGAN": "256x256"}
+MIRROR_EPOCH = 65  # Tables 5.4/5.5 repeat epoch 65 - d at 65 + d
 
 
 def published(name: str) -> pd.DataFrame:
@@ -74,6 +77,38 @@ def by_epoch(evaluations: pd.DataFrame, guidance: float, column: str, percent: b
         values = wide[epoch]
         table[str(int(epoch))] = [f"{v:.2%}" for v in values] if percent else values.round(2).to_list()
     return table
+
+
+def table_5_3(evaluations: pd.DataFrame, fid_column: str, guidance: float, image_size: int) -> pd.DataFrame:
+    """The thesis' GAN peers (FID as published) and our best test `fid_column` over the main grid."""
+    peers = published("table_5_3")
+    peers = peers[peers["Method"] != "Best Diffusion"]  # the thesis' own row: shown in the published table
+    main = main_grid(evaluations, guidance)
+    best = main.loc[main[fid_column].idxmin()]
+    metric = "FID" if fid_column == "fid_test" else "fid_classifier"
+    ours = pd.DataFrame({"Method": [f"Ours ({best['variant']}, epoch {int(best['epoch'])})"],
+                         "Resolution": [f"{image_size}x{image_size}"], metric: [round(float(best[fid_column]), 2)]})
+    peers = pd.DataFrame({"Method": peers["Method"], "Resolution": peers["Method"].map(PEER_RESOLUTION).fillna(""),
+                          metric: peers["FID"].astype(float)})
+    return pd.concat([peers, ours], ignore_index=True)
+
+
+def top_confusions(confusion: pd.DataFrame, top: int) -> pd.DataFrame:
+    """The `top` (actual, predicted, share) off-diagonal pairs of a confusion (`actual`, `predicted` per image);
+    share is of the actual instrument's images."""
+    share = pd.crosstab(confusion["actual"], confusion["predicted"], normalize="index").stack()
+    actual, predicted = share.index.get_level_values(0), share.index.get_level_values(1)
+    share = share[(actual != predicted) & (share > 0)]
+    return share.sort_values(ascending=False, kind="stable").head(top).rename("share").reset_index()
+
+
+def mirrored_rows(table: pd.DataFrame) -> pd.Series:
+    """Which rows of an epoch table repeat their values mirrored around MIRROR_EPOCH (30 = 100, ..., 60 = 70)."""
+    epochs = [int(c) for c in table.columns if c.isdigit()]
+    pairs = [(e, 2 * MIRROR_EPOCH - e) for e in epochs if e < MIRROR_EPOCH and 2 * MIRROR_EPOCH - e in epochs]
+    if not pairs:
+        return pd.Series(False, index=table.index)
+    return pd.concat([table[str(a)] == table[str(b)] for a, b in pairs], axis=1).all(axis=1)
 
 
 def fid_column(evaluations: pd.DataFrame, split: str) -> str:

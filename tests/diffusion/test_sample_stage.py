@@ -38,10 +38,16 @@ def test_sample_stage_writes_every_checkpoint_and_the_cfg_sweep(trained, monkeyp
     for variant in ("text-1s", "text-1s-nocfg"):
         monkeypatch.setattr(sys, "argv", ["sample.py", "--variant", variant])
         runpy.run_path(str(REPO / "stages" / "sample.py"), run_name="__main__")
-    cfg = sorted(p.name for p in (trained / "data" / "samples" / "text-1s").iterdir())
+    cfg = sorted(p.name for p in (trained / "data" / "samples" / "text-1s").iterdir() if p.is_file())
     assert cfg == sorted(f"epoch_{name}.{ext}" for name in ("001_g3_s0", "002_g1_s0", "002_g3_s0", "002_g5_s0")
                          for ext in ("npz", "png"))
+    # validation conditions (val_per_class: 1) at the main guidance for every checkpoint, for model selection
+    val = sorted(p.name for p in (trained / "data" / "samples" / "text-1s" / "val").iterdir())
+    assert val == ["epoch_001_g3_s0.npz", "epoch_002_g3_s0.npz"]
+    assert np.load(trained / "data" / "samples" / "text-1s" / "val" / "epoch_002_g3_s0.npz")["labels"].tolist() \
+        == [0, 1, 2]
     nocfg = sorted(p.name for p in (trained / "data" / "samples" / "text-1s-nocfg").iterdir())
+    # a study variant: no validation samples
     assert nocfg == ["epoch_001_g1_s0.npz", "epoch_001_g1_s0.png", "epoch_002_g1_s0.npz", "epoch_002_g1_s0.png"]
     packed = np.load(trained / "data" / "samples" / "text-1s" / "epoch_002_g3_s0.npz")
     assert packed["images"].shape == (6, 64, 64, 3) and packed["images"].dtype == np.uint8
@@ -51,12 +57,14 @@ def test_sample_stage_writes_every_checkpoint_and_the_cfg_sweep(trained, monkeyp
 def test_same_seed_same_images_and_per_class_subsets(trained):
     params = sample_params(per_class=1, seeds=[0, 1], cfg_sweep="none")
     first = sample_variant("text-1s", params, trained)
-    images = {p.name: np.load(p)["images"] for p in first}
+    images = {p: np.load(p)["images"] for p in first}
     again = sample_variant("text-1s", params, trained)
+    assert again == first
     for path in again:
-        np.testing.assert_array_equal(np.load(path)["images"], images[path.name])
+        np.testing.assert_array_equal(np.load(path)["images"], images[path])
         assert np.load(path)["labels"].tolist() == [0, 1, 2]
-    assert not np.array_equal(images["epoch_002_g3_s0.npz"], images["epoch_002_g3_s1.npz"])
+    test = trained / "data" / "samples" / "text-1s"
+    assert not np.array_equal(images[test / "epoch_002_g3_s0.npz"], images[test / "epoch_002_g3_s1.npz"])
 
 
 def test_compare_samplers_writes_both_runs_on_the_same_conditions(trained):

@@ -8,20 +8,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from a2i import variants
+from a2i import params, variants
 from a2i.data.layout import INSTRUMENTS
 from a2i.evaluation.evaluate import write_confusion
 from a2i.io import save_npz, write_json
-from a2i.report import tables
+from a2i.report import statistics, tables
 from a2i.report.build import build_report
 
 EPOCHS = (2, 4)
 
 
-def _evaluation(variant: str, epoch: int, guidance: float, adherence: float) -> dict:
+def _evaluation(variant: str, epoch: int, guidance: float, adherence: float, split: str = "test") -> dict:
     parsed = variants.Variant.parse(variant)
-    row = {"variant": variant, "alignment": parsed.alignment, "length_s": parsed.length, "study": parsed.study or "",
-           "epoch": epoch, "guidance": guidance, "n_seeds": 1, "n_images": 26, "adherence": adherence,
+    row = {"variant": variant, "split": split, "alignment": parsed.alignment, "length_s": parsed.length,
+           "study": parsed.study or "", "epoch": epoch, "guidance": guidance, "n_seeds": 1, "n_images": 26, "adherence": adherence,
            "adherence_sd": None, "adherence_ci_low": adherence - 0.05, "adherence_ci_high": adherence + 0.05,
            "feature_extractor": "classifier_penultimate",
            "fid_classifier_train": 10 - adherence, "fid_classifier_test": 12 - adherence}
@@ -30,7 +30,7 @@ def _evaluation(variant: str, epoch: int, guidance: float, adherence: float) -> 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    """metrics/, plots/, data/ of a tiny run (2 lengths x 3 alignments, the CFG and PCA studies), and its report."""
+    """metrics/, plots/, data/ of a tiny run (2 lengths x 3 alignments, the CFG, PCA and nonorm studies)."""
     tmp_path = tmp_path_factory.mktemp("run")
     prepared = tmp_path / "data" / "prepared"
     labels = np.repeat(np.arange(13), 2)
@@ -43,8 +43,9 @@ def run_dir(tmp_path_factory):
                                                 ("test", 2))]
     pd.DataFrame(counts).to_csv(prepared / "counts.csv", index=False)
     for length in (1, 2):
-        pd.DataFrame({"image": np.arange(26), "label": labels}).to_csv(prepared / f"index_{length}s_test.csv",
-                                                                       index=False)
+        for split in ("train", "test"):
+            pd.DataFrame({"image": np.arange(26), "label": labels}).to_csv(
+                prepared / f"index_{length}s_{split}.csv", index=False)
     for length in (1, 2):
         for alignment in ("text", "frozen", "mutual"):
             write_json(tmp_path / f"metrics/finetune/{alignment}-{length}s.json",
@@ -54,14 +55,22 @@ def run_dir(tmp_path_factory):
     settings = [(f"{a}-{l}s", e, 3.0, 0.5 + 0.1 * l + 0.01 * e) for a in ("text", "frozen", "mutual")
                 for l in (1, 2) for e in EPOCHS]
     settings += [("text-2s", 4, g, 0.6) for g in (1.0, 5.0)] + [("text-2s-nocfg", 4, 1.0, 0.55)]
-    settings += [("text-2s-pca", e, 3.0, 0.4) for e in EPOCHS]
+    settings += [(f"text-2s-{study}", e, 3.0, 0.4) for study in ("pca", "nonorm") for e in EPOCHS]
+    predicted = labels.copy()
+    predicted[[12, 13, 10]] = [4, 4, 9]  # oboe -> flute (both), horn -> trumpet (one of two)
     for variant, epoch, guidance, adherence in settings:
         name = variants.evaluation_name(epoch, guidance)
         write_json(tmp_path / f"metrics/evaluate/{variant}/{name}.json", _evaluation(variant, epoch, guidance, adherence))
         write_confusion(tmp_path / f"plots/confusion/{variant}/{name}.csv",
-                        tmp_path / f"plots/confusion/{variant}/{name}.png", labels, labels, variant)
+                        tmp_path / f"plots/confusion/{variant}/{name}.png", labels, predicted, variant)
         save_npz(tmp_path / variants.samples_dir(variant) / f"{variants.sample_name(epoch, guidance, 0)}.npz",
-                 images=images, labels=labels)
+                 images=images, labels=labels, rows=np.arange(26))
+    # Validation adherence of the main grid: text-1s at epoch 2 is the best there, not the best on test.
+    for variant, epoch, guidance, _ in settings[:12]:
+        name = variants.evaluation_name(epoch, guidance)
+        val = 0.9 if (variant, epoch) == ("text-1s", 2) else 0.3
+        write_json(tmp_path / f"metrics/evaluate/{variant}/val/{name}.json",
+                   _evaluation(variant, epoch, guidance, val, split="val"))
     return tmp_path
 
 
@@ -74,7 +83,7 @@ def _build(run_dir, grid=GRID, out="report"):
         patch.chdir(run_dir)  # samples are found where the pipeline puts them: data/samples/<variant>
         return build_report(out=run_dir / out, metrics_dir=run_dir / "metrics", plots_dir=run_dir / "plots/confusion",
                             prepared=run_dir / "data/prepared", grid=grid, guidance=3.0, cfg_sweep="text-2s",
-                            dataset="synthetic")
+                            study_epoch=None, dataset="synthetic", params=params.compose())
 
 
 @pytest.fixture(scope="module")
@@ -83,9 +92,12 @@ def result(run_dir):
 
 
 def test_report_files_and_summary(run_dir, result):
-    # Three alignments tie at 0.74 (2 s, epoch 4): the first in variant order wins.
-    assert result["best_variant"] == "frozen-2s" and result["best_adherence"] == pytest.approx(0.74)
-    assert result["best_epoch"] == 4 and result["fid_metric"] == "fid_classifier_test"
+    # Selected on validation: text-1s at epoch 2 (test adherence 0.62), not the best on test.
+    assert result["selected_on"] == "val" and result["best_val_adherence"] == pytest.approx(0.9)
+    assert result["best_variant"] == "text-1s" and result["best_epoch"] == 2
+    assert result["best_adherence"] == pytest.approx(0.62) and result["fid_metric"] == "fid_classifier_test"
+    # The thesis-style best on test beside it: three alignments tie at 0.74 (2 s, epoch 4), the first wins.
+    assert result["best_on_test_variant"] == "frozen-2s" and result["best_on_test_adherence"] == pytest.approx(0.74)
     assert json.loads((run_dir / "metrics/summary.json").read_text()) == result
     report = run_dir / "report"
     for name in ("4_1", "5_1", "5_2", "5_4", "5_5", "5_6", "5_7", "5_8", "5_9"):
@@ -115,10 +127,14 @@ def test_a_smaller_grid_leaves_out_the_metrics_of_an_earlier_larger_run(run_dir,
     # `dvc exp run -S 'lengths=[1]'` after the two-length run: the 2 s metrics files are still there.
     small = _build(run_dir, grid=variants.grid([1], ["text", "frozen", "mutual"], {**STUDY, "length": 1, "variants": []}),
                    out="report_1s")
-    assert small["best_variant"] == "frozen-1s" and small["best_adherence"] == pytest.approx(0.64)
+    assert small["best_variant"] == "text-1s" and small["best_adherence"] == pytest.approx(0.62)
+    assert small["best_on_test_variant"] == "frozen-1s" and small["best_on_test_adherence"] == pytest.approx(0.64)
     table_5_1 = pd.read_csv(run_dir / "report_1s/table_5_1.csv")
     assert len(table_5_1) == len(pd.read_csv(run_dir / "report/table_5_1.csv")) // 2
     assert json.loads((run_dir / "metrics/summary.json").read_text()) == small
+    readme = (run_dir / "report_1s/README.md").read_text()  # the studies' text-2s is not in the 1 s grid
+    assert "Not in this run (no samples of text-2s above guidance 3)." in readme
+    assert "Not in this run (no samples of text-2s at guidance 3)." in readme
     _build(run_dir)  # the module's other tests read the full run's summary
 
 
@@ -126,3 +142,64 @@ def test_a_grid_variant_without_metrics_is_a_clear_error(run_dir, result):
     with pytest.raises(ValueError, match=r"metrics/finetune has no metrics for text-3s: run their stages first"):
         _build(run_dir, grid=variants.grid([2, 3], ["text"], {**STUDY, "variants": []}), out="report_missing")
     assert not (run_dir / "report_missing").exists()
+
+
+def test_thesis_extras_tables_and_footnote(run_dir, result):
+    report = run_dir / "report"
+    table_5_3 = pd.read_csv(report / "table_5_3.csv", keep_default_na=False)
+    # Best test fid_classifier_test of the main grid: 12 - 0.74 at 2 s, epoch 4 (frozen-2s first in variant order).
+    assert table_5_3["Method"].tolist() == ["S2I-C", "CMCGAN", "CMCRL + SAGAN", "Ours (frozen-2s, epoch 4)"]
+    assert table_5_3["Resolution"].tolist() == ["64x64", "", "256x256", "64x64"]
+    assert table_5_3["fid_classifier"].tolist() == [252.66, 215.92, 107.26, 11.26]
+    readme = (report / "README.md").read_text()
+    assert "not FID, not comparable" in readme
+    assert "Table 5.4: 13 of 15 rows; Table 5.5: 13 of 15 rows" in readme
+    ours = pd.read_csv(report / "statistics.csv")["Ours"].tolist()
+    assert ours[:5] == ["n/a (n < 3)"] * 5  # two lengths only
+    assert ours[5] == "n/a (n < 3)"  # s = 5 is the only swept scale above 1
+    assert ours[6].startswith("2.00 +- 0.00 (n = 12)")  # fid_classifier test - train is 2 everywhere
+
+
+def test_thesis_extras_figures(run_dir, result):
+    report = run_dir / "report"
+    for name in ("5_4_poorly_aligned", "5_7_large_cfg", "5_9_pca_brightness"):
+        assert (report / f"figure_{name}.png").stat().st_size > 1000, name
+    readme = (report / "README.md").read_text()
+    assert "Top confusions of text-1s epoch_002_g3: oboe -> flute 1.00, horn -> trumpet 0.50" in readme
+    assert "## Figure 5.10: brightness variation in the nonorm variant (text-2s-nonorm vs text-2s, FC)\n\n" \
+           "Not in this run (no samples of text-2s-nonorm at guidance 3)." in readme
+    assert not (report / "figure_5_10_nonorm_brightness.png").exists()
+
+
+def test_the_nonorm_study_draws_figure_5_10(run_dir, result):
+    _build(run_dir, grid=variants.grid([1, 2], ["text", "frozen", "mutual"], {**STUDY, "variants": ["nonorm"]}),
+           out="report_nonorm")
+    assert (run_dir / "report_nonorm/figure_5_10_nonorm_brightness.png").stat().st_size > 1000
+    _build(run_dir)  # the module's other tests read the full run's summary
+
+
+def test_the_recipe_card_lists_every_departure_from_the_thesis(run_dir, result):
+    card = result["recipe"]
+    assert card["sampler"] == "dpmpp" and card["steps"] == 25 and card["ddpm_variance"] is None
+    assert card["pretrained_audioclip"] is False and card["audioclip_checkpoint_sha256"] is None
+    assert card["fid_feature_extractor"] == "classifier_penultimate" and card["thesis_recipe"] is False
+    departures = {d["key"]: d for d in card["departures"]}
+    assert departures["train.output_skip"] == {**departures["train.output_skip"], "thesis": False, "ours": True,
+                                                 "kind": "method"}
+    assert departures["sample.sampler"]["ours"] == "dpmpp" and departures["prepare.image_size"]["kind"] == "size"
+    assert "train.p_uncond" not in departures  # the same as the thesis
+    readme = (run_dir / "report/README.md").read_text()
+    assert "## Recipe card" in readme and "| `train.output_skip` | False | True | 3.3.2" in readme
+    assert "sampler: **dpmpp, 25 steps**" in readme and "pretrained AudioCLIP: **no (random init)**" in readme
+
+
+def test_no_validation_metrics_is_a_clear_error(run_dir, result, tmp_path):
+    rows = pd.DataFrame([_evaluation("text-1s", 2, 3.0, 0.5)])
+    with pytest.raises(ValueError, match="no validation metrics of the main grid"):
+        build_select(rows)
+
+
+def build_select(test_rows):
+    from a2i.report.build import select_best
+
+    return select_best(test_rows, test_rows.iloc[:0], 3.0)
