@@ -1,15 +1,54 @@
-"""The `a2i` command: one click group; each domain contributes its commands."""
+"""The `a2i` command: one click group; each domain contributes its commands.
+
+Domain CLI modules import their heavy libraries (torch, diffusers, open_clip, pandas, ...) inside the command
+functions, so `a2i --help` starts without them.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import click
 
 from a2i import __version__
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+class OneLineError(click.ClickException):
+    """A click error shown as the single line `error: <message>` (click adds the usage and a hint to usage errors)."""
+
+    def __init__(self, error: click.ClickException):
+        super().__init__(error.format_message())
+        self.exit_code = error.exit_code
+
+    def show(self, file=None) -> None:
+        click.echo(f"error: {self.format_message()}", file=file, err=True)
+
+
+@contextmanager
+def _one_line_errors() -> Iterator[None]:
+    try:
+        yield
+    except OneLineError:
+        raise
+    except click.ClickException as error:
+        raise OneLineError(error) from None
+
+
+class A2iGroup(click.Group):
+    """The `a2i` group: every usage or command error, its own or a subcommand's, is one line."""
+
+    def make_context(self, *args, **kwargs) -> click.Context:
+        with _one_line_errors():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx: click.Context):
+        with _one_line_errors():
+            return super().invoke(ctx)
+
+
+@click.group(cls=A2iGroup, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.version_option(__version__, prog_name="a2i")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 def main(verbose: bool) -> None:

@@ -7,9 +7,10 @@ alphas a model was trained with are exactly the ones it is sampled with.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
-from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
+if TYPE_CHECKING:  # torch and diffusers load in the methods: the CLI reads SAMPLERS without them
+    import torch
 
 SAMPLERS = ("ddpm", "ddim", "dpmpp")
 
@@ -29,6 +30,8 @@ class Schedule:
 
     def scheduler(self, sampler: str):
         """A fresh diffusers scheduler: `ddpm` ancestral, `ddim` (eta 0), `dpmpp` (DPM-Solver++ 2M)."""
+        from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
+
         if sampler == "ddpm":
             return DDPMScheduler(**self._common(), variance_type="fixed_small", clip_sample=False)
         if sampler == "ddim":
@@ -42,6 +45,8 @@ class Schedule:
         raise ValueError(f"sampler must be one of {SAMPLERS}, got '{sampler}'")
 
     def alphas_cumprod(self, device: torch.device | str = "cpu") -> torch.Tensor:
+        import torch
+
         return self.scheduler("ddpm").alphas_cumprod.to(device=device, dtype=torch.float32)
 
 
