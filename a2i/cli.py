@@ -64,16 +64,19 @@ def main(verbose: bool) -> None:
 @click.option("--check", is_flag=True, help="Fail if params.yaml differs from the composition of conf/.")
 @click.argument("overrides", nargs=-1)
 def params_cmd(check: bool, overrides: tuple[str, ...]) -> None:
-    """Compose conf/ (Hydra) into params.yaml, as `dvc exp run` does. OVERRIDES as in `-S`."""
+    """Compose conf/ (Hydra) into params.yaml, as `dvc exp run` does. OVERRIDES as in `-S`.
+
+    Acts on the checkout of the current directory: the nearest folder up from it holding dvc.yaml.
+    """
     from a2i import params
 
+    path = params.find_repo() / "params.yaml"
     if check:
-        if params.committed() != params.compose(overrides=list(overrides)):
-            raise click.ClickException("params.yaml differs from the composition of conf/: run `a2i params`")
-        click.echo("params.yaml matches conf/")
+        if params.committed(path) != params.compose(path.parent / "conf", list(overrides)):
+            raise click.ClickException(f"{path} differs from the composition of conf/: run `a2i params`")
+        click.echo(f"{path} matches conf/")
         return
-    params.write_params(overrides=list(overrides))
-    click.echo("wrote params.yaml")
+    click.echo(f"wrote {params.write_params(path, list(overrides))}")
 
 
 def _register() -> None:
