@@ -21,7 +21,7 @@ from urllib.parse import urlparse
 
 from tqdm import tqdm
 
-from a2i.data.layout import INSTRUMENTS, ORIGINAL_SPLITS
+from a2i.data.layout import ORIGINAL_SPLITS, check_instrument_folders
 from a2i.io import sha256_file, write_json
 
 log = logging.getLogger(__name__)
@@ -190,9 +190,10 @@ def validate_suburmp(root: Path) -> Path:
             if not folder.is_dir():
                 raise DownloadError(f"{folder}: missing; expected the Sub-URMP layout "
                                     f"Sub-URMP/{{chunk,img}}/{{train,validation}}/<instrument>/")
-            unknown = sorted(p.name for p in folder.iterdir() if p.is_dir() and p.name not in INSTRUMENTS)
-            if unknown:
-                raise DownloadError(f"{folder}: unknown instrument folders {', '.join(unknown)}")
+            try:
+                check_instrument_folders(folder)
+            except ValueError as error:
+                raise DownloadError(str(error)) from None
     return root
 
 
