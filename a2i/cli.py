@@ -1,15 +1,54 @@
-"""The `a2i` command: one click group; each domain contributes its commands."""
+"""The `a2i` command: one click group; each domain contributes its commands.
+
+Domain CLI modules import their heavy libraries (torch, diffusers, open_clip, pandas, ...) inside the command
+functions, so `a2i --help` starts without them.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import click
 
 from a2i import __version__
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+class OneLineError(click.ClickException):
+    """A click error shown as the single line `error: <message>` (click adds the usage and a hint to usage errors)."""
+
+    def __init__(self, error: click.ClickException):
+        super().__init__(error.format_message())
+        self.exit_code = error.exit_code
+
+    def show(self, file=None) -> None:
+        click.echo(f"error: {self.format_message()}", file=file, err=True)
+
+
+@contextmanager
+def _one_line_errors() -> Iterator[None]:
+    try:
+        yield
+    except OneLineError:
+        raise
+    except click.ClickException as error:
+        raise OneLineError(error) from None
+
+
+class A2iGroup(click.Group):
+    """The `a2i` group: every usage or command error, its own or a subcommand's, is one line."""
+
+    def make_context(self, *args, **kwargs) -> click.Context:
+        with _one_line_errors():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx: click.Context):
+        with _one_line_errors():
+            return super().invoke(ctx)
+
+
+@click.group(cls=A2iGroup, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.version_option(__version__, prog_name="a2i")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 def main(verbose: bool) -> None:
@@ -25,16 +64,19 @@ def main(verbose: bool) -> None:
 @click.option("--check", is_flag=True, help="Fail if params.yaml differs from the composition of conf/.")
 @click.argument("overrides", nargs=-1)
 def params_cmd(check: bool, overrides: tuple[str, ...]) -> None:
-    """Compose conf/ (Hydra) into params.yaml, as `dvc exp run` does. OVERRIDES as in `-S`."""
+    """Compose conf/ (Hydra) into params.yaml, as `dvc exp run` does. OVERRIDES as in `-S`.
+
+    Acts on the checkout of the current directory: the nearest folder up from it holding dvc.yaml.
+    """
     from a2i import params
 
+    path = params.find_repo() / "params.yaml"
     if check:
-        if params.committed() != params.compose(overrides=list(overrides)):
-            raise click.ClickException("params.yaml differs from the composition of conf/: run `a2i params`")
-        click.echo("params.yaml matches conf/")
+        if params.committed(path) != params.compose(path.parent / "conf", list(overrides)):
+            raise click.ClickException(f"{path} differs from the composition of conf/: run `a2i params`")
+        click.echo(f"{path} matches conf/")
         return
-    params.write_params(overrides=list(overrides))
-    click.echo("wrote params.yaml")
+    click.echo(f"wrote {params.write_params(path, list(overrides))}")
 
 
 def _register() -> None:

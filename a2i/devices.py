@@ -42,6 +42,22 @@ def claim_gpu(n_gpus: int, lock_dir: str | Path) -> int:
                        "start no more queue workers than GPUs")
 
 
+def parse_device(name: str) -> torch.device:
+    """The device a user named (`cpu`, `cuda`, `cuda:1`), checked to exist here: later, a missing GPU surfaces
+    as an error about whatever is first moved to it (a checkpoint file)."""
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"'{name}' is not a device: cpu, cuda or cuda:<index>") from None
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"'{name}': a2i runs on cpu or cuda")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"'{name}': CUDA is not available on this machine; use cpu")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ValueError(f"'{name}': this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return device
+
+
 def select_device(prefer: str = "auto") -> torch.device:
     """`cpu`, `cuda` (a free GPU), or `auto` (a free GPU when CUDA is available, else the CPU)."""
     if prefer == "cpu" or (prefer == "auto" and not torch.cuda.is_available()):

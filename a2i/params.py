@@ -1,8 +1,9 @@
 """Reading `params.yaml` and composing it from the Hydra groups in `conf/`.
 
 `dvc exp run` composes `conf/` into `params.yaml` itself; `dvc repro` never does, so the committed
-`params.yaml` must equal the composition of `conf/` (a test checks it; `a2i params compose` rewrites it).
-Every stage reads only its own top-level section.
+`params.yaml` must equal the composition of `conf/` (a test checks it; `a2i params` rewrites it).
+Every stage reads only its own top-level section. Composing acts on the checkout of the current directory
+(the nearest folder up from it holding `dvc.yaml`), never on the folder the package is installed from.
 """
 
 from __future__ import annotations
@@ -12,9 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
-REPO = Path(__file__).resolve().parent.parent
-
 
 class ParamsError(SystemExit):
     """A missing or malformed parameter: one line naming the key, non-zero exit."""
@@ -46,29 +44,54 @@ def require(section: dict[str, Any], key: str, name: str) -> Any:
     return section[key]
 
 
-def compose(conf_dir: str | Path = REPO / "conf", overrides: list[str] | None = None) -> dict[str, Any]:
-    """Compose `conf/config.yaml` with Hydra exactly as `dvc exp run` does (resolved, plain containers)."""
+def find_repo(start: str | Path = ".") -> Path:
+    """The checkout holding `start`: the nearest folder at or above it with a `dvc.yaml`."""
+    start = Path(start).resolve()
+    for folder in (start, *start.parents):
+        if (folder / "dvc.yaml").is_file():
+            return folder
+    raise ParamsError(f"no dvc.yaml in {start} or any folder above it: run this inside an a2i checkout")
+
+
+def compose(conf_dir: str | Path | None = None, overrides: list[str] | None = None) -> dict[str, Any]:
+    """Compose `conf/config.yaml` (default: the current checkout's) with Hydra exactly as `dvc exp run` does
+    (resolved, plain containers)."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
+    from hydra.errors import HydraException
     from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
 
-    with initialize_config_dir(config_dir=str(Path(conf_dir).resolve()), version_base=None):
-        cfg = hydra_compose(config_name="config", overrides=overrides or [])
-    return OmegaConf.to_container(cfg, resolve=True)
+    conf_dir = Path(conf_dir).resolve() if conf_dir is not None else find_repo() / "conf"
+    if not (conf_dir / "config.yaml").is_file():
+        raise ParamsError(f"{conf_dir / 'config.yaml'} not found: the Hydra groups params.yaml is composed from")
+    try:
+        with initialize_config_dir(config_dir=str(conf_dir), version_base=None):
+            cfg = hydra_compose(config_name="config", overrides=overrides or [])
+        return OmegaConf.to_container(cfg, resolve=True)
+    except (HydraException, OmegaConfBaseException) as error:  # a bad override or group file: its first line
+        raise ParamsError(f"{conf_dir}: {str(error).strip().splitlines()[0]}") from None
 
 
-def committed(path: str | Path = REPO / "params.yaml") -> dict[str, Any]:
-    return yaml.safe_load(Path(path).read_text())
+def committed(path: str | Path | None = None) -> dict[str, Any]:
+    """The current checkout's params.yaml (or `path`)."""
+    path = Path(path) if path is not None else find_repo() / "params.yaml"
+    if not path.is_file():
+        raise ParamsError(f"{path} not found: run `a2i params` to compose it from conf/")
+    return yaml.safe_load(path.read_text())
 
 
 def dump(params: dict[str, Any]) -> str:
     return yaml.safe_dump(params, sort_keys=False, default_flow_style=None, width=110)
 
 
-def write_params(path: str | Path = REPO / "params.yaml", overrides: list[str] | None = None) -> None:
+def write_params(path: str | Path | None = None, overrides: list[str] | None = None) -> Path:
+    """Write the composition of conf/ beside it as params.yaml (default: the current checkout's); returns the path."""
     from a2i.io import write_text
 
-    write_text(path, dump(compose(overrides=overrides)))
+    path = Path(path) if path is not None else find_repo() / "params.yaml"
+    write_text(path, dump(compose(path.parent / "conf", overrides)))
+    return path
 
 
 if __name__ == "__main__":  # python -m a2i.params [overrides...]

@@ -28,3 +28,47 @@ def test_missing_section_is_a_one_line_error(tmp_path):
     (tmp_path / "params.yaml").write_text("train: {epochs: 1}\n")
     with pytest.raises(SystemExit, match="has no section 'sample'"):
         params.load_section("sample", tmp_path / "params.yaml")
+
+
+def _checkout(root):
+    """A minimal checkout: dvc.yaml and a one-group conf/."""
+    (root / "conf" / "size").mkdir(parents=True)
+    (root / "dvc.yaml").write_text("stages: {}\n")
+    (root / "conf" / "config.yaml").write_text("defaults: [size: small, _self_]\ntrain: {epochs: 1}\n")
+    (root / "conf" / "size" / "small.yaml").write_text("# @package _global_\nwidth: 8\n")
+    (root / "conf" / "size" / "large.yaml").write_text("# @package _global_\nwidth: 64\n")
+    return root
+
+
+def a2i(*args):
+    from click.testing import CliRunner
+
+    from a2i.cli import main
+
+    return CliRunner().invoke(main, ["params", *args])
+
+
+def test_cli_acts_on_the_checkout_of_the_current_directory(tmp_path, monkeypatch):
+    root = _checkout(tmp_path)
+    (root / "stages").mkdir()
+    monkeypatch.chdir(root / "stages")  # found by walking up to dvc.yaml
+    result = a2i("--check")
+    assert result.exit_code == 1 and result.output.strip() == f"error: {root / 'params.yaml'} not found: run " \
+                                                               "`a2i params` to compose it from conf/"
+    result = a2i("size=large")
+    assert result.exit_code == 0, result.output
+    assert params.committed(root / "params.yaml") == {"train": {"epochs": 1}, "width": 64}
+    assert a2i("--check", "size=large").exit_code == 0
+    result = a2i("--check")
+    assert result.exit_code == 1 and "differs from the composition of conf/" in result.output
+
+
+def test_cli_refuses_outside_a_checkout_and_bad_overrides(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = a2i()
+    assert result.exit_code == 1 and result.output.startswith(f"error: no dvc.yaml in {tmp_path} or any folder")
+    assert not (tmp_path / "params.yaml").exists()
+    _checkout(tmp_path)
+    result = a2i("size=huge")
+    assert result.exit_code == 1 and result.output.count("\n") == 1 and "Could not find 'size/huge'" in result.output
+    assert not (tmp_path / "params.yaml").exists()

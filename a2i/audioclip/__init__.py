@@ -1,10 +1,18 @@
 """AudioCLIP (CLIP RN50 + ESResNeXt-fbsp audio head): model, checkpoints, preprocessing."""
 
-from a2i.audioclip.checkpoint import CheckpointError, create_model, load_pretrained, verify_checkpoint
-from a2i.audioclip.model import PROFILES, AudioCLIP
-from a2i.audioclip.preprocess import preprocess_images, tokenize_labels, validate_audio
+from importlib import import_module
 
-__all__ = [
-    "PROFILES", "AudioCLIP", "CheckpointError", "create_model", "load_pretrained", "preprocess_images",
-    "tokenize_labels", "validate_audio", "verify_checkpoint",
-]
+# Resolved on first use (PEP 562): importing a2i.audioclip.cli must not load torch and open_clip for `a2i --help`.
+_EXPORTS = {
+    "CheckpointError": "checkpoint", "create_model": "checkpoint", "load_pretrained": "checkpoint",
+    "verify_checkpoint": "checkpoint", "PROFILES": "model", "AudioCLIP": "model", "preprocess_images": "preprocess",
+    "tokenize_labels": "preprocess", "validate_audio": "preprocess",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f"{__name__}.{_EXPORTS[name]}"), name)

@@ -7,6 +7,8 @@ loaded with `strict=True` against the thesis model. The sha256 is compared with 
 from __future__ import annotations
 
 import logging
+import pickle
+import re
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -31,6 +33,10 @@ OTHER_SHA256 = {
 }
 
 
+# torch.save writes a zip archive or (legacy format) a protocol-2 pickle that starts with torch's magic number
+TORCH_HEADERS = (b"PK\x03\x04", pickle.dumps(torch.serialization.MAGIC_NUMBER, protocol=2)[:-1])  # [:-1]: no STOP
+
+
 class CheckpointError(ValueError):
     """A checkpoint file that cannot be loaded into AudioCLIP; the message says what is wrong."""
 
@@ -47,6 +53,9 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file")
+    if not _starts_with_any(path, TORCH_HEADERS):
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint (neither torch.save's zip archive nor its legacy "
+                              "pickle): is it the right file?")
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as archive:
             names = archive.namelist()
@@ -66,13 +75,24 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     return dict(obj)
 
 
+def _starts_with_any(path: Path, headers: tuple[bytes, ...]) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(max(map(len, headers)))
+    return head.startswith(headers)
+
+
 def _load_failure(error: Exception) -> str:
-    """One line saying why torch.load(weights_only=True) failed."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    if lines and lines[0].startswith("Weights only load failed"):
-        reason = next((line for line in lines if "Unsupported" in line), "not a weights-only pickle")
-        return f"refused: the pickle needs code execution to load ({reason.split('. Please')[0]})"
-    return f"unreadable (truncated or not a torch file): {type(error).__name__}: {lines[0] if lines else ''}"
+    """One line saying why torch.load(weights_only=True) failed, in our words: torch wraps the unpickler's reason
+    (the exception's context) in advice to turn the weights-only check off, which would run the file's code."""
+    if isinstance(error, pickle.UnpicklingError) and error.__context__ is not None:
+        error = error.__context__
+    text = str(error).strip()
+    code = re.search(r"GLOBAL (\S+) (?:was not an allowed global|whose module)", text)
+    if code:
+        return (f"refused: the pickle needs code execution to load (it calls {code[1]}); only plain tensor state "
+                "dicts are read: get the checkpoint from its official release")
+    first_sentence = text.splitlines()[0].split(". ")[0] if text else ""
+    return f"unreadable (truncated or not a torch file): {type(error).__name__}: {first_sentence}"
 
 
 def _identify(keys: set[str], expected: set[str]) -> str | None:

@@ -7,6 +7,7 @@ With `source: local` nothing is fetched: the files the user placed by hand in `l
 
 from __future__ import annotations
 
+import gzip
 import logging
 import os
 import shutil
@@ -14,18 +15,21 @@ import stat
 import tarfile
 import time
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlparse
 
 from tqdm import tqdm
 
-from a2i.data.layout import INSTRUMENTS, ORIGINAL_SPLITS
+from a2i.data.layout import ORIGINAL_SPLITS, check_instrument_folders
 from a2i.io import sha256_file, write_json
 
 log = logging.getLogger(__name__)
 
 ITEMS = ("suburmp", "audioclip", "inception")
 ARCHIVES = (".zip", ".tar", ".tar.gz", ".tgz")
+# what a corrupt or truncated zip/tar(.gz) raises while it is read
+ARCHIVE_ERRORS = (zipfile.BadZipFile, tarfile.TarError, gzip.BadGzipFile, zlib.error, EOFError)
 
 
 class DownloadError(ValueError):
@@ -153,11 +157,11 @@ def check_archive(archive: Path) -> None:
 def safe_extract(archive: Path, dest: Path) -> Path:
     """Extract a zip/tar archive into `dest` (replaced only when complete) after checking every member."""
     archive, dest = Path(archive), Path(dest)
-    check_archive(archive)
     tmp = dest.parent / f".{dest.name}.extracting"
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
     try:
+        check_archive(archive)
+        tmp.mkdir(parents=True)
         if archive.name.endswith(".zip"):
             with zipfile.ZipFile(archive) as zf:
                 zf.extractall(tmp)
@@ -166,6 +170,10 @@ def safe_extract(archive: Path, dest: Path) -> Path:
                 tf.extractall(tmp, filter="data")
         shutil.rmtree(dest, ignore_errors=True)
         tmp.rename(dest)
+    except ARCHIVE_ERRORS as error:
+        reason = str(error).strip().splitlines()[0].rstrip(":")  # tarfile lists every method it tried below
+        raise DownloadError(f"{archive}: not a valid archive ({type(error).__name__}: {reason}); "
+                            "nothing extracted") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return dest
@@ -182,9 +190,10 @@ def validate_suburmp(root: Path) -> Path:
             if not folder.is_dir():
                 raise DownloadError(f"{folder}: missing; expected the Sub-URMP layout "
                                     f"Sub-URMP/{{chunk,img}}/{{train,validation}}/<instrument>/")
-            unknown = sorted(p.name for p in folder.iterdir() if p.is_dir() and p.name not in INSTRUMENTS)
-            if unknown:
-                raise DownloadError(f"{folder}: unknown instrument folders {', '.join(unknown)}")
+            try:
+                check_instrument_folders(folder)
+            except ValueError as error:
+                raise DownloadError(str(error)) from None
     return root
 
 
@@ -205,15 +214,23 @@ def _find_suburmp(folder: Path) -> Path:
 def _fetch_item(name: str, spec: dict, out: Path, retries: int) -> dict:
     url, sha256 = spec["url"], spec.get("sha256") or ""
     target = out / _file_name(url)
+    if name == "suburmp" and not target.name.endswith(ARCHIVES):
+        raise DownloadError(f"{url}: expected an archive ({', '.join(ARCHIVES)}); fix download.suburmp.url")
     digest = fetch(url, sha256, target, retries)
     entry = {"url": url, "sha256": digest, "file": str(target)}
-    if name == "suburmp":
-        if not target.name.endswith(ARCHIVES):
-            raise DownloadError(f"{url}: expected an archive ({', '.join(ARCHIVES)})")
-        entry["path"] = str(_find_suburmp(safe_extract(target, out / "suburmp")))
-    else:
-        entry["path"] = str(target)
+    entry["path"] = str(_extract_suburmp(target, out) if name == "suburmp" else target)
     return entry
+
+
+def _extract_suburmp(archive: Path, out: Path) -> Path:
+    """The Sub-URMP root extracted from the downloaded `archive` into `out/suburmp`. A bad archive is deleted (with
+    what came out of it): kept, it would pass for a finished download and fail the same way on every run."""
+    try:
+        return _find_suburmp(safe_extract(archive, out / "suburmp"))
+    except DownloadError as error:
+        archive.unlink(missing_ok=True)
+        shutil.rmtree(out / "suburmp", ignore_errors=True)
+        raise DownloadError(f"{error}; deleted {archive.name}, the next run downloads it again") from None
 
 
 def _local_item(name: str, spec: dict, local_dir: Path) -> dict:

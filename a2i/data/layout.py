@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import NamedTuple
 
 INSTRUMENTS = (
@@ -36,3 +37,13 @@ def parse_stem(stem: str) -> Stem:
     if not match or match["instrument"] not in LABELS:
         raise ValueError(f"'{stem}' is not a Sub-URMP stem <instrument><NN>_<t ms>")
     return Stem(match["instrument"], int(match["performance"]), int(match["t"]))
+
+
+def check_instrument_folders(folder: Path) -> None:
+    """ValueError naming the first subfolder of `folder` (a `{chunk,img}/<split>`) that is not an instrument; an
+    empty one counts too, since it means a misspelt name or a wrong root. A missing `folder` has none."""
+    folder = Path(folder)
+    subfolders = (p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else ()
+    unknown = sorted(name for name in subfolders if name not in LABELS)
+    if unknown:
+        raise ValueError(f"{folder}: unknown instrument folder '{unknown[0]}' (one of {', '.join(INSTRUMENTS)})")

@@ -26,7 +26,8 @@ import soundfile as sf
 from PIL import Image
 from tqdm import tqdm
 
-from a2i.data.layout import CHUNK_MS, HOP_MS, INSTRUMENTS, LABELS, ORIGINAL_SPLITS, SAMPLE_RATE, SPLITS, parse_stem
+from a2i.data.layout import (CHUNK_MS, HOP_MS, INSTRUMENTS, LABELS, ORIGINAL_SPLITS, SAMPLE_RATE, SPLITS,
+                             check_instrument_folders, parse_stem)
 from a2i.io import write_csv, write_json
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,8 @@ def scan(raw: Path, bad: BadFiles) -> list[Pair]:
                              f"{{train,validation}}/<instrument>/<instrument><NN>_<t>.{{wav,jpg}}")
     pairs = []
     for split in ORIGINAL_SPLITS:
+        check_instrument_folders(raw / "chunk" / split)
+        check_instrument_folders(raw / "img" / split)
         for instrument_dir in sorted(_subdirs(raw / "chunk" / split) | _subdirs(raw / "img" / split)):
             pairs += _scan_instrument(raw, split, instrument_dir, bad)
     if not pairs:
@@ -154,13 +157,21 @@ def read_chunk(path: Path) -> np.ndarray:
     if subtype != "PCM_16":
         raise BadFile(path, f"sample format {subtype}, expected 16-bit PCM (PCM_16)")
     if frames * 1000 != rate * CHUNK_MS or len(data) != frames:
-        raise BadFile(path, f"{len(data)} frames at {rate} Hz, expected a {CHUNK_MS} ms chunk "
-                            f"({CHUNK_FRAMES} frames at {SAMPLE_RATE} Hz); truncated?")
+        raise BadFile(path, _wrong_length(len(data), rate))
     mono = np.rint(data.mean(axis=1)) if data.shape[1] > 1 else data[:, 0]
     if rate != SAMPLE_RATE:
         log.warning("%s: %d Hz, resampling to %d Hz", path, rate, SAMPLE_RATE)
         mono = _resample(mono, rate)
     return mono.astype(np.int16)
+
+
+def _wrong_length(frames: int, rate: int) -> str:
+    """Why a chunk is not 500 ms long. Any rate is resampled, so at another rate than 44.1 kHz the rate is the
+    likelier mistake (e.g. 22,050 frames written at 48 kHz): name it rather than guess truncation."""
+    if rate != SAMPLE_RATE:
+        return (f"sample rate {rate} Hz, expected {SAMPLE_RATE} Hz: {frames} frames last {frames * 1000 / rate:g} ms, "
+                f"not a {CHUNK_MS} ms chunk")
+    return f"{frames} frames, expected {CHUNK_FRAMES} (a {CHUNK_MS} ms chunk at {SAMPLE_RATE} Hz); truncated?"
 
 
 def _resample(mono: np.ndarray, rate: int) -> np.ndarray:

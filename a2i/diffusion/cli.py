@@ -2,38 +2,63 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from a2i.diffusion.schedule import SAMPLERS
+
+if TYPE_CHECKING:
+    import torch
+
+
+class FiniteFloat(click.FloatRange):
+    """A FloatRange that also refuses nan and inf: nan compares false with every bound, so passes a range."""
+
+    def convert(self, value, param, ctx) -> float:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{number} is not a finite number", param, ctx)
+        return number
+
+
+def _device(ctx: click.Context, param: click.Parameter, value: str | None) -> torch.device | None:
+    from a2i.devices import parse_device
+
+    try:
+        return parse_device(value) if value is not None else None
+    except ValueError as error:
+        raise click.BadParameter(str(error), ctx, param) from None
 
 
 @click.command("generate", context_settings={"show_default": True})
 @click.option("--model", "model", required=True, type=click.Path(path_type=Path),
               help="Run directory models/diffusion/<variant> (its newest checkpoint) or one epoch_*.pt.")
 @click.option("--audio", required=True, type=click.Path(path_type=Path), help="WAV file (any rate, mono/stereo).")
-@click.option("--seconds", type=float, default=None, help="Clip length to use [default: the model's length].")
-@click.option("--n", "n", type=int, default=4, help="Images to draw.")
-@click.option("--guidance", type=float, default=3.0, help="Classifier-free guidance scale (1 = conditional only).")
+@click.option("--seconds", type=FiniteFloat(min=0, min_open=True), default=None,
+              help="Clip length to use [default: the model's length].")
+@click.option("--n", "n", type=click.IntRange(min=1), default=4, help="Images to draw.")
+@click.option("--guidance", type=FiniteFloat(min=0), default=3.0,
+              help="Classifier-free guidance scale (1 = conditional only).")
 @click.option("--sampler", type=click.Choice(SAMPLERS), default="dpmpp")
-@click.option("--steps", type=int, default=25, help="Sampler steps (ddpm: use 1000).")
+@click.option("--steps", type=click.IntRange(min=1), default=25, help="Sampler steps (ddpm: use 1000).")
 @click.option("--seed", type=int, default=0)
 @click.option("--audio-model", type=click.Path(path_type=Path), default=None,
               help="Fine-tuned AudioCLIP heads [default: models/audioclip/<the model's embedding>.pt].")
-@click.option("--device", default=None, help="cpu, cuda, cuda:1 [default: cuda when available].")
+@click.option("--device", default=None, callback=_device,
+              help="cpu, cuda, cuda:1 [default: cuda when available].")
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="PNG grid to write.")
 def generate_cmd(model: Path, audio: Path, seconds: float | None, n: int, guidance: float, sampler: str, steps: int,
-                 seed: int, audio_model: Path | None, device: str | None, output: Path) -> None:
+                 seed: int, audio_model: Path | None, device: torch.device | None, output: Path) -> None:
     """Draw images for your own audio clip with a trained model."""
-    import torch
-
     from a2i.diffusion.generate import generate
     from a2i.diffusion.sample import image_grid, save_png
 
     try:
         images = generate(model, audio, seconds=seconds, n=n, guidance=guidance, sampler=sampler, steps=steps,
-                          seed=seed, audio_model=audio_model, device=torch.device(device) if device else None)
+                          seed=seed, audio_model=audio_model, device=device)
     except ValueError as error:
         raise click.ClickException(str(error)) from None
     save_png(image_grid(images, columns=n), output)
@@ -43,7 +68,7 @@ def generate_cmd(model: Path, audio: Path, seconds: float | None, n: int, guidan
 @click.command("compare-samplers", context_settings={"show_default": True})
 @click.option("--variant", required=True, help="Trained variant, e.g. text-2s.")
 @click.option("--per-class", type=int, default=20, help="Test conditions per instrument.")
-@click.option("--guidance", type=float, default=3.0)
+@click.option("--guidance", type=FiniteFloat(min=0), default=3.0)
 @click.option("--seed", type=int, default=0)
 @click.option("--batch-size", type=int, default=64)
 @click.option("--classifier", type=click.Path(path_type=Path), default=Path("models/classifier.pt"),

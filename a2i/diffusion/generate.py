@@ -22,10 +22,15 @@ log = logging.getLogger(__name__)
 def read_clip(path: str | Path, seconds: float) -> torch.Tensor:
     """The first `seconds` of a WAV (any rate, mono or stereo) as float int16-range audio [1, 1, T] at 44.1 kHz."""
     path = Path(path)
+    if not seconds > 0:  # also false for nan
+        raise ValueError(f"seconds must be > 0, got {seconds}")
     try:
         audio, rate = sf.read(path, dtype="float32", always_2d=True)
     except (RuntimeError, OSError) as error:  # libsndfile errors are RuntimeErrors
         raise ValueError(f"{path}: unreadable audio ({error})") from None
+    bad = int(np.count_nonzero(~np.isfinite(audio)))
+    if bad:  # a float WAV can hold them; they would turn every image black
+        raise ValueError(f"{path}: {bad} NaN or infinite samples; not usable audio")
     mono = torch.from_numpy(audio.mean(axis=1))
     if rate != SAMPLE_RATE:
         mono = torchaudio.functional.resample(mono, rate, SAMPLE_RATE)
@@ -66,7 +71,7 @@ def generate(model: str | Path, audio: str | Path, *, seconds: float | None = No
     if heads["profile"] != config["model"]["profile"]:
         raise ValueError(f"{audio_model}: an audio head of profile '{heads['profile']}', but {checkpoint} is a "
                          f"'{config['model']['profile']}' model: fine-tune and train under the same profile")
-    clip = read_clip(audio, float(seconds or config["length_s"]))
+    clip = read_clip(audio, float(seconds if seconds is not None else config["length_s"]))
     encoder = load_audio_encoder(audio_model, device)
     with torch.no_grad():
         embedding = encoder(clip.to(device)).float().cpu().numpy()

@@ -7,9 +7,10 @@ alphas a model was trained with are exactly the ones it is sampled with.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
-from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
+if TYPE_CHECKING:  # torch and diffusers load in the methods: the CLI reads SAMPLERS without them
+    import torch
 
 SAMPLERS = ("ddpm", "ddim", "dpmpp")
 DDPM_VARIANCES = ("fixed_small", "fixed_large")  # posterior beta-tilde_t | beta_t (Ho et al. found both work)
@@ -31,6 +32,8 @@ class Schedule:
     def scheduler(self, sampler: str, ddpm_variance: str = "fixed_small"):
         """A fresh diffusers scheduler: `ddpm` ancestral (posterior variance `ddpm_variance`), `ddim` (eta 0),
         `dpmpp` (DPM-Solver++ 2M)."""
+        from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
+
         if sampler == "ddpm":
             if ddpm_variance not in DDPM_VARIANCES:
                 raise ValueError(f"ddpm_variance must be one of {DDPM_VARIANCES}, got '{ddpm_variance}'")
@@ -46,6 +49,8 @@ class Schedule:
         raise ValueError(f"sampler must be one of {SAMPLERS}, got '{sampler}'")
 
     def alphas_cumprod(self, device: torch.device | str = "cpu") -> torch.Tensor:
+        import torch
+
         return self.scheduler("ddpm").alphas_cumprod.to(device=device, dtype=torch.float32)
 
 

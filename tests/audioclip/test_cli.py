@@ -1,9 +1,11 @@
 """`a2i audioclip verify PATH`: one clear verdict per file, non-zero exit when it does not load."""
 
+import numpy as np
 import torch
 from click.testing import CliRunner
 
 from a2i.audioclip.cli import audioclip
+from a2i.cli import main
 
 from .golden import read_manifest
 from .test_checkpoint import Payload, constant_state_dict
@@ -67,8 +69,15 @@ def test_verify_refuses_code_and_names_truncation(tmp_path):
     assert result.exit_code == 1 and "absent.pt: no such file" in result.output
 
 
-def test_verify_is_an_a2i_command():
-    from a2i.cli import main
+def test_verify_random_bytes_is_one_line(tmp_path):
+    path = tmp_path / "random.pt"
+    path.write_bytes(np.random.default_rng(0).bytes(4096))
+    result = CliRunner().invoke(main, ["audioclip", "verify", str(path)])
+    assert result.exit_code == 1
+    assert result.output == f"error: {path}: not a PyTorch checkpoint (neither torch.save's zip archive nor its " \
+                            "legacy pickle): is it the right file?\n"
 
+
+def test_verify_is_an_a2i_command():
     result = CliRunner().invoke(main, ["audioclip", "verify", "--help"])
     assert result.exit_code == 0 and "strict=True" in result.output

@@ -22,7 +22,7 @@ def test_prepare_bad_input_is_one_line(tmp_path):
     (raw / "chunk/train/cello/cello00_700.wav").write_bytes(b"junk")
     result = CliRunner().invoke(main, ["prepare", "--raw", str(raw), "--out", str(tmp_path / "out")])
     assert result.exit_code == 1
-    errors = [line for line in result.output.splitlines() if line.startswith("Error: ")]  # tqdm shares the stream
+    errors = [line for line in result.output.splitlines() if line.startswith("error: ")]  # tqdm shares the stream
     assert len(errors) == 1 and "cello00_700.wav: not a readable WAV file" in errors[0]
     assert not (tmp_path / "out").exists()
 

@@ -195,3 +195,28 @@ def test_local_source_is_validated(tmp_path):
     with pytest.raises(DownloadError, match="differs from download.audioclip.sha256"):
         download(tmp_path / "d", ["audioclip"], source="local", local_dir=tmp_path / "mine",
                  audioclip={"url": "http://x/w.pt", "sha256": "0" * 64})
+
+
+@pytest.mark.parametrize("name", ["Sub-URMP.zip", "Sub-URMP.tar.gz"])
+def test_corrupt_archive_is_one_line_and_deleted(server, tmp_path, name):
+    server.files[f"/{name}"] = bytes(range(256)) * 64  # what a wrong URL or an HTML error page looks like
+    out = tmp_path / "download"
+    for _ in range(2):  # the bad file is gone: the second run downloads again and fails the same clear way
+        with pytest.raises(DownloadError) as error:
+            download(out, ["suburmp"], suburmp={"url": server.url(name), "sha256": ""})
+        message = str(error.value)
+        assert message.startswith(f"{out / name}: not a valid archive") and "\n" not in message
+        assert f"deleted {name}" in message
+        assert not (out / name).exists() and not (out / "suburmp").exists()
+    assert [path for path, _ in server.requests] == [f"/{name}"] * 2
+
+
+def test_archive_without_suburmp_is_deleted(server, tmp_path):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        zf.writestr("readme.txt", "not the data set")
+    server.files["/Sub-URMP.zip"] = buffer.getvalue()
+    out = tmp_path / "download"
+    with pytest.raises(DownloadError, match="holds no Sub-URMP root.*deleted Sub-URMP.zip"):
+        download(out, ["suburmp"], suburmp={"url": server.url("Sub-URMP.zip"), "sha256": ""})
+    assert not (out / "Sub-URMP.zip").exists() and not (out / "suburmp").exists()

@@ -140,3 +140,32 @@ def test_empty_or_missing_layout(tmp_path, make, message):
 def test_bad_params(raw, tmp_path, kwargs, message):
     with pytest.raises(ValueError, match=message):
         prepare(raw, tmp_path / "out", **{"lengths": [1], **kwargs})
+
+
+def test_chunk_at_another_rate_names_the_rate(raw, tmp_path):
+    path = _wav(raw)
+    sf.write(path, np.zeros((22050, 2), np.int16), 48000, subtype="PCM_16")  # 44.1 kHz's frame count, at 48 kHz
+    with pytest.raises(ValueError) as error:
+        prepare(raw, tmp_path / "out", [1])
+    assert str(error.value) == f"{path}: sample rate 48000 Hz, expected 44100 Hz: 22050 frames last 459.375 ms, " \
+                               "not a 500 ms chunk"
+
+
+@pytest.mark.parametrize("kind", ["chunk", "img"])
+@pytest.mark.parametrize("empty", [True, False])
+def test_unknown_instrument_folder_is_an_error_in_prepare_and_download(raw, tmp_path, kind, empty):
+    from a2i.data.download import DownloadError, validate_suburmp
+
+    folder = raw / kind / "train" / "violn"
+    folder.mkdir()
+    if not empty:
+        (folder / "violn00_500.wav").write_bytes(_wav(raw).read_bytes())
+    expected = f"{folder.parent}: unknown instrument folder 'violn' (one of bassoon, cello,"
+    for on_bad_file in ("error", "skip"):
+        with pytest.raises(ValueError) as error:
+            prepare(raw, tmp_path / "out", [1], on_bad_file=on_bad_file)
+        assert str(error.value).startswith(expected)
+    with pytest.raises(DownloadError) as error:
+        validate_suburmp(raw)
+    assert str(error.value).startswith(expected)
+    assert not (tmp_path / "out").exists()

@@ -93,4 +93,39 @@ def test_heads_or_checkpoint_of_another_profile_are_refused(trained, tmp_path):
 def test_generate_help_shows_defaults():
     result = CliRunner().invoke(main, ["generate", "--help"])
     assert result.exit_code == 0
-    assert "[default: 4]" in result.output and "[default: dpmpp]" in result.output
+    assert "[default: 4; x>=1]" in result.output and "[default: dpmpp]" in result.output
+
+
+@pytest.mark.parametrize("option, value", [
+    ("--seconds", "-1"), ("--seconds", "0"), ("--seconds", "nan"), ("--guidance", "nan"), ("--guidance", "inf"),
+    ("--guidance", "-1"), ("--n", "0"), ("--steps", "0"), ("--device", "gpu"), ("--device", "cuda"),
+])
+def test_bad_options_are_one_line_before_anything_loads(tmp_path, monkeypatch, option, value):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # a CPU machine
+    out = tmp_path / "x.png"
+    result = CliRunner().invoke(main, ["generate", "--model", str(tmp_path / "absent"), "--audio",
+                                       str(tmp_path / "absent.wav"), "-o", str(out), option, value])
+    assert result.exit_code == 2
+    assert result.output.count("\n") == 1 and result.output.startswith(f"error: Invalid value for '{option}'")
+    if value == "cuda":
+        assert "CUDA is not available on this machine" in result.output
+    assert not out.exists()
+
+
+def test_nan_samples_are_a_one_line_error(trained, tmp_path):
+    wav = write_wav(tmp_path / "nan.wav", seconds=1.0, rate=44100, channels=1)
+    audio, rate = sf.read(wav, dtype="float32")
+    audio[100:103] = np.nan
+    sf.write(wav, audio, rate, subtype="FLOAT")
+    out = tmp_path / "x.png"
+    result = run(trained, "--audio", str(wav), "-o", str(out))
+    assert result.exit_code == 1
+    assert result.output == f"error: {wav}: 3 NaN or infinite samples; not usable audio\n"
+    assert not out.exists()
+
+
+def test_read_clip_refuses_a_length_that_is_not_positive(tmp_path):
+    wav = write_wav(tmp_path / "clip.wav", seconds=1.0, rate=44100, channels=1)
+    for seconds in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="seconds must be > 0"):
+            read_clip(wav, seconds)
