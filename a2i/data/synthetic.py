@@ -11,12 +11,20 @@ frequency whatever the note. It plays the part of the pretrained AudioCLIP that 
 query accuracy 0.99 after one epoch): without it a randomly initialised tiny audio head confuses the instruments
 whose pitch ranges and spectra overlap (violin/viola, sax/trombone, tuba/double bass, cello/double bass) and
 reaches 0.69 text query accuracy at 2 s in the default run; with it, 1.00 after one epoch (benchmarks/RESULTS.md).
+
+The bytes are the same on every CPU, so the pipeline's hashes are too: numpy's vectorised sin/exp/log and FFTs,
+BLAS dot products and even libm's scalar functions pick instruction-set-specific code (SSE, AVX2, AVX-512, FMA)
+whose last bits differ, and one bit can move a sample across an int16 step. So array maths uses only + - * /,
+whose IEEE results are exact everywhere (sines come from a table built by such a polynomial, read by integer
+phases), sums are exactly rounded (math.fsum), noise is integer, and scalar exp/log run in software decimals.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
+from decimal import Context, Decimal, localcontext
 from pathlib import Path
 
 import numpy as np
@@ -28,12 +36,23 @@ from a2i.data.layout import CHUNK_MS, HOP_MS, INSTRUMENTS, SAMPLE_RATE, Stem
 
 log = logging.getLogger(__name__)
 
-NOISE_PEAK = 300  # noise floor bound (int16): below the 450 silence threshold of prepare
+NOISE_STEP = 26  # noise floor: the sum of 4 integers in [-26, 26], std 30.6, so |noise| <= 104 stays below the
+#                  450 silence threshold of prepare
 EDGE_SECONDS = 0.8  # noise-only lead-in and tail of every performance
 HARMONICS = 12
 RESONANCE_LEVEL = 0.15  # RMS of the noise band relative to the harmonic part
 RESONANCE_WIDTH = 250.0  # Hz
 INSTRUMENT_SCALE = 1.2  # instruments drawn larger than life so they dominate the square crop
+
+PHASE_BITS = 32  # phases are uint32 fractions of a cycle: integer sums are exact and wrap-around is the modulo
+TABLE_BITS = 16  # sine table of 65,536 entries read at the nearest one: <= 4.8e-5 rad, as fine as float32 phases
+TWO_PI = 2 * math.pi
+WHITE_STEPS = 1 << 20  # integer white noise in [-2^20, 2^20]: three moving sums of it stay far inside int64
+WHITE_STD = math.sqrt(WHITE_STEPS * (WHITE_STEPS + 1) / 3)
+# Three moving sums of BOX samples make a near-Gaussian impulse response whose std, 1 / (2 pi RESONANCE_WIDTH) s,
+# gives the noise band a Gaussian spectrum of std RESONANCE_WIDTH Hz; its variance is 3 (BOX^2 - 1) / 12.
+_BOX_STD = SAMPLE_RATE / (TWO_PI * RESONANCE_WIDTH)  # samples
+BOX = round(math.sqrt(4 * _BOX_STD * _BOX_STD + 1))
 
 
 @dataclass(frozen=True)
@@ -52,14 +71,75 @@ class Voice:
     brighten: float = 0.0  # brass: upper harmonics grow with loudness
 
 
+def _exp(x: float) -> float:
+    """e^x of a scalar in software decimals: the same double on every CPU, unlike libm's FMA/non-FMA variants."""
+    with localcontext(Context(prec=40)):
+        return float(Decimal(x).exp())
+
+
+def _ln(x: float) -> float:
+    """ln x of a scalar in software decimals (see _exp)."""
+    with localcontext(Context(prec=40)):
+        return float(Decimal(x).ln())
+
+
+LN2 = _ln(2.0)
+# Odd Taylor coefficients (-1)^j / (2j+1)!: up to x^21 the error on [-pi/2, pi/2] is below 2e-18.
+SIN_COEFFS = tuple((-1 if j % 2 else 1) / math.factorial(2 * j + 1) for j in range(11))
+
+
+def _sin_turns(turns: np.ndarray | float) -> np.ndarray:
+    """sin(2 pi turns) from + - * / only, each exactly rounded, so the same on every CPU, unlike np.sin."""
+    r = turns - np.rint(turns)  # [-1/2, 1/2]
+    r = np.where(r > 0.25, 0.5 - r, np.where(r < -0.25, -0.5 - r, r))  # sin(pi - x) = sin x: [-1/4, 1/4]
+    x = TWO_PI * r
+    x2 = x * x
+    acc = SIN_COEFFS[-1]
+    for c in SIN_COEFFS[-2::-1]:
+        acc = acc * x2 + c
+    return acc * x
+
+
+def _cos_turns(turns: np.ndarray | float) -> np.ndarray:
+    return _sin_turns(turns + 0.25)
+
+
+SINE_TABLE = _sin_turns(np.arange(1 << TABLE_BITS) / (1 << TABLE_BITS))
+
+
+def _sine(phase: np.ndarray) -> np.ndarray:
+    """sin of uint32 phases (units of 2^-32 cycle), read from the table at the nearest entry."""
+    half_step = np.uint32(1 << (PHASE_BITS - TABLE_BITS - 1))
+    return SINE_TABLE[(phase + half_step) >> (PHASE_BITS - TABLE_BITS)]
+
+
+def _phase_step(hz: np.ndarray | float) -> np.ndarray:
+    """Per-sample uint32 phase increment of a frequency in [0, SAMPLE_RATE)."""
+    return np.rint(np.asarray(hz) * ((1 << PHASE_BITS) / SAMPLE_RATE)).astype(np.uint32)
+
+
+def _exp_small(x: np.ndarray) -> np.ndarray:
+    """e^x for |x| < 0.05 by its Taylor series to x^7 (error < 2e-15), + and * only."""
+    acc = np.full_like(x, 1 / math.factorial(7))
+    for j in range(6, -1, -1):
+        acc = acc * x + 1 / math.factorial(j)
+    return acc
+
+
+def _std(x: np.ndarray) -> float:
+    """Standard deviation with exactly rounded sums (math.fsum): no order- or SIMD-dependent rounding."""
+    deviation = x - math.fsum(x.tolist()) / x.size
+    return math.sqrt(math.fsum((deviation * deviation).tolist()) / x.size)
+
+
 def _power(exponent: float, odd_only: float = 1.0) -> tuple[float, ...]:
     """Harmonic amplitudes k^-exponent; `odd_only` < 1 weakens the even harmonics (clarinet)."""
-    return tuple((k ** -exponent) * (1.0 if k % 2 else odd_only) for k in range(1, HARMONICS + 1))
+    return tuple(_exp(-exponent * _ln(k)) * (1.0 if k % 2 else odd_only) for k in range(1, HARMONICS + 1))
 
 
 def _formant(peak: int, width: float) -> tuple[float, ...]:
     """Harmonic amplitudes peaking at harmonic `peak` (nasal double reeds)."""
-    return tuple(float(np.exp(-((np.log(k / peak)) ** 2) / (2 * width**2))) for k in range(1, HARMONICS + 1))
+    return tuple(_exp(-_ln(k / peak) * _ln(k / peak) / (2 * width * width)) for k in range(1, HARMONICS + 1))
 
 
 STRINGS = dict(attack=0.06, release=0.12, vibrato_hz=5.5, vibrato_cents=25.0)
@@ -137,55 +217,83 @@ def _melody(rng: np.random.Generator, voice: Voice, seconds: float) -> list[tupl
     return notes
 
 
+def _midi_hz(pitch: int) -> float:
+    return 440.0 * _exp((pitch - 69) / 12 * LN2)
+
+
 def synthesize_audio(rng: np.random.Generator, voice: Voice, seconds: float) -> np.ndarray:
     """One performance: int16 mono [seconds * SAMPLE_RATE]."""
     n = int(round(seconds * SAMPLE_RATE))
-    f0 = np.zeros(n, np.float32)
-    env = np.zeros(n, np.float32)
+    f0 = np.zeros(n)
+    env = np.zeros(n)
     for onset, duration, pitch in _melody(rng, voice, seconds):
         a, b = int(onset * SAMPLE_RATE), min(n, int((onset + duration) * SAMPLE_RATE))
-        local = np.arange(b - a, dtype=np.float32) / SAMPLE_RATE
-        f0[a:b] = 440.0 * 2 ** ((pitch - 69) / 12)
+        local = np.arange(b - a) / SAMPLE_RATE
+        f0[a:b] = _midi_hz(pitch)
         rise = np.clip(local / voice.attack, 0, 1)
         fall = np.clip((duration - local) / voice.release, 0, 1)
         env[a:b] = rise * fall * rng.uniform(0.6, 1.0) * (1 - 0.15 * local / max(duration, 1e-3))
-    time = np.arange(n, dtype=np.float32) / SAMPLE_RATE
-    vibrato = 2 ** (voice.vibrato_cents / 1200 * np.sin(2 * np.pi * voice.vibrato_hz * time + rng.uniform(0, 6.3)))
-    freq = f0 * vibrato.astype(np.float32)
-    phase = (2 * np.pi / SAMPLE_RATE) * np.cumsum(freq, dtype=np.float64)
-    phase = np.mod(phase, 2 * np.pi * 64).astype(np.float32)  # keep float32 sin accurate
-    signal = np.zeros(n, np.float32)
+    vibrato_phase = np.arange(n, dtype=np.uint32) * _phase_step(voice.vibrato_hz) + np.uint32(rng.integers(1 << 32))
+    freq = f0 * _exp_small(LN2 * voice.vibrato_cents / 1200 * _sine(vibrato_phase))  # 2^(cents/1200 sin)
+    phase = np.cumsum(_phase_step(freq), dtype=np.uint32)
+    signal = np.zeros(n)
     for k, amplitude in enumerate(voice.harmonics, start=1):
         if amplitude < 1e-3:
             continue
         weight = amplitude * (1 + voice.brighten * (env - 0.5) * (k - 1) / HARMONICS)
-        signal += weight * np.sin(k * phase) * (k * freq < 0.45 * SAMPLE_RATE)
-    signal += RESONANCE_LEVEL * signal.std() * _band_noise(rng, n, voice.resonance)
+        signal += weight * _sine(phase * np.uint32(k)) * (k * freq < 0.45 * SAMPLE_RATE)
+    signal += RESONANCE_LEVEL * _std(signal) * _band_noise(rng, n, voice.resonance)
     if voice.breath:
-        signal += voice.breath * np.convolve(rng.standard_normal(n).astype(np.float32), np.ones(8) / 8, "same")
+        signal += voice.breath * _moving_sum(_white(rng, n + 7), 8) / (8 * WHITE_STD)  # unit noise, 8-sample mean
     signal *= env
     signal *= rng.uniform(0.45, 0.75) * 32767 / max(float(np.abs(signal).max()), 1e-6)
-    noise = np.clip(rng.normal(0, 30, n), -NOISE_PEAK, NOISE_PEAK).astype(np.float32)
-    return np.clip(signal + noise, -32768, 32767).astype(np.int16)
+    noise = sum(rng.integers(-NOISE_STEP, NOISE_STEP + 1, n) for _ in range(4))
+    return np.clip(np.rint(signal) + noise, -32768, 32767).astype(np.int16)
+
+
+def _white(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Integer white noise of std WHITE_STD: its sums are exact, and numpy's normal draws call libm on rare paths."""
+    return rng.integers(-WHITE_STEPS, WHITE_STEPS + 1, n)
+
+
+def _moving_sum(x: np.ndarray, width: int) -> np.ndarray:
+    """Sums of `width` consecutive samples (len(x) - width + 1 of them) via a cumulative sum."""
+    total = np.concatenate([np.zeros(1, x.dtype), np.cumsum(x)])
+    return total[width:] - total[:-width]
 
 
 def _band_noise(rng: np.random.Generator, n: int, centre_hz: float) -> np.ndarray:
-    """Unit-RMS white noise through a Gaussian band-pass (std RESONANCE_WIDTH Hz) at `centre_hz`."""
-    freqs = np.fft.rfftfreq(n, 1 / SAMPLE_RATE)
-    gain = np.exp(-0.5 * ((freqs - centre_hz) / RESONANCE_WIDTH) ** 2)
-    band = np.fft.irfft(np.fft.rfft(rng.standard_normal(n)) * gain, n)
-    return (band / max(float(band.std()), 1e-12)).astype(np.float32)
+    """Unit-variance noise with a near-Gaussian band (std RESONANCE_WIDTH Hz) at `centre_hz`.
+
+    Two independent low-pass noises (integer white noise through three moving sums, exact in int64) shifted up
+    by quadrature modulation; no FFT, whose SIMD kernels round differently per CPU.
+    """
+    carrier = np.arange(n, dtype=np.uint32) * _phase_step(centre_hz)
+    in_phase, quadrature = _lowpass(_white(rng, n + 3 * (BOX - 1))), _lowpass(_white(rng, n + 3 * (BOX - 1)))
+    band = in_phase * _sine(carrier + np.uint32(1 << (PHASE_BITS - 2))) - quadrature * _sine(carrier)
+    return band / _LOWPASS_STD  # cos^2 + sin^2 = 1: the band has the low-pass noises' variance
+
+
+def _lowpass(x: np.ndarray) -> np.ndarray:
+    """Three moving sums of BOX samples (len(x) - 3 (BOX - 1) of them), exact in int64 for integer x."""
+    for _ in range(3):
+        x = _moving_sum(x, BOX)
+    return x
+
+
+_IMPULSE_RESPONSE = _lowpass((np.arange(6 * (BOX - 1) + 1) == 3 * (BOX - 1)).astype(np.int64)).tolist()
+_LOWPASS_STD = WHITE_STD * math.sqrt(sum(h * h for h in _IMPULSE_RESPONSE))  # std of _lowpass(_white(...))
 
 
 def _polygon(kind: str, x: float, y: float, a: float, b: float, angle: float, n: int = 28) -> np.ndarray:
     """Outline points (unit: frame height) of a rotated ellipse or rectangle centred at (x, y)."""
     if kind == "rect":
-        pts = np.array([[-a / 2, -b / 2], [a / 2, -b / 2], [a / 2, b / 2], [-a / 2, b / 2]])
+        px, py = np.array([-a / 2, a / 2, a / 2, -a / 2]), np.array([-b / 2, -b / 2, b / 2, b / 2])
     else:
-        theta = np.linspace(0, 2 * np.pi, n, endpoint=False)
-        pts = np.stack([a * np.cos(theta), b * np.sin(theta)], 1)
-    c, s = np.cos(np.radians(angle)), np.sin(np.radians(angle))
-    return pts @ np.array([[c, s], [-s, c]]) + [x, y]
+        turns = np.arange(n) / n
+        px, py = a * _cos_turns(turns), b * _sin_turns(turns)
+    c, s = _cos_turns(angle / 360), _sin_turns(angle / 360)
+    return np.stack([px * c - py * s + x, px * s + py * c + y], 1)  # rotation written out: BLAS matmul may fuse
 
 
 class FramePainter:
@@ -202,7 +310,7 @@ class FramePainter:
 
     def _curtain(self, rng: np.random.Generator) -> Image.Image:
         x = np.arange(self.width) / self.height
-        folds = 0.75 + 0.25 * np.sin(2 * np.pi * x * rng.uniform(7, 9) + rng.uniform(0, 6.3))
+        folds = 0.75 + 0.25 * _sin_turns(x * rng.uniform(7, 9) + rng.random())
         blue = np.array([35, 55, 150], np.float32) * rng.uniform(0.85, 1.1)
         rows = np.broadcast_to((folds[:, None] * blue)[None], (self.height, self.width, 3)).copy()
         rows[int(0.9 * self.height):] = (60, 60, 66)  # floor
@@ -220,7 +328,8 @@ class FramePainter:
     def frame(self, t_ms: int) -> Image.Image:
         image = self.background.copy()
         draw = ImageDraw.Draw(image)
-        sway = 0.012 * np.sin(t_ms / 700.0) + self.rng.normal(0, 0.002)
+        jitter = self.rng.uniform(-0.0035, 0.0035)  # std 0.002
+        sway = 0.012 * float(_sin_turns(t_ms / 700.0 / TWO_PI)) + jitter
         x, y = self.x0 + sway, self.y0
         chair = (45, 45, 50)
         self._draw(draw, "rect", x, y + 0.12, 0.30, 0.04, 0, chair)
@@ -228,8 +337,8 @@ class FramePainter:
         self._draw(draw, "rect", x + 0.08, y + 0.08, 0.26, 0.09, 0, self.shirt)  # thighs
         self._draw(draw, "ellipse", x, y - 0.36, 0.07, 0.085, 0, self.skin)  # head
         colour, parts = LOOKS[self.instrument]
-        tilt = 2.0 * np.sin(t_ms / 450.0)
-        c, s = np.cos(np.radians(tilt)), np.sin(np.radians(tilt))
+        tilt = 2.0 * float(_sin_turns(t_ms / 450.0 / TWO_PI))
+        c, s = float(_cos_turns(tilt / 360)), float(_sin_turns(tilt / 360))
         for kind, px, py, a, b, angle in parts:
             px, py, a, b = (INSTRUMENT_SCALE * v for v in (px, py, a, b))
             rx, ry = c * px - s * py, s * px + c * py
@@ -240,9 +349,10 @@ class FramePainter:
 def write_performance(root: Path, split: str, instrument: str, number: int, seed: int, seconds: float,
                       width: int, height: int) -> int:
     """Write the chunks and frames of one performance; returns the number of pairs."""
-    rng = np.random.default_rng([seed, INSTRUMENTS.index(instrument), number])
-    track = synthesize_audio(rng, VOICES[instrument], seconds)
-    painter = FramePainter(rng, instrument, width, height)
+    # separate streams, so that the frames do not change with the number of draws the audio makes
+    audio_rng, frame_rng = np.random.default_rng([seed, INSTRUMENTS.index(instrument), number]).spawn(2)
+    track = synthesize_audio(audio_rng, VOICES[instrument], seconds)
+    painter = FramePainter(frame_rng, instrument, width, height)
     chunk_dir = root / "chunk" / split / instrument
     img_dir = root / "img" / split / instrument
     chunk_dir.mkdir(parents=True, exist_ok=True)
@@ -299,3 +409,4 @@ def _remove_tree(path: Path) -> None:
 
     if path.exists():
         shutil.rmtree(path)
+
