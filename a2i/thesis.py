@@ -73,7 +73,7 @@ RECIPE: tuple[Entry, ...] = (
     _e("train.epochs", 100, "4.3.3", "size"),
     _e("train.batch_size", 12, "4.3.3", "size"),
     _e("train.max_steps_per_epoch", None, "4.3.3 (whole epochs)", "size"),
-    _e("train.lr", 0.0003, "silent: Capelle's code (Adam, 3e-4)", "method",
+    _e("train.lr", 0.0003, "silent: Capelle's code (Adam, 3e-4)", "size",
        "a short run at a larger batch takes larger steps"),
     _e("train.loss_weighting", "eps", "3.3.3, Algorithm 1 (the noise MSE)", "method",
        "v: the noise MSE divided by abar_t (the MSE of the implied v), so the noisy steps that decide the "

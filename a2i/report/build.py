@@ -110,6 +110,7 @@ def recipe_card(params: dict, finetune: pd.DataFrame, feature_extractor: str) ->
         "audioclip_checkpoint_sha256": sha[0] if len(sha) == 1 else (sha or None),
         "fid_feature_extractor": feature_extractor,
         "thesis_recipe": not [d for d in departures if d.kind != "addition"],
+        "method_departures": sum(d.kind == "method" for d in departures),
         "departures": [{"key": d.key, "thesis": d.thesis, "ours": d.ours, "kind": d.kind, "section": d.section,
                         "why": d.why} for d in departures],
     }

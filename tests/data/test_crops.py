@@ -87,7 +87,7 @@ def test_command_missing_root_is_one_line(tmp_path):
                                        "-o", str(tmp_path / "sheet.png")])
     assert result.exit_code == 1
     lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: ") and str(tmp_path / "nowhere") in lines[0]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and str(tmp_path / "nowhere") in lines[0]
     assert not (tmp_path / "sheet.png").exists()
 
 

@@ -75,6 +75,7 @@ def run_dir(tmp_path_factory):
 
 
 STUDY = {"alignment": "text", "length": 2, "variants": ["nocfg", "pca"]}
+DEFAULT_PARAMS = params.compose()  # the CPU demo's (composed here, in the repository)
 GRID = variants.grid([1, 2], ["text", "frozen", "mutual"], STUDY)
 
 
@@ -83,7 +84,7 @@ def _build(run_dir, grid=GRID, out="report"):
         patch.chdir(run_dir)  # samples are found where the pipeline puts them: data/samples/<variant>
         return build_report(out=run_dir / out, metrics_dir=run_dir / "metrics", plots_dir=run_dir / "plots/confusion",
                             prepared=run_dir / "data/prepared", grid=grid, guidance=3.0, cfg_sweep="text-2s",
-                            study_epoch=None, dataset="synthetic", params=params.compose())
+                            study_epoch=None, dataset="synthetic", params=DEFAULT_PARAMS)
 
 
 @pytest.fixture(scope="module")
