@@ -73,8 +73,8 @@ def finetune_seconds_per_step(root: Path, alignment: str, seconds: int, steps: t
     times = []
     for n in (steps[0],) + steps:
         config = FinetuneConfig(profile="thesis", checkpoint=None, allow_random_init=True, epochs=1, batch_size=10,
-                                lr=5e-5, lr_gamma=0.96, momentum=0.9, weight_decay=5e-4, same_class_negatives=False, max_steps_per_epoch=n,
-                                bn_recalibration_batches=0, device="cuda", seed=0)
+                                lr=5e-5, lr_gamma=0.96, momentum=0.9, weight_decay=5e-4, same_class_negatives=False,
+                                max_steps_per_epoch=n, bn_recalibration_batches=0, device="cuda", seed=0)
         torch.manual_seed(0)
         model = AudioCLIP("thesis").cuda()
         times.append(timed(lambda: finetune(model, alignment, train, test, config)))

@@ -262,8 +262,13 @@ def download(out: str | Path, items: list[str], source: str = "url", local_dir: 
         raise DownloadError(f"download.local_dir '{local_dir}' is not a folder (needed with source: local)")
     fetched = {}
     for name in items:
-        fetched[name] = (_fetch_item(name, specs[name], out, retries) if source == "url"
-                         else _local_item(name, specs[name], Path(local_dir)))
+        try:
+            fetched[name] = (_fetch_item(name, specs[name], out, retries) if source == "url"
+                             else _local_item(name, specs[name], Path(local_dir)))
+        except DownloadError as error:
+            # One line that names everything still missing, not only the first failure (no network: all of them).
+            missing = [item for item in items if item not in fetched]
+            raise DownloadError(f"download.items {', '.join(missing)} not fetched: {error}") from None
         log.info("%s: %s", name, fetched[name]["path"])
     if not items:
         log.info("download.items is empty: nothing to fetch (the synthetic data set needs no download)")

@@ -31,6 +31,9 @@ from a2i.variants import PREPARED, Variant, diffusion_dir, embeddings_dir, sampl
 log = logging.getLogger(__name__)
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+# Validation images start from other noise than the test images of the same sampling seed: a checkpoint chosen on
+# validation must not be chosen for how it treats the test images' noise.
+SPLIT_SEED_OFFSET = {"test": 0, "val": 1_000_003}
 
 
 def guided_eps(model: Denoiser, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, guidance: float) -> torch.Tensor:
@@ -192,7 +195,8 @@ def guidance_plan(variant: Variant, checkpoint_epochs: list[int], params: dict) 
     return plan
 
 
-def sample_variant(variant: str, params: dict, root: Path = Path("."), device: torch.device | None = None) -> list[Path]:
+def sample_variant(variant: str, params: dict, root: Path = Path("."),
+                   device: torch.device | None = None) -> list[Path]:
     """The `sample` stage: `data/samples/<variant>/<sample_name>.{npz,png}` for every checkpoint, seed and
     guidance of `guidance_plan` on the test conditions, and, for the main grid's variants, the same at the main
     guidance on `val_per_class` validation conditions per instrument (`.../val/`: model selection on
@@ -218,7 +222,7 @@ def sample_variant(variant: str, params: dict, root: Path = Path("."), device: t
             for guidance in plan[epoch]:
                 for seed in get("seeds"):
                     images = generate_images(model, cond, sampler=get("sampler"), steps=int(get("steps")),
-                                             guidance=guidance, seed=int(seed),
+                                             guidance=guidance, seed=int(seed) + SPLIT_SEED_OFFSET[split],
                                              schedule=Schedule(**config["model"]["schedule"]),
                                              batch_size=int(get("batch_size")), device=device,
                                              ddpm_variance=get("ddpm_variance"))

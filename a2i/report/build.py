@@ -57,19 +57,20 @@ def _key(row: pd.Series) -> tuple:
     return row["variant"], int(row["epoch"]), float(row["guidance"])
 
 
-def select_best(test: pd.DataFrame, val: pd.DataFrame, guidance: float) -> tuple[pd.Series, pd.Series]:
-    """(the main-grid checkpoint with the best validation adherence, as its test row; the thesis-style best on
-    test itself). The thesis picks its best model (Figure 5.3) by test adherence over the main grid at the main
-    guidance; the maximum over many noisy cells is biased upwards, so the headline is selected on validation."""
+def select_best(test: pd.DataFrame, val: pd.DataFrame, guidance: float) -> tuple[pd.Series, float, pd.Series]:
+    """(the main-grid checkpoint with the best validation adherence, as its test row; that validation adherence;
+    the thesis-style best on test itself). The thesis picks its best model (Figure 5.3) by test adherence over the
+    main grid at the main guidance; the maximum over many noisy cells is biased upwards, so the headline is
+    selected on validation."""
     main_test, main_val = tables.main_grid(test, guidance), tables.main_grid(val, guidance)
     if main_val.empty:
         raise ValueError("no validation metrics of the main grid (metrics/evaluate/<variant>/val): run the sample "
                          "and evaluate stages of this pipeline version")
-    chosen = _key(best_row(main_val))
-    selected = main_test[[_key(row) == chosen for _, row in main_test.iterrows()]]
+    chosen = best_row(main_val)
+    selected = main_test[[_key(row) == _key(chosen) for _, row in main_test.iterrows()]]
     if selected.empty:
-        raise ValueError(f"{chosen[0]} epoch {chosen[1]} has validation but no test metrics")
-    return selected.iloc[0], best_row(main_test)
+        raise ValueError(f"{chosen['variant']} epoch {chosen['epoch']} has validation but no test metrics")
+    return selected.iloc[0], float(chosen["adherence"]), best_row(main_test)
 
 
 def summary(selected: pd.Series, on_test: pd.Series, val_adherence: float, classifier: dict, dataset: str,
@@ -174,7 +175,7 @@ def build_report(*, out: Path, metrics_dir: Path, plots_dir: Path, prepared: Pat
     every = only_grid(collect_metrics(metrics_dir / "evaluate"), "variant", [v.name for v in grid],
                       metrics_dir / "evaluate")
     evaluations, validation = every[every["split"] == "test"], every[every["split"] == "val"]
-    selected, on_test = select_best(evaluations, validation, guidance)
+    selected, val_adherence, on_test = select_best(evaluations, validation, guidance)
     out.mkdir(parents=True, exist_ok=True)
     write_csv(out / "metrics.csv", every)
     fid_test, fid_train = tables.fid_column(evaluations, "test"), tables.fid_column(evaluations, "train")
@@ -216,7 +217,6 @@ def build_report(*, out: Path, metrics_dir: Path, plots_dir: Path, prepared: Pat
     grids = _image_grids(out, main, tables.main_grid(validation, guidance), prepared)
 
     card = recipe_card(params, finetune, str(selected["feature_extractor"]))
-    val_adherence = float(best_row(tables.main_grid(validation, guidance))["adherence"])
     result = summary(selected, on_test, val_adherence, classifier, dataset, fid_test, card)
     write_json(metrics_dir / "summary.json", result)
     write_text(out / "README.md", _readme(result, _card_markdown(card, params), sections, grids, fid_note))
@@ -235,12 +235,14 @@ def _study_sections(out: Path, evaluations: pd.DataFrame, cfg: pd.DataFrame, cfg
     else:
         sections += [
             _section(f"Table 5.6: {fid_test} by CFG scale ({cfg_sweep}, {at}; None = trained without CFG)",
-                     _write_table(out, "table_5_6", tables.table_5_6(evaluations, cfg_sweep, study_epoch)), "table_5_6",
-                     fid_note),
+                     _write_table(out, "table_5_6", tables.table_5_6(evaluations, cfg_sweep, study_epoch)),
+                     "table_5_6", fid_note),
             _section("Table 5.7: adherence by CFG scale",
-                     _write_table(out, "table_5_7", tables.table_5_7(evaluations, cfg_sweep, study_epoch)), "table_5_7", note),
+                     _write_table(out, "table_5_7", tables.table_5_7(evaluations, cfg_sweep, study_epoch)),
+                     "table_5_7", note),
             _section("Table 5.8: per-instrument adherence by CFG scale",
-                     _write_table(out, "table_5_8", tables.table_5_8(evaluations, cfg_sweep, study_epoch)), "table_5_8", note),
+                     _write_table(out, "table_5_8", tables.table_5_8(evaluations, cfg_sweep, study_epoch)),
+                     "table_5_8", note),
         ]
         figures.cfg_scales(cfg, fid_test, out / "figure_5_6_cfg.png")
         figures.cfg_per_class(cfg, out / "figure_5_8_cfg_per_class.png")
@@ -278,10 +280,12 @@ def _readme(result: dict, card: str, sections: list[str], grids: list[str], fid_
         f"- dataset: **{result['dataset']}**",
         f"- instrument classifier test accuracy: **{result['classifier_test_accuracy']:.4f}**",
         f"- best model, selected on validation adherence over the main grid at guidance {result['best_guidance']:g}: "
-        f"**{result['best_variant']}** at epoch {result['best_epoch']} (validation {result['best_val_adherence']:.3f}); "
+        f"**{result['best_variant']}** at epoch {result['best_epoch']} "
+        f"(validation {result['best_val_adherence']:.3f}); "
         f"its test adherence **{result['best_adherence']:.3f}** "
         f"(95% bootstrap CI {result['best_adherence_ci_low']:.3f}-{result['best_adherence_ci_high']:.3f})",
-        f"- best on test itself, as the thesis picks it (biased upwards by the choice): {result['best_on_test_variant']} "
+        "- best on test itself, as the thesis picks it (biased upwards by the choice): "
+        f"{result['best_on_test_variant']} "
         f"at epoch {result['best_on_test_epoch']}, adherence {result['best_on_test_adherence']:.3f}",
         f"- {fid} of the selected checkpoint: **{result[fid]:.2f}** (feature extractor: {result['feature_extractor']})",
         f"- {fid_note}\n",

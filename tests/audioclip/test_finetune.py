@@ -27,8 +27,8 @@ REPO = Path(__file__).resolve().parents[2]
 TONES_HZ = (180.0, 1400.0, 5200.0, 600.0)  # one clearly different pitch per fixture class
 COLOURS = ((220, 40, 40), (40, 200, 60), (40, 60, 220), (230, 220, 40))
 PARAMS = dict(profile="tiny", checkpoint=None, allow_random_init=True, epochs=1, batch_size=8, lr=0.01,
-              lr_gamma=0.96, momentum=0.9, weight_decay=5e-4, same_class_negatives=False, max_steps_per_epoch=3, bn_recalibration_batches=2,
-              device="cpu", seed=0)
+              lr_gamma=0.96, momentum=0.9, weight_decay=5e-4, same_class_negatives=False, max_steps_per_epoch=3,
+              bn_recalibration_batches=2, device="cpu", seed=0)
 
 
 def make_prepared(root: Path, classes: int = 3, counts=(("train", 12), ("val", 3), ("test", 4)),

@@ -132,6 +132,15 @@ def test_offline_names_url_and_manual_place(tmp_path):
     assert not (tmp_path / "d" / "manifest.json").exists()
 
 
+def test_offline_names_every_item_still_missing(tmp_path):
+    # The thesis recipe (data=suburmp) with no network: one line naming the three items at the first failure.
+    specs = {name: {"url": f"http://127.0.0.1:9/{name}.bin", "sha256": ""} for name in ("audioclip", "inception")}
+    specs["suburmp"] = {"url": "http://127.0.0.1:9/Sub-URMP.zip", "sha256": ""}
+    with pytest.raises(DownloadError, match=r"^download.items suburmp, audioclip, inception not fetched: could not "
+                                            r"download http://127.0.0.1:9/Sub-URMP.zip"):
+        download(tmp_path / "d", ["suburmp", "audioclip", "inception"], retries=0, **specs)
+
+
 def _tar(members) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tf:
@@ -205,7 +214,8 @@ def test_corrupt_archive_is_one_line_and_deleted(server, tmp_path, name):
         with pytest.raises(DownloadError) as error:
             download(out, ["suburmp"], suburmp={"url": server.url(name), "sha256": ""})
         message = str(error.value)
-        assert message.startswith(f"{out / name}: not a valid archive") and "\n" not in message
+        assert message.startswith(f"download.items suburmp not fetched: {out / name}: not a valid archive")
+        assert "\n" not in message
         assert f"deleted {name}" in message
         assert not (out / name).exists() and not (out / "suburmp").exists()
     assert [path for path, _ in server.requests] == [f"/{name}"] * 2

@@ -21,7 +21,8 @@ EPOCHS = (2, 4)
 def _evaluation(variant: str, epoch: int, guidance: float, adherence: float, split: str = "test") -> dict:
     parsed = variants.Variant.parse(variant)
     row = {"variant": variant, "split": split, "alignment": parsed.alignment, "length_s": parsed.length,
-           "study": parsed.study or "", "epoch": epoch, "guidance": guidance, "n_seeds": 1, "n_images": 26, "adherence": adherence,
+           "study": parsed.study or "", "epoch": epoch, "guidance": guidance, "n_seeds": 1, "n_images": 26,
+           "adherence": adherence,
            "adherence_sd": None, "adherence_ci_low": adherence - 0.05, "adherence_ci_high": adherence + 0.05,
            "feature_extractor": "classifier_penultimate",
            "fid_classifier_train": 10 - adherence, "fid_classifier_test": 12 - adherence}
@@ -60,7 +61,8 @@ def run_dir(tmp_path_factory):
     predicted[[12, 13, 10]] = [4, 4, 9]  # oboe -> flute (both), horn -> trumpet (one of two)
     for variant, epoch, guidance, adherence in settings:
         name = variants.evaluation_name(epoch, guidance)
-        write_json(tmp_path / f"metrics/evaluate/{variant}/{name}.json", _evaluation(variant, epoch, guidance, adherence))
+        write_json(tmp_path / f"metrics/evaluate/{variant}/{name}.json",
+                   _evaluation(variant, epoch, guidance, adherence))
         write_confusion(tmp_path / f"plots/confusion/{variant}/{name}.csv",
                         tmp_path / f"plots/confusion/{variant}/{name}.png", labels, predicted, variant)
         save_npz(tmp_path / variants.samples_dir(variant) / f"{variants.sample_name(epoch, guidance, 0)}.npz",
@@ -126,8 +128,8 @@ def test_tables_follow_the_thesis_layout(run_dir, result):
 
 def test_a_smaller_grid_leaves_out_the_metrics_of_an_earlier_larger_run(run_dir, result):
     # `dvc exp run -S 'lengths=[1]'` after the two-length run: the 2 s metrics files are still there.
-    small = _build(run_dir, grid=variants.grid([1], ["text", "frozen", "mutual"], {**STUDY, "length": 1, "variants": []}),
-                   out="report_1s")
+    one_length = variants.grid([1], ["text", "frozen", "mutual"], {**STUDY, "length": 1, "variants": []})
+    small = _build(run_dir, grid=one_length, out="report_1s")
     assert small["best_variant"] == "text-1s" and small["best_adherence"] == pytest.approx(0.62)
     assert small["best_on_test_variant"] == "frozen-1s" and small["best_on_test_adherence"] == pytest.approx(0.64)
     table_5_1 = pd.read_csv(run_dir / "report_1s/table_5_1.csv")
