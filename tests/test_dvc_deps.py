@@ -1,0 +1,111 @@
+"""`dvc repro` re-runs exactly what a change affects only if every stage declares the code it runs: each stage's
+import closure inside `a2i/` must be covered by its `deps` in dvc.yaml."""
+
+from __future__ import annotations
+
+import ast
+import copy
+import re
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+# Plumbing that cannot change what a stage computes: declaring it would re-run the whole pipeline for nothing.
+ALLOWED = {
+    "a2i/__init__.py": "package marker and version",
+    "a2i/stage.py": "command line and one-line errors of the stage scripts",
+    "a2i/params.py": "reads params.yaml (the values themselves are tracked as params)",
+    "a2i/config.py": "validates params.yaml (the values themselves are tracked as params)",
+    "a2i/devices.py": "device and thread choice",
+    "a2i/io.py": "atomic writes",
+}
+
+
+def module_file(name: str) -> Path | None:
+    """The file of an `a2i` module or package, None outside `a2i`."""
+    if name != "a2i" and not name.startswith("a2i."):
+        return None
+    path = REPO / Path(*name.split("."))
+    if (path / "__init__.py").is_file():
+        return path / "__init__.py"
+    return path.with_suffix(".py") if path.with_suffix(".py").is_file() else None
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every module `path` imports, at module level or inside functions (lazy imports run too)."""
+    names = set()
+    package = ".".join(path.relative_to(REPO).with_suffix("").parts[:-1])
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join([*package.split(".")[:len(package.split(".")) - node.level + 1], base]).strip(".")
+            names.add(base)
+            names |= {f"{base}.{alias.name}" for alias in node.names}  # `from a2i.x import module`
+    return names
+
+
+def closure(script: Path) -> set[str]:
+    """Repository-relative files of `a2i` that `script` runs, with the `__init__.py` of every package on the way."""
+    seen, todo = set(), [script]
+    while todo:
+        path = todo.pop()
+        for name in imported_modules(path):
+            parts = name.split(".")
+            for i in range(1, len(parts) + 1):
+                found = module_file(".".join(parts[:i]))
+                if found and found not in seen:
+                    seen.add(found)
+                    todo.append(found)
+    return {str(path.relative_to(REPO)) for path in seen}
+
+
+def stages(dvc_yaml: dict) -> dict[str, tuple[Path, list[str]]]:
+    """stage name -> (its script, its declared deps), matrix stages once (their deps are the same per item)."""
+    result = {}
+    for name, stage in dvc_yaml["stages"].items():
+        match = re.search(r"python (stages/\w+\.py)", stage["cmd"])
+        assert match, f"{name}: cmd does not run a stage script"
+        result[name] = (REPO / match[1], [str(dep) for dep in stage.get("deps", [])])
+    return result
+
+
+def only_a_docstring(file: str) -> bool:
+    """A package `__init__.py` that runs nothing."""
+    body = ast.parse((REPO / file).read_text()).body
+    return all(isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) for node in body)
+
+
+def undeclared(dvc_yaml: dict) -> dict[str, list[str]]:
+    """stage -> the files of its closure that no declared dep (a file or a folder) covers."""
+    gaps = {}
+    for name, (script, deps) in stages(dvc_yaml).items():
+        missing = sorted(f for f in closure(script) - ALLOWED.keys() if not only_a_docstring(f)
+                         and not any(f == dep or f.startswith(dep.rstrip("/") + "/") for dep in deps))
+        if missing:
+            gaps[name] = missing
+    return gaps
+
+
+def dvc_yaml() -> dict:
+    return yaml.safe_load((REPO / "dvc.yaml").read_text())
+
+
+def test_every_stage_declares_its_import_closure():
+    assert undeclared(dvc_yaml()) == {}
+
+
+def test_a_missing_dep_is_caught():
+    planted = copy.deepcopy(dvc_yaml())
+    deps = planted["stages"]["train"]["deps"]
+    deps.remove("a2i/data/dataset.py")
+    assert undeclared(planted) == {"train": ["a2i/data/dataset.py"]}
+
+
+def test_the_closure_follows_lazy_and_relative_imports():
+    files = closure(REPO / "stages" / "train.py")
+    assert {"a2i/diffusion/train.py", "a2i/diffusion/unet.py", "a2i/data/dataset.py"} <= files
+    assert "a2i/report/build.py" not in files
