@@ -1,7 +1,9 @@
 """Atomic file writes and checksums shared by every stage.
 
 A stage killed half-way must never leave a file that looks complete: everything is written to a temporary
-file in the destination folder and renamed into place (rename is atomic on one filesystem).
+file in the destination folder and renamed into place (rename is atomic on one filesystem). A temporary file
+is removed when the block fails; one left by a killed process (SIGKILL, a power cut) is removed by
+`remove_stale_temps` when the stage starts again, so DVC never commits one with its output.
 """
 
 from __future__ import annotations
@@ -10,12 +12,16 @@ import contextlib
 import hashlib
 import io
 import json
+import logging
 import os
+import pickle
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
@@ -63,15 +69,68 @@ def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
             np.savez(f, **arrays)
 
 
+def remove_stale_temps(folder: str | os.PathLike) -> None:
+    """Delete the temporary files that killed writers left in `folder` (and below); call it when a stage starts,
+    before it writes there."""
+    for tmp in sorted(Path(folder).rglob("*.tmp")):
+        log.warning("removing %s, left by an interrupted write", tmp)
+        tmp.unlink()
+
+
+class _ContentPickler(pickle.Pickler):
+    """A pickler without memo. The memo writes an object seen before (by identity) as a reference to it, so equal
+    content built differently gives different bytes: a string literal is one shared object, the same string
+    unpickled from a checkpoint one object per occurrence, and a resumed run's checkpoints differed from an
+    uninterrupted run's. Tensors that share storage stay shared: torch.save keys storages itself."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fast = True
+
+
+class _ContentPickle:
+    """The `pickle_module` that torch.save uses for `_ContentPickler`."""
+
+    Pickler = _ContentPickler
+
+
 def save_torch(path: str | os.PathLike, obj: Any) -> None:
-    """torch.save through memory: saved to a file, the archive is named after the (random) temporary file, so
-    equal tensors would give different bytes and DVC hashes from run to run."""
+    """torch.save whose bytes depend on the content only: through memory (saved to a file, the archive is named
+    after the random temporary file) and without pickle's memo (see `_ContentPickler`)."""
     import torch
 
     buffer = io.BytesIO()
-    torch.save(obj, buffer)
+    torch.save(obj, buffer, pickle_module=_ContentPickle)
     with atomic_path(path) as tmp:
         tmp.write_bytes(buffer.getbuffer())
+
+
+def content_digest(obj: Any) -> str:
+    """sha256 of nested dicts, lists and tuples of tensors and plain values: tensors by dtype, shape and bytes,
+    everything else by type and repr, in order. Recomputed after loading, it shows whether a file still holds
+    what was saved (torch.load checks no checksum)."""
+    digest = hashlib.sha256()
+    _feed(digest, obj)
+    return digest.hexdigest()
+
+
+def _feed(digest: hashlib._Hash, obj: Any) -> None:
+    import torch
+
+    if isinstance(obj, dict):
+        digest.update(f"dict {len(obj)};".encode())
+        for key, value in obj.items():
+            _feed(digest, key)
+            _feed(digest, value)
+    elif isinstance(obj, (list, tuple)):
+        digest.update(f"{type(obj).__name__} {len(obj)};".encode())
+        for item in obj:
+            _feed(digest, item)
+    elif isinstance(obj, torch.Tensor):
+        digest.update(f"tensor {obj.dtype} {tuple(obj.shape)};".encode())
+        digest.update(obj.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+    else:
+        digest.update(f"{type(obj).__name__} {obj!r};".encode())
 
 
 def write_csv(path: str | os.PathLike, frame) -> None:

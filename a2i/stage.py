@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 from typing import Callable, NamedTuple
 
 
@@ -21,7 +22,8 @@ def run_stage(doc: str, action: Callable[..., object], *options: Option,
     `action` with them as keywords, logging at INFO.
 
     `errors` end the process with the one line `error: <message>` and a non-zero exit: they report a bad input
-    or parameter, which a traceback would only bury.
+    or parameter, which a traceback would only bury. SIGTERM does too, after the clean-ups (an atomic write
+    removes its temporary file) that the default handler would skip.
     """
     parser = argparse.ArgumentParser(description=doc)
     for option in options:
@@ -29,7 +31,12 @@ def run_stage(doc: str, action: Callable[..., object], *options: Option,
                             help=option.help)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         action(**vars(args))
     except errors as error:
         raise SystemExit(f"error: {error}") from None
+
+
+def _terminated(signum: int, frame) -> None:
+    raise SystemExit(f"error: terminated by {signal.Signals(signum).name}")

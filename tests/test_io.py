@@ -1,8 +1,10 @@
+import logging
+
 import numpy as np
 import pytest
 import torch
 
-from a2i.io import atomic_path, save_npy, save_torch, sha256_file, write_json
+from a2i.io import atomic_path, content_digest, remove_stale_temps, save_npy, save_torch, sha256_file, write_json
 
 
 def test_atomic_path_leaves_nothing_on_failure(tmp_path):
@@ -35,3 +37,46 @@ def test_save_torch_bytes_depend_on_the_content_only(tmp_path):
     loaded = torch.load(tmp_path / "a.pt", weights_only=True)
     assert torch.equal(loaded["weight"], state["weight"]) and loaded["epoch"] == 4
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_save_torch_bytes_do_not_depend_on_which_equal_objects_are_shared(tmp_path):
+    # A resumed run's optimizer holds strings unpickled from its checkpoint, an uninterrupted run's the literals.
+    literal = {"config": {"lr": 1.0}, "optimizer": {"lr": 1.0}}
+    unpickled = {"config": {"".join("lr"): 1.0}, "optimizer": {"".join("lr"): 1.0}}
+    assert next(iter(unpickled["config"])) is not next(iter(unpickled["optimizer"]))
+    save_torch(tmp_path / "a.pt", literal)
+    save_torch(tmp_path / "b.pt", unpickled)
+    assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()
+
+
+def test_save_torch_keeps_tensors_that_share_storage_shared(tmp_path):
+    weight = torch.arange(4.0)
+    save_torch(tmp_path / "a.pt", {"weight": weight, "tail": weight[2:]})
+    loaded = torch.load(tmp_path / "a.pt", weights_only=True)
+    loaded["weight"][3] = 9.0
+    assert loaded["tail"].tolist() == [2.0, 9.0]
+
+
+def test_content_digest_sees_every_byte_dtype_shape_and_value():
+    state = {"ema": {"w": torch.arange(6.0).reshape(2, 3)}, "config": {"lr": 1e-3, "name": "x"}, "epoch": 2}
+    digest = content_digest(state)
+    assert digest == content_digest({"ema": {"w": torch.arange(6.0).reshape(2, 3)},
+                                     "config": {"lr": 1e-3, "name": "x"}, "epoch": 2})
+    flipped = torch.arange(6.0).reshape(2, 3)
+    flipped.view(torch.uint8)[0, 5] ^= 1
+    for changed in ({**state, "ema": {"w": flipped}}, {**state, "ema": {"w": torch.arange(6.0).reshape(3, 2)}},
+                    {**state, "ema": {"w": torch.arange(6.0, dtype=torch.float64).reshape(2, 3)}},
+                    {**state, "config": {"lr": 2e-3, "name": "x"}}, {**state, "epoch": "2"}):
+        assert content_digest(changed) != digest
+
+
+def test_remove_stale_temps_deletes_only_temporary_files_and_says_so(tmp_path, caplog):
+    (tmp_path / "val").mkdir()
+    for name in ("epoch_001.pt", ".epoch_002.pt.ab12cd.tmp", "val/.epoch_001_g3_s0.npz.x.tmp", "val/a.npz"):
+        (tmp_path / name).write_bytes(b"")
+    with caplog.at_level(logging.WARNING):
+        remove_stale_temps(tmp_path)
+        remove_stale_temps(tmp_path / "not-yet-written")
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()) == \
+        ["epoch_001.pt", "val/a.npz"]
+    assert caplog.text.count("left by an interrupted write") == 2

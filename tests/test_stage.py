@@ -1,4 +1,9 @@
+import os
+import signal
+import subprocess
 import sys
+import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -74,3 +79,28 @@ def test_only_the_listed_errors_are_turned_into_one_line(argv):
         run_stage("doc", fail(FloatingPointError("loss is nan")), VARIANT, errors=(ValueError, FloatingPointError))
     with pytest.raises(FloatingPointError):
         run_stage("doc", fail(FloatingPointError("loss is nan")), VARIANT)
+
+
+def test_sigterm_ends_a_stage_in_one_line_after_its_clean_ups(tmp_path):
+    script = tmp_path / "stage.py"
+    script.write_text(textwrap.dedent("""
+        import time
+        from a2i.io import atomic_path
+        from a2i.stage import Option, run_stage
+
+        def write(out):
+            with atomic_path(out) as tmp:
+                tmp.write_bytes(b"partial")
+                print("writing", flush=True)
+                time.sleep(60)
+
+        run_stage("doc", write, Option("out", "file"))
+    """))
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    process = subprocess.Popen([sys.executable, str(script), "--out", str(tmp_path / "out.bin")], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stdout.readline() == "writing\n"
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 1 and stderr == "error: terminated by SIGTERM\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["stage.py"]

@@ -77,4 +77,5 @@ def generate(model: str | Path, audio: str | Path, *, seconds: float | None = No
         embedding = encoder(clip.to(device)).float().cpu().numpy()
     log.info("%s: embedded %s with %s", checkpoint, audio, audio_model)
     return generate_images(unet, np.repeat(embedding, n, axis=0), sampler=sampler, steps=steps, guidance=guidance,
-                           seed=seed, schedule=Schedule(**config["model"]["schedule"]), batch_size=n, device=device)
+                           seed=seed, schedule=Schedule(**config["model"]["schedule"]), batch_size=n, device=device,
+                           source=checkpoint)

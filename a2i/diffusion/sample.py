@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import pickle
 import re
 import time
 from pathlib import Path
@@ -22,9 +21,10 @@ from tqdm import tqdm
 
 from a2i.data.dataset import PreparedDataset
 from a2i.devices import select_device, set_threads
+from a2i.diffusion.checkpoint import read_checkpoint
 from a2i.diffusion.schedule import Schedule
 from a2i.diffusion.unet import UNet
-from a2i.io import atomic_path, save_npz, write_json
+from a2i.io import atomic_path, remove_stale_temps, save_npz, write_json
 from a2i.params import require
 from a2i.variants import PREPARED, Variant, diffusion_dir, embeddings_dir, sample_name, samples_dir
 
@@ -101,19 +101,28 @@ def autocast(device: torch.device):
 
 def generate_images(model: UNet, cond: np.ndarray | torch.Tensor, *, sampler: str, steps: int,
                     guidance: float, seed: int, schedule: Schedule, batch_size: int,
-                    device: torch.device, ddpm_variance: str = "fixed_small") -> np.ndarray:
+                    device: torch.device, ddpm_variance: str = "fixed_small",
+                    source: str | Path = "the model") -> np.ndarray:
     """uint8 [n, S, S, 3] (S = model.image_size), one image per condition row; the same seed gives the same
-    images."""
+    images. Non-finite samples, or images that are all one value, are a ValueError naming `source` (the
+    checkpoint): broken weights, whose black images would otherwise be scored."""
     cond = torch.as_tensor(np.asarray(cond, np.float32))
     generator = torch.Generator(device=device).manual_seed(seed)
+    run = f"{sampler}, guidance {guidance:g}, seed {seed}"
     out = []
     for start in tqdm(range(0, len(cond), batch_size), desc=f"{sampler} g={guidance:g} seed={seed}", leave=False):
         batch = cond[start:start + batch_size].to(device)
         with autocast(device):
             x = sample(model, batch, shape=(3, model.image_size, model.image_size), sampler=sampler, steps=steps,
                        guidance=guidance, generator=generator, schedule=schedule, ddpm_variance=ddpm_variance)
+        if not torch.isfinite(x).all():
+            raise ValueError(f"{source}: non-finite samples ({run}): its weights are broken")
         out.append(to_uint8(x))
-    return np.concatenate(out)
+    images = np.concatenate(out)
+    if images.min() == images.max():
+        raise ValueError(f"{source}: all {len(images)} images are the single value {images.min()} ({run}): "
+                         "its weights are broken")
+    return images
 
 
 def checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
@@ -127,14 +136,14 @@ def checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
 
 
 def load_generator(path: str | Path, device: torch.device | str = "cpu") -> tuple[UNet, dict]:
-    """(EMA U-Net in eval mode, run config) from a training checkpoint; ValueError naming the file when it
-    is unreadable or its weights do not fit the U-Net profile its config names."""
+    """(EMA U-Net in eval mode, run config) from a verified training checkpoint (a2i.diffusion.checkpoint);
+    ValueError naming the file when it is damaged or its weights do not fit the U-Net profile its config names."""
     path = Path(path)
+    state = read_checkpoint(path)
+    config = state["config"]
     try:
-        state = torch.load(path, map_location=device, weights_only=True)
-        config = state["config"]
         model = UNet(**config["model"])
-    except (OSError, RuntimeError, KeyError, TypeError, pickle.UnpicklingError) as err:
+    except (KeyError, TypeError) as err:
         raise ValueError(f"{path}: not a diffusion checkpoint of a2i ({type(err).__name__}: {err})") from None
     try:
         model.load_state_dict(state["ema"])
@@ -208,6 +217,7 @@ def sample_variant(variant: str, params: dict, root: Path = Path("."),
     found = checkpoints(root / diffusion_dir(v.name))
     if not found:
         raise ValueError(f"no checkpoints in {root / diffusion_dir(v.name)} (run `train --variant {v.name}`)")
+    remove_stale_temps(root / samples_dir(v.name))
     plans = {"test": guidance_plan(v, [epoch for epoch, _ in found], params)}
     conditions = {"test": held_out_conditions(v, root, "test", get("per_class"), int(get("seed")))}
     if v.study is None:
@@ -225,7 +235,7 @@ def sample_variant(variant: str, params: dict, root: Path = Path("."),
                                              guidance=guidance, seed=int(seed) + SPLIT_SEED_OFFSET[split],
                                              schedule=Schedule(**config["model"]["schedule"]),
                                              batch_size=int(get("batch_size")), device=device,
-                                             ddpm_variance=get("ddpm_variance"))
+                                             ddpm_variance=get("ddpm_variance"), source=path)
                     name = sample_name(epoch, guidance, int(seed))
                     save_npz(out_dir / f"{name}.npz", images=images, labels=labels, rows=rows)
                     if split == "test":
@@ -261,7 +271,7 @@ def compare_samplers(variant: str, *, root: Path = Path("."), out: Path | None =
         start = time.perf_counter()
         images = generate_images(model, cond, sampler=sampler, steps=steps, guidance=guidance, seed=seed,
                                  schedule=Schedule(**config["model"]["schedule"]), batch_size=batch_size,
-                                 device=device)
+                                 device=device, source=path)
         timing[f"{sampler}-{steps}_s"] = time.perf_counter() - start
         save_npz(out / f"{sampler}-{steps}.npz", images=images, labels=labels, rows=rows)
         timing.setdefault("files", {})[f"{sampler}-{steps}"] = str(out / f"{sampler}-{steps}.npz")

@@ -26,10 +26,11 @@ from tqdm import tqdm
 
 from a2i.data.dataset import PreparedDataset
 from a2i.devices import select_device, set_threads
+from a2i.diffusion.checkpoint import DIGEST, load_checkpoint, save_checkpoint, verify_checkpoint
 from a2i.diffusion.sample import autocast, checkpoints, class_grid, generate_images, load_embeddings
 from a2i.diffusion.schedule import Schedule, add_noise
 from a2i.diffusion.unet import UNet
-from a2i.io import save_torch
+from a2i.io import remove_stale_temps
 from a2i.params import require
 from a2i.variants import PREPARED, Variant, checkpoint_name, diffusion_dir
 
@@ -107,12 +108,6 @@ class EMA:
         decay = min(self.decay, (1 + step) / (10 + step))
         ema = list(self.model.parameters())
         torch._foreach_lerp_(ema, [p.detach() for p in model.parameters()], 1 - decay)
-
-
-def _read(path: Path) -> dict:
-    """A checkpoint, memory-mapped (reading the config of one costs nothing) and on the CPU (RNG states
-    must be CPU tensors; load_state_dict moves weights to their module's device)."""
-    return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
 
 
 def _distributed() -> tuple[int, int]:
@@ -209,25 +204,30 @@ class Trainer:
 
     def resume(self) -> int:
         """Load the newest checkpoint of this run (at most `epochs`), after removing those of any other
-        configuration or model layout. Returns the epoch to continue after (0: fresh start)."""
-        usable, stale = [], []
+        configuration or model layout, or without a digest (written before checkpoints had one). Every other
+        checkpoint is verified first: a damaged one is an error, neither trained over nor "already trained".
+        Returns the epoch to continue after (0: fresh start)."""
+        usable, stale, newest = [], [], None
         for epoch, path in checkpoints(self.run_dir):
-            state = _read(path)
-            ours = (epoch <= self.config["epochs"] and _same_run(state["config"], self.config)
+            state = load_checkpoint(path)
+            if DIGEST in state:
+                verify_checkpoint(path, state)
+            ours = (DIGEST in state and epoch <= self.config["epochs"] and _same_run(state["config"], self.config)
                     and _fits(self.model, state["model"]))
             (usable if ours else stale).append((epoch, path))
+            newest = state if ours else newest
         if self.world > 1:
             dist.barrier()  # every rank has read them before rank 0 deletes any
         if stale and self.rank == 0:
-            log.warning("%s: removing %d checkpoint(s) of another configuration or model layout, or beyond %d "
-                        "epochs: %s", self.variant.name, len(stale), self.config["epochs"],
+            log.warning("%s: removing %d checkpoint(s) of another configuration or model layout, without a "
+                        "digest, or beyond %d epochs: %s", self.variant.name, len(stale), self.config["epochs"],
                         ", ".join(p.name for _, p in stale))
             for _, path in stale:
                 path.unlink()
         if not usable:
             return 0
         epoch, path = usable[-1]
-        self.load(_read(path))
+        self.load(newest)
         log.info("%s: resuming after %s", self.variant.name, path)
         return epoch
 
@@ -321,6 +321,8 @@ def train(variant: str, params: dict, root: Path = Path(".")) -> Path:
     rank, world = _distributed()
     device = select_device()
     trainer = Trainer(v, params, root, rank, world, device)
+    if rank == 0:
+        remove_stale_temps(trainer.run_dir)
     start = trainer.resume()
     epochs, every = trainer.config["epochs"], trainer.config["checkpoint_every"]
     live = _live(root, v.name, start) if rank == 0 else None
@@ -335,7 +337,7 @@ def train(variant: str, params: dict, root: Path = Path(".")) -> Path:
             live.log_metric("val/mse", val_mse)
             log.info("%s epoch %d: train loss %.4f, val MSE %.4f", v.name, epoch, train_loss, val_mse)
             if epoch % every == 0 or epoch == epochs:
-                save_torch(trainer.run_dir / checkpoint_name(epoch), trainer.state(epoch))
+                save_checkpoint(trainer.run_dir / checkpoint_name(epoch), trainer.state(epoch))
                 live.log_image(f"preview/epoch_{epoch:03d}.png", trainer.preview_grid())
             live.next_step()
         if world > 1:

@@ -165,6 +165,7 @@ def evaluate_group(files: list[SampleFile], classifier, extractor, references: d
     proportions = stats.row_proportions(stats.confusion_counts(actual, predicted, len(INSTRUMENTS)))
     for i, instrument in enumerate(INSTRUMENTS):
         metrics[f"acc_{instrument}"] = None if np.isnan(proportions[i, i]) else float(proportions[i, i])
+    stats.check_metrics(metrics, files[0].path.parent / evaluation_name(files[0].epoch, files[0].guidance))
     return GroupResult(metrics, actual, predicted)
 
 
@@ -282,6 +283,7 @@ def collect_metrics(metrics_dir: str | Path) -> pd.DataFrame:
         row = json.loads(path.read_text())
         if not isinstance(row, dict) or not {"variant", "epoch", "guidance"} <= row.keys():
             raise ValueError(f"{path} is not an evaluate metrics file (variant, epoch, guidance)")
+        stats.check_metrics(row, path)
         rows.append(row)
     frame = pd.DataFrame(rows)
     if frame.empty:

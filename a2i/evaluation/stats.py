@@ -9,6 +9,9 @@ the FID interval describes the spread, and may exclude the point estimate itself
 
 from __future__ import annotations
 
+import math
+from pathlib import Path
+
 import numpy as np
 
 LEVEL = 0.95
@@ -45,3 +48,34 @@ def row_proportions(counts: np.ndarray) -> np.ndarray:
     totals = counts.sum(axis=1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(totals > 0, counts / np.maximum(totals, 1), np.nan)
+
+
+def check_metrics(metrics: dict, source: str | Path) -> None:
+    """ValueError naming `source` when `metrics` (one evaluate row) hold what no correct evaluation gives: a
+    number that is not finite, a proportion outside [0, 1], a negative Frechet distance or deviation, or an
+    interval whose low end lies above its high end. Broken images score like that; they must not be reported.
+    (A Frechet interval that excludes its point estimate is possible: see the module docstring.)"""
+    problems = [f"{key}={value}: {why}" for key, value in metrics.items() if (why := _impossible(key, value))]
+    for name in (key.removesuffix("_ci_low") for key in metrics if key.endswith("_ci_low")):
+        low, high = metrics[f"{name}_ci_low"], metrics.get(f"{name}_ci_high")
+        if _number(low) and _number(high) and low > high:  # False for NaN, reported above
+            problems.append(f"{name}_ci_low={low} > {name}_ci_high={high}")
+    if problems:
+        raise ValueError(f"{source}: impossible metrics ({'; '.join(problems)}): its samples or their evaluation "
+                         "are broken")
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _impossible(key: str, value) -> str | None:
+    if not _number(value):
+        return None
+    if not math.isfinite(value):
+        return "not finite"
+    if key.startswith(("adherence", "acc_")) and not key.endswith("_sd") and not 0 <= value <= 1:
+        return "a proportion outside [0, 1]"
+    if (key.startswith("fid") or key.endswith("_sd")) and value < -1e-6:  # tolerance: rounding of a zero distance
+        return "negative"
+    return None

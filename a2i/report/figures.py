@@ -44,7 +44,8 @@ def best_by_variant(main: pd.DataFrame, column: str, path: Path, *, lower_is_bet
     bars = ax.bar(pick["variant"], pick[column], color=pick["alignment"].map(ALIGNMENT_COLORS).to_list())
     low, high = f"{column}_ci_low", f"{column}_ci_high"
     if low in pick and pick[low].notna().all():
-        ax.errorbar(pick["variant"], pick[column], yerr=[pick[column] - pick[low], pick[high] - pick[column]],
+        # drawn about the interval's centre: a Frechet interval may exclude the bar's value (a2i.evaluation.stats)
+        ax.errorbar(pick["variant"], (pick[low] + pick[high]) / 2, yerr=(pick[high] - pick[low]) / 2,
                     fmt="none", ecolor="black", capsize=3)
     for bar, epoch in zip(bars, pick["epoch"]):
         ax.annotate(str(int(epoch)), (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center",

@@ -60,3 +60,19 @@ def make_root(root: Path, length_s: int = 1, embedding: str = "text-1s", image_s
 def write_params(root: Path, train: dict | None = None, sample: dict | None = None) -> None:
     (root / "params.yaml").write_text(yaml.safe_dump({"train": train or train_params(),
                                                       "sample": sample or sample_params()}))
+
+
+def corrupt_ema(path: Path, name: str = "outc.weight") -> None:
+    """Overwrite the data of EMA tensor `name` in a checkpoint with random bytes, in place: the file still loads."""
+    import torch
+
+    data = bytearray(path.read_bytes())
+    raw = torch.load(path, weights_only=True)["ema"][name].numpy().tobytes()
+    assert data.count(raw) == 1, "the tensor's bytes are not unique in the file"
+    start = data.index(raw)
+    data[start:start + len(raw)] = np.random.default_rng(0).bytes(len(raw))
+    path.write_bytes(bytes(data))
+
+
+def truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:path.stat().st_size // 2])

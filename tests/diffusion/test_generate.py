@@ -10,6 +10,7 @@ from PIL import Image
 from a2i.audioclip.finetune import heads_state
 from a2i.audioclip.model import AudioCLIP
 from a2i.cli import main
+from a2i.diffusion.checkpoint import DIGEST, save_checkpoint
 from a2i.diffusion.generate import read_clip
 from a2i.diffusion.train import train
 from a2i.io import save_torch
@@ -82,9 +83,10 @@ def test_heads_or_checkpoint_of_another_profile_are_refused(trained, tmp_path):
     assert result.exit_code == 1 and "an audio head of profile 'thesis'" in result.output
 
     state = torch.load(trained / "models" / "diffusion" / "text-1s" / "epoch_001.pt", weights_only=True)
+    del state[DIGEST]
     state["config"]["model"]["profile"] = "thesis"
     mislabeled = tmp_path / "epoch_001.pt"
-    save_torch(mislabeled, state)
+    save_checkpoint(mislabeled, state)  # saved so, not damaged
     result = CliRunner().invoke(main, ["generate", "--model", str(mislabeled), "--audio", str(wav),
                                        "-o", str(tmp_path / "x.png")])
     assert result.exit_code == 1 and "do not fit the 'thesis' U-Net profile" in result.output

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from a2i.diffusion.sample import class_grid, guidance_plan, guided_eps, image_grid, sample, to_uint8
+from a2i.diffusion.sample import (class_grid, generate_images, guidance_plan, guided_eps, image_grid, sample,
+                                  to_uint8)
 from a2i.diffusion.schedule import Schedule, add_noise
 from a2i.variants import Variant
 
@@ -127,3 +128,24 @@ def test_guidance_plan_adds_the_cfg_sweep_at_the_study_checkpoint_only():
     assert at_70 == {60: [3.0], 70: [1.0, 3.0, 5.0], 80: [3.0]}
     with pytest.raises(ValueError, match=r"sample.cfg_epoch=50 is not a checkpoint epoch \(have \[60, 70, 80\]\)"):
         guidance_plan(Variant.parse("text-2s"), [60, 70, 80], {**params, "cfg_epoch": 50})
+
+
+class Broken(torch.nn.Module):
+    """A denoiser whose weights went bad: the same eps everywhere."""
+
+    image_size = 8
+
+    def __init__(self, eps: float):
+        super().__init__()
+        self.eps = eps
+
+    def forward(self, x, t, cond):
+        return torch.full_like(x, self.eps)
+
+
+@pytest.mark.parametrize("eps, why", [(float("nan"), "non-finite samples"),
+                                      (1e4, "all 4 images are the single value 0")])
+def test_broken_samples_are_an_error_naming_their_source(eps, why):
+    with pytest.raises(ValueError, match=rf"^ckpt\.pt: {why} \(dpmpp, guidance 2, seed 0\): its weights are broken$"):
+        generate_images(Broken(eps), np.zeros((4, 1024)), sampler="dpmpp", steps=2, guidance=2.0, seed=0,
+                        schedule=Schedule(), batch_size=2, device=torch.device("cpu"), source="ckpt.pt")

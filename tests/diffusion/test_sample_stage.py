@@ -1,9 +1,11 @@
 import functools
 import importlib
 import json
+import re
 import runpy
 import shutil
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,11 +13,13 @@ import torch
 from click.testing import CliRunner
 
 from a2i.cli import main
+from a2i.diffusion.checkpoint import DIGEST, save_checkpoint
 from a2i.diffusion.sample import compare_samplers, sample_variant
 from a2i.diffusion.train import train
 from a2i.evaluation.classifier import InstrumentClassifier, save_classifier
+from a2i.variants import samples_dir
 
-from .helpers import REPO, make_root, sample_params, train_params, write_params
+from .helpers import REPO, corrupt_ema, make_root, sample_params, train_params, truncate, write_params
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +34,12 @@ def trained(tmp_path_factory):
 @pytest.fixture(autouse=True)
 def no_samples_yet(trained):
     shutil.rmtree(trained / "data" / "samples", ignore_errors=True)
+
+
+@pytest.fixture
+def copied(trained, tmp_path) -> Path:
+    """A copy of the trained root, to damage."""
+    return Path(shutil.copytree(trained, tmp_path / "root"))
 
 
 def test_sample_stage_writes_every_checkpoint_and_the_cfg_sweep(trained, monkeypatch):
@@ -99,3 +109,37 @@ def test_missing_checkpoints_or_embeddings_are_clear_errors(root):
     (root / "data" / "embeddings" / "text-1s" / "test.npy").unlink()
     with pytest.raises(ValueError, match=r"test\.npy not found"):
         sample_variant("text-1s", sample_params(), root)
+
+
+@pytest.mark.parametrize("damage, why", [(corrupt_ema, "its content does not match the digest saved with it"),
+                                         (truncate, "unreadable (truncated or damaged)")])
+def test_the_sample_stage_refuses_a_damaged_checkpoint_in_one_line(copied, monkeypatch, damage, why):
+    write_params(copied)
+    monkeypatch.chdir(copied)
+    damage(Path("models/diffusion/text-1s/epoch_002.pt"))
+    monkeypatch.setattr(sys, "argv", ["sample.py", "--variant", "text-1s"])
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_path(str(REPO / "stages" / "sample.py"), run_name="__main__")
+    assert exit_info.value.code == (f"error: models/diffusion/text-1s/epoch_002.pt: {why}; run `dvc checkout "
+                                    "models/diffusion/text-1s` or delete it and re-run `dvc repro`")
+
+
+def test_images_that_are_all_one_value_are_an_error_naming_their_checkpoint(copied):
+    path = copied / "models" / "diffusion" / "text-1s" / "epoch_002.pt"
+    state = {key: value for key, value in torch.load(path, weights_only=True).items() if key != DIGEST}
+    state["ema"]["outc.weight"].zero_()
+    state["ema"]["outc.bias"].fill_(1e4)  # eps = 1e4 everywhere: every x0 saturates to black
+    save_checkpoint(path, state)  # saved so: its digest holds, its images do not
+    with pytest.raises(ValueError, match=f"^{re.escape(str(path))}: all 6 images are the single value 0 "
+                                         r"\(dpmpp, guidance 3, seed 0\): its weights are broken$"):
+        sample_variant("text-1s", sample_params(cfg_sweep="none"), copied)
+
+
+def test_sample_removes_temporary_files_left_by_a_killed_write(trained, caplog):
+    for split in ("test", "val"):
+        folder = trained / samples_dir("text-1s", split)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / ".epoch_001_g3_s0.npz.k1ll3d.tmp").write_bytes(b"half an archive")
+    sample_variant("text-1s", sample_params(cfg_sweep="none"), trained)
+    assert not list((trained / "data" / "samples").rglob("*.tmp"))
+    assert caplog.text.count("left by an interrupted write") == 2

@@ -1,4 +1,6 @@
+import logging
 import os
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -8,12 +10,13 @@ import pytest
 import torch
 
 import a2i.diffusion.train as train_module
+from a2i.diffusion.checkpoint import DIGEST, save_checkpoint
 from a2i.diffusion.sample import checkpoints, load_generator, sample_variant
 from a2i.diffusion.train import train
-from a2i.io import sha256_file
+from a2i.io import save_torch, sha256_file
 from a2i.variants import Variant
 
-from .helpers import REPO, make_root, sample_params, train_params, write_params
+from .helpers import REPO, corrupt_ema, make_root, sample_params, train_params, truncate, write_params
 
 
 def final_state(root: Path, epoch: int, variant: str = "text-1s") -> dict:
@@ -73,6 +76,9 @@ def test_a_run_killed_mid_epoch_resumes_to_bitwise_identical_weights(tmp_path, m
     assert_same_tensors(a["model"], b["model"])
     assert_same_tensors(a["ema"], b["ema"])
     assert torch.equal(a["rng"]["generator"], b["rng"]["generator"])
+    for name in ("epoch_002.pt", "epoch_004.pt"):  # byte-identical: the same dvc.lock, nothing downstream re-runs
+        assert sha256_file(resumed / "models" / "diffusion" / "text-1s" / name) == \
+            sha256_file(straight / "models" / "diffusion" / "text-1s" / name), name
     rows = (resumed / "dvclive" / "train" / "text-1s" / "plots" / "metrics" / "train" / "loss.tsv").read_text()
     assert [r.split("\t")[0] for r in rows.splitlines()[1:]] == ["1", "2", "3", "4"]
 
@@ -93,11 +99,65 @@ def test_checkpoints_of_another_model_layout_are_replaced_not_loaded(root):
     train("text-1s", train_params(epochs=1), root)
     path = root / "models" / "diffusion" / "text-1s" / "epoch_001.pt"
     state = torch.load(path, weights_only=True)
+    del state[DIGEST]
     state["model"] = {key.replace("project.1.", "project.0."): value for key, value in state["model"].items()
                       if not key.startswith("project.0.")}
-    torch.save(state, path)
+    save_checkpoint(path, state)
     train("text-1s", train_params(epochs=1), root)
     assert "project.0.mean" in torch.load(path, weights_only=True)["model"]
+    save_torch(path, {key: value for key, value in torch.load(path, weights_only=True).items() if key != DIGEST})
+    train("text-1s", train_params(epochs=1), root)  # written before checkpoints had a digest: replaced too
+    assert DIGEST in torch.load(path, weights_only=True)
+
+
+@pytest.mark.parametrize("damage, why", [(corrupt_ema, "its content does not match the digest saved with it"),
+                                         (truncate, "unreadable (truncated or damaged)")])
+def test_a_damaged_checkpoint_is_a_one_line_train_error_never_already_trained(root, damage, why, caplog):
+    train("text-1s", train_params(), root)
+    run = root / "models" / "diffusion" / "text-1s"
+    for epoch in (2, 1):  # the final checkpoint (else "already trained") and an earlier one
+        path = run / f"epoch_{epoch:03d}.pt"
+        good = path.read_bytes()
+        damage(path)
+        damaged = path.read_bytes()
+        with caplog.at_level(logging.INFO), pytest.raises(ValueError) as error:
+            train("text-1s", train_params(), root)
+        assert str(error.value) == f"{path}: {why}; run `dvc checkout {run}` or delete it and re-run `dvc repro`"
+        assert "already trained" not in caplog.text
+        assert path.read_bytes() == damaged and len(checkpoints(run)) == 2  # not replaced: the user must see it
+        path.write_bytes(good)
+
+
+def test_non_finite_weights_are_refused_even_under_a_matching_digest(root):
+    path = train("text-1s", train_params(epochs=1), root)
+    state = {key: value for key, value in torch.load(path, weights_only=True).items() if key != DIGEST}
+    state["ema"]["outc.bias"][0] = float("inf")
+    save_checkpoint(path, state)
+    with pytest.raises(ValueError, match=r"epoch_001\.pt: non-finite weights in ema\.outc\.bias; run `dvc checkout"):
+        load_generator(path)
+
+
+def test_the_train_stage_stops_at_corrupted_ema_weights_in_one_line(root, monkeypatch):
+    write_params(root, train=train_params())
+    monkeypatch.chdir(root)
+    monkeypatch.setattr(sys, "argv", ["train.py", "--variant", "text-1s"])
+    runpy.run_path(str(REPO / "stages" / "train.py"), run_name="__main__")
+    corrupt_ema(Path("models/diffusion/text-1s/epoch_002.pt"))
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_path(str(REPO / "stages" / "train.py"), run_name="__main__")
+    assert exit_info.value.code == (
+        "error: models/diffusion/text-1s/epoch_002.pt: its content does not match the digest saved with it; "
+        "run `dvc checkout models/diffusion/text-1s` or delete it and re-run `dvc repro`")
+
+
+def test_train_removes_temporary_files_left_by_a_killed_write(root, caplog):
+    run = root / "models" / "diffusion" / "text-1s"
+    run.mkdir(parents=True)
+    (run / ".epoch_001.pt.x1y2z3.tmp").write_bytes(b"half a checkpoint")
+    with caplog.at_level(logging.WARNING):
+        train("text-1s", train_params(epochs=1), root)
+    assert sorted(p.name for p in run.iterdir()) == ["epoch_001.pt"]
+    assert "epoch_001.pt.x1y2z3.tmp, left by an interrupted write" in caplog.text
 
 
 def test_a_non_finite_loss_stops_with_an_error_and_keeps_the_last_good_checkpoint(root, monkeypatch):

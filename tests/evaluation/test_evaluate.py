@@ -176,3 +176,11 @@ def test_paired_adherence_scores_files_of_the_same_conditions_and_their_differen
     with pytest.raises(ValueError, match="not conditioned on the same test samples"):
         paired_adherence({**files, "other": tmp_path / "epoch_003_g3_s0.npz"},
                          classifier.load_classifier(trained[0]), bootstrap=10)
+
+
+def test_collect_metrics_refuses_impossible_metrics_in_one_line(tmp_path):
+    path = tmp_path / "text-2s" / "epoch_002_g3.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps({"variant": "text-2s", "epoch": 2, "guidance": 3.0, "adherence": float("nan")}))
+    with pytest.raises(ValueError, match=rf"^{path}: impossible metrics \(adherence=nan: not finite\)"):
+        collect_metrics(tmp_path)

@@ -32,3 +32,22 @@ def test_confusion_rows_are_the_actual_class():
     assert proportions[0] == pytest.approx([1 / 3, 2 / 3, 0])
     assert np.isnan(proportions[1]).all()
     assert proportions[2] == pytest.approx([0, 0, 1])
+
+
+IMPOSSIBLE = [("adherence", 1.2, "adherence=1.2: a proportion outside [0, 1]"),
+              ("acc_oboe", -0.1, "acc_oboe=-0.1: a proportion outside [0, 1]"),
+              ("fid_test", float("nan"), "fid_test=nan: not finite"),
+              ("fid_test_sd", float("inf"), "fid_test_sd=inf: not finite"),
+              ("fid_test", -2.0, "fid_test=-2.0: negative"),
+              ("adherence_ci_low", 0.95, "adherence_ci_low=0.95 > adherence_ci_high=0.9")]
+
+
+@pytest.mark.parametrize("key, value, why", IMPOSSIBLE)
+def test_impossible_metrics_are_one_line_errors(key, value, why):
+    possible = {"variant": "text-2s", "epoch": 2, "adherence": 0.9, "adherence_sd": None, "adherence_ci_low": 0.85,
+                "adherence_ci_high": 0.9, "acc_oboe": 0.0, "acc_flute": None, "fid_test": 3.0, "fid_test_sd": 0.0,
+                "fid_test_ci_low": 3.5, "fid_test_ci_high": 4.0}  # a Frechet interval may exclude its estimate
+    stats.check_metrics(possible, "m.json")
+    with pytest.raises(ValueError) as error:
+        stats.check_metrics({**possible, key: value}, "m.json")
+    assert str(error.value) == f"m.json: impossible metrics ({why}): its samples or their evaluation are broken"

@@ -12,7 +12,7 @@ from a2i import params, variants
 from a2i.data.layout import INSTRUMENTS
 from a2i.evaluation.evaluate import write_confusion
 from a2i.io import save_npz, write_json
-from a2i.report import statistics, tables
+from a2i.report import figures, statistics, tables
 from a2i.report.build import build_report
 
 EPOCHS = (2, 4)
@@ -206,3 +206,23 @@ def build_select(test_rows):
     from a2i.report.build import select_best
 
     return select_best(test_rows, test_rows.iloc[:0], 3.0)
+
+
+def test_impossible_metrics_stop_the_report_in_one_line(run_dir, result):
+    path = run_dir / "metrics" / "evaluate" / "text-1s" / f"{variants.evaluation_name(2, 3.0)}.json"
+    good = path.read_text()
+    write_json(path, {**json.loads(good), "fid_classifier_test": -3.0})
+    try:
+        with pytest.raises(ValueError, match=rf"^{path}: impossible metrics \(fid_classifier_test=-3.0: negative\)"):
+            _build(run_dir, out="report_impossible")
+    finally:
+        path.write_text(good)
+    assert not (run_dir / "report_impossible").exists()
+
+
+def test_an_interval_that_excludes_its_point_estimate_is_drawn(tmp_path):
+    # Bootstrap replicates of a Frechet distance sit above its point estimate (a2i.evaluation.stats).
+    best = pd.DataFrame({"variant": ["text-1s", "text-2s"], "alignment": "text", "length_s": [1, 2], "epoch": [2, 4],
+                         "fid_test": [3.0, 4.0], "fid_test_ci_low": [3.5, 4.2], "fid_test_ci_high": [4.0, 5.0]})
+    figures.best_by_variant(best, "fid_test", tmp_path / "fid.png", lower_is_better=True, ylabel="fid_test")
+    assert (tmp_path / "fid.png").stat().st_size > 1000
