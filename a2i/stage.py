@@ -21,9 +21,10 @@ def run_stage(doc: str, action: Callable[..., object], *options: Option,
     """Parse `options` from the command line (`doc`, the script's docstring, is the --help description) and call
     `action` with them as keywords, logging at INFO.
 
-    `errors` end the process with the one line `error: <message>` and a non-zero exit: they report a bad input
-    or parameter, which a traceback would only bury. SIGTERM does too, after the clean-ups (an atomic write
-    removes its temporary file) that the default handler would skip.
+    `errors` end the process with the line `error: <message>` (one per line of the message: a2i.config reports
+    every bad parameter at once) and a non-zero exit: they report a bad input or parameter, which a traceback
+    would only bury. SIGTERM does too, after the clean-ups (an atomic write removes its temporary file) that the
+    default handler would skip.
     """
     parser = argparse.ArgumentParser(description=doc)
     for option in options:
@@ -35,7 +36,7 @@ def run_stage(doc: str, action: Callable[..., object], *options: Option,
     try:
         action(**vars(args))
     except errors as error:
-        raise SystemExit(f"error: {error}") from None
+        raise SystemExit("\n".join(f"error: {line}" for line in str(error).splitlines() or [""])) from None
 
 
 def _terminated(signum: int, frame) -> None:

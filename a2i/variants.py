@@ -65,6 +65,7 @@ def grid(lengths: list[int], alignments: list[str], study: dict) -> list[Variant
 
 # Artifact layout: every stage reads and writes through these helpers, so the DAG in dvc.yaml and the
 # code agree on paths.
+PARAMS_CHECK = Path("data/params_check.json")  # the `check` stage's: every other stage runs after it
 PREPARED = Path("data/prepared")
 EMBEDDINGS = Path("data/embeddings")
 SAMPLES = Path("data/samples")

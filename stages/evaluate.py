@@ -1,14 +1,15 @@
 """DVC stage `evaluate`: adherence, confusion and Frechet distances of every checkpoint of one variant."""
 
+from a2i.config import EvaluateConfig, load_section_config
 from a2i.evaluation.evaluate import evaluate_variant
-from a2i.params import load_section
 from a2i.stage import Option, run_stage
 from a2i.variants import CLASSIFIER, METRICS, PREPARED, samples_dir
 
 
 def evaluate(variant: str, device: str) -> None:
+    config = load_section_config(EvaluateConfig)
     evaluate_variant(variant, PREPARED, samples_dir(variant), CLASSIFIER, METRICS / "evaluate" / variant,
-                     f"plots/confusion/{variant}", **load_section("evaluate"), device=device)
+                     f"plots/confusion/{variant}", **config.kwargs(), device=device)
 
 
 if __name__ == "__main__":

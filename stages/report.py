@@ -1,7 +1,9 @@
 """DVC stage `report`: thesis tables, figures, the recipe card and metrics/summary.json from the metrics."""
 
+from dataclasses import asdict
 from pathlib import Path
 
+from a2i.config import ReportConfig, load_section_config
 from a2i.params import load_params
 from a2i.report.build import build_report
 from a2i.stage import run_stage
@@ -9,13 +11,11 @@ from a2i.variants import METRICS, grid
 
 
 def report() -> None:
-    params = load_params()
-    section = params["report"]
-    build_report(out=Path(section["out"]), metrics_dir=METRICS, plots_dir=Path("plots/confusion"),
-                 prepared=Path(section["prepared"]),
-                 grid=grid(section["lengths"], section["alignments"], section["study"]),
-                 guidance=float(section["guidance"]), cfg_sweep=section["cfg_sweep"],
-                 study_epoch=section["study"]["epoch"], dataset=section["dataset"], params=params)
+    config = load_section_config(ReportConfig)
+    build_report(out=Path(config.out), metrics_dir=METRICS, plots_dir=Path("plots/confusion"),
+                 prepared=Path(config.prepared), grid=grid(config.lengths, config.alignments, asdict(config.study)),
+                 guidance=config.guidance, cfg_sweep=config.cfg_sweep, study_epoch=config.study.epoch,
+                 dataset=config.dataset, params=load_params())
 
 
 if __name__ == "__main__":

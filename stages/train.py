@@ -3,11 +3,11 @@
 Multi-GPU / multi-process: `torchrun --nproc_per_node N stages/train.py --variant V`.
 """
 
+from a2i.config import TrainConfig, load_section_config
 from a2i.diffusion.train import train
-from a2i.params import load_section
 from a2i.stage import Option, run_stage
 
 if __name__ == "__main__":
-    run_stage(__doc__, lambda variant: train(variant, load_section("train")),
+    run_stage(__doc__, lambda variant: train(variant, load_section_config(TrainConfig)),
               Option("variant", "<alignment>-<length>s[-nocfg|-pca], e.g. text-2s-pca"),
               errors=(ValueError, FloatingPointError))

@@ -1,7 +1,7 @@
 """The README's recipes on a copy of this repository, with the `micro` profile (CPU, a couple of minutes).
 
 `dvc exp run -S ...` composes conf/ and runs every stage; a second `dvc repro` does nothing; two queued
-experiments run through `dvc queue` and `dvc metrics diff` tells them apart.
+experiments run through `dvc queue` and `dvc metrics diff` tells them apart; a bad parameter fails in seconds.
 """
 
 from __future__ import annotations
@@ -21,19 +21,24 @@ pytestmark = pytest.mark.slow
 
 
 def run(cwd: Path, *args: str, timeout: int = 900) -> str:
+    result = attempt(cwd, *args, timeout=timeout)
+    if result.returncode:
+        raise AssertionError(f"{' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result.stdout
+
+
+def attempt(cwd: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
     bin_dir = Path(sys.executable).parent
     env = os.environ | {
         "DVC_NO_ANALYTICS": "1",
         "DVC_SITE_CACHE_DIR": str(cwd.parent / "site-cache"),
         "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",  # stage commands call `python`
+        "PYTHONPATH": str(cwd),  # ... and import the copy's a2i, not the one installed (maybe from elsewhere)
         # experiments are git commits: a fresh machine may have no git identity
         "GIT_AUTHOR_NAME": "a2i tests", "GIT_AUTHOR_EMAIL": "tests@a2i.invalid",
         "GIT_COMMITTER_NAME": "a2i tests", "GIT_COMMITTER_EMAIL": "tests@a2i.invalid",
     }
-    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-    if result.returncode:
-        raise AssertionError(f"{' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
-    return result.stdout
+    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def wait_for_queue(project: Path, deadline_s: float) -> str:
@@ -47,10 +52,8 @@ def wait_for_queue(project: Path, deadline_s: float) -> str:
     raise AssertionError(f"queue still busy after {deadline_s} s:\n{status}")
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
+def clone(root: Path) -> Path:
     """A fresh git repository holding this project's files (tracked and untracked-not-ignored), no outputs."""
-    root = tmp_path_factory.mktemp("clone") / "a2i"
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
                            text=True, check=True).stdout.split()
     for name in files:
@@ -63,6 +66,23 @@ def project(tmp_path_factory) -> Path:
     run(root, "git", "add", "-A")
     run(root, "git", "commit", "-qm", "clone")
     return root
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    return clone(tmp_path_factory.mktemp("clone") / "a2i")
+
+
+def test_a_bad_parameter_fails_before_any_work(tmp_path_factory):
+    project = clone(tmp_path_factory.mktemp("bad") / "a2i")
+    start = time.monotonic()
+    result = attempt(project, "dvc", "exp", "run", "-S", "profile=micro", "-S", "sample.sampler=foo", timeout=120)
+    seconds = time.monotonic() - start
+    assert result.returncode != 0
+    assert "error: sample.sampler='foo' is not one of ddpm, ddim, dpmpp" in result.stdout + result.stderr
+    assert seconds < 30, seconds
+    made = [path for folder in ("data", "models") for path in (project / folder).rglob("*") if path.is_file()]
+    assert made == [], made  # DVC makes the outputs' empty folders, no stage ran
 
 
 def test_exp_run_then_noop_repro(project):

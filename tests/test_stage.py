@@ -73,6 +73,13 @@ def test_a_value_error_becomes_one_error_line(argv):
     assert exit_info.value.__cause__ is None and exit_info.value.__suppress_context__
 
 
+def test_each_line_of_an_error_is_its_own_error_line(argv):
+    argv("--variant", "text-1s")
+    with pytest.raises(SystemExit) as exit_info:
+        run_stage("doc", fail(ValueError("train.lr=0 is bad\nsample.steps=0 is bad")), VARIANT)
+    assert exit_info.value.code == "error: train.lr=0 is bad\nerror: sample.steps=0 is bad"
+
+
 def test_only_the_listed_errors_are_turned_into_one_line(argv):
     argv("--variant", "text-1s")
     with pytest.raises(SystemExit, match="^error: loss is nan$"):

@@ -17,11 +17,11 @@ from tqdm import tqdm
 
 from a2i.audioclip.esresnext import ESResNeXtFBSP
 from a2i.audioclip.model import profile_config
+from a2i.config import EmbedConfig
 from a2i.data.dataset import PreparedDataset
 from a2i.data.layout import SPLITS
 from a2i.devices import select_device
 from a2i.io import save_npy, write_csv
-from a2i.params import require
 from a2i.variants import PREPARED, Variant, audioclip_model, embeddings_dir
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ def parse_embedding(embedding: str) -> Variant:
     return variant
 
 
-def run_embed(embedding: str, params: dict[str, Any], prepared: str | Path = PREPARED,
+def run_embed(embedding: str, params: EmbedConfig | dict[str, Any], prepared: str | Path = PREPARED,
               model_path: str | Path | None = None, out_dir: str | Path | None = None) -> dict[str, np.ndarray]:
     """The `embed` stage: embed train/val/test of one (alignment, length) cell with its fine-tuned audio head.
 
@@ -89,19 +89,17 @@ def run_embed(embedding: str, params: dict[str, Any], prepared: str | Path = PRE
     only after every split is embedded. Returns the arrays by split.
     """
     variant = parse_embedding(embedding)
-    batch_size = int(require(params, "batch_size", "embed"))
-    if batch_size < 1:
-        raise ValueError(f"parameter 'embed.batch_size' must be >= 1, got {batch_size}")
+    config = EmbedConfig.of(params)
     model_path = Path(model_path or audioclip_model(variant.embedding))
     out_dir = Path(out_dir or embeddings_dir(variant.embedding))
     heads = read_heads(model_path)
     if (heads["alignment"], int(heads["length_s"])) != (variant.alignment, variant.length):
         raise ValueError(f"{model_path}: heads were fine-tuned for {heads['alignment']}-{heads['length_s']}s, "
                          f"not {variant.embedding}")
-    encoder = _audio_encoder(heads, model_path, select_device(str(require(params, "device", "embed"))))
+    encoder = _audio_encoder(heads, model_path, select_device(config.device))
 
     datasets = {split: PreparedDataset(prepared, variant.length, split) for split in SPLITS}
-    arrays = {split: embed_audio(encoder, data, batch_size, desc=f"embed {variant.embedding} {split}")
+    arrays = {split: embed_audio(encoder, data, config.batch_size, desc=f"embed {variant.embedding} {split}")
               for split, data in datasets.items()}
     for split, array in arrays.items():
         save_npy(out_dir / f"{split}.npy", array)

@@ -12,7 +12,7 @@ instruments apart, their cross pairs are not negatives (masked) unless `same_cla
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +28,11 @@ from a2i.audioclip.checkpoint import create_model
 from a2i.audioclip.embed import embed_audio, load_audio_encoder, parse_embedding
 from a2i.audioclip.model import AudioCLIP
 from a2i.audioclip.preprocess import preprocess_images
+from a2i.config import FinetuneConfig
 from a2i.data.dataset import PreparedDataset
 from a2i.data.layout import INSTRUMENTS
 from a2i.devices import select_device
 from a2i.io import save_torch, write_json
-from a2i.params import require
 from a2i.variants import METRICS, PREPARED, audioclip_model
 
 __all__ = [
@@ -45,49 +45,6 @@ log = logging.getLogger(__name__)
 # the reference's partner of the audio head, and the logit scale of that pair, per alignment
 PARTNER = {"text": "text", "frozen": "image", "mutual": "image"}
 NO_DECAY_PREFIXES = ("audio.fbsp.", "logit_scale_ai", "logit_scale_at")
-
-
-@dataclass(frozen=True)
-class FinetuneConfig:
-    """The `finetune` section of params.yaml."""
-
-    profile: str
-    checkpoint: str | None
-    allow_random_init: bool
-    epochs: int
-    batch_size: int
-    lr: float
-    lr_gamma: float
-    momentum: float
-    weight_decay: float
-    same_class_negatives: bool
-    max_steps_per_epoch: int | None
-    bn_recalibration_batches: int
-    device: str
-    seed: int
-
-    @classmethod
-    def from_params(cls, section: dict[str, Any]) -> "FinetuneConfig":
-        values = {name: require(section, name, "finetune") for name in cls.__dataclass_fields__}
-        config = cls(**values)
-        config.validate()
-        return config
-
-    def validate(self) -> None:
-        checks = {
-            "epochs": self.epochs >= 0, "batch_size": self.batch_size >= 2, "lr": self.lr > 0,
-            "lr_gamma": 0 < self.lr_gamma <= 1, "momentum": 0 <= self.momentum < 1,
-            "weight_decay": self.weight_decay >= 0,
-            "max_steps_per_epoch": self.max_steps_per_epoch is None or self.max_steps_per_epoch >= 1,
-            "bn_recalibration_batches": self.bn_recalibration_batches >= 0,
-        }
-        for name, ok in checks.items():
-            if not ok:
-                raise ValueError(f"parameter 'finetune.{name}' has an invalid value {getattr(self, name)!r}")
-        if self.checkpoint is None and not self.allow_random_init:
-            raise ValueError("finetune.checkpoint is null: the thesis fine-tunes the released, partially trained "
-                             "AudioCLIP (3.2.3); add `audioclip` to download.items and set finetune.checkpoint="
-                             "data/download/AudioCLIP-Partial-Training.pt, or set finetune.allow_random_init=true")
 
 
 def class_texts() -> list[str]:
@@ -306,12 +263,12 @@ def heads_state(model: AudioCLIP, alignment: str, length_s: int, pretrained: boo
     }
 
 
-def run_finetune(embedding: str, params: dict[str, Any], prepared: str | Path = PREPARED,
+def run_finetune(embedding: str, params: FinetuneConfig | dict[str, Any], prepared: str | Path = PREPARED,
                  model_path: str | Path | None = None, metrics_path: str | Path | None = None,
                  live_dir: str | Path | None = None) -> dict[str, Any]:
     """The `finetune` stage for one (alignment, length) cell: train, then write heads and metrics atomically."""
     variant = parse_embedding(embedding)
-    config = FinetuneConfig.from_params(params)
+    config = FinetuneConfig.of(params)
     model_path = Path(model_path or audioclip_model(variant.embedding))
     metrics_path = Path(metrics_path or METRICS / "finetune" / f"{variant.embedding}.json")
     live_dir = Path(live_dir or Path("dvclive") / "finetune" / variant.embedding)

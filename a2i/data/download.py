@@ -21,12 +21,12 @@ from urllib.parse import urlparse
 
 from tqdm import tqdm
 
+from a2i.data import DOWNLOAD_ITEMS, DOWNLOAD_SOURCES
 from a2i.data.layout import ORIGINAL_SPLITS, check_instrument_folders
 from a2i.io import sha256_file, write_json
 
 log = logging.getLogger(__name__)
 
-ITEMS = ("suburmp", "audioclip", "inception")
 ARCHIVES = (".zip", ".tar", ".tar.gz", ".tgz")
 # what a corrupt or truncated zip/tar(.gz) raises while it is read
 ARCHIVE_ERRORS = (zipfile.BadZipFile, tarfile.TarError, gzip.BadGzipFile, zlib.error, EOFError)
@@ -250,13 +250,13 @@ def download(out: str | Path, items: list[str], source: str = "url", local_dir: 
              retries: int = 3, **specs: dict) -> Path:
     """Fetch (or, with source=local, validate) `items`; write `<out>/manifest.json` listing what is where."""
     out = Path(out)
-    unknown = sorted(set(items) - set(ITEMS))
+    unknown = sorted(set(items) - set(DOWNLOAD_ITEMS))
     if unknown:
-        raise DownloadError(f"download.items: unknown {', '.join(unknown)} (known: {', '.join(ITEMS)})")
+        raise DownloadError(f"download.items: unknown {', '.join(unknown)} (known: {', '.join(DOWNLOAD_ITEMS)})")
     missing = [name for name in items if not isinstance(specs.get(name), dict) or "url" not in specs[name]]
     if missing:
         raise DownloadError(f"download.{missing[0]}.url is missing from params.yaml")
-    if source not in ("url", "local"):
+    if source not in DOWNLOAD_SOURCES:
         raise DownloadError(f"download.source must be 'url' or 'local', got '{source}'")
     if source == "local" and (local_dir is None or not Path(local_dir).is_dir()):
         raise DownloadError(f"download.local_dir '{local_dir}' is not a folder (needed with source: local)")

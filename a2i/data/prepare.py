@@ -26,6 +26,7 @@ import soundfile as sf
 from PIL import Image
 from tqdm import tqdm
 
+from a2i.data import ON_BAD_FILE
 from a2i.data.layout import (CHUNK_MS, HOP_MS, INSTRUMENTS, LABELS, ORIGINAL_SPLITS, SAMPLE_RATE, SPLITS,
                              check_instrument_folders, parse_stem)
 from a2i.io import write_csv, write_json
@@ -63,7 +64,7 @@ class BadFiles:
     """Applies `on_bad_file`: raise at the first bad file, or record it and go on."""
 
     def __init__(self, policy: str):
-        if policy not in ("error", "skip"):
+        if policy not in ON_BAD_FILE:
             raise ValueError(f"prepare.on_bad_file must be 'error' or 'skip', got '{policy}'")
         self.policy, self.rows = policy, []
 

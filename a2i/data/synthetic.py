@@ -32,13 +32,13 @@ import soundfile as sf
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
+from a2i.data import EDGE_SECONDS
 from a2i.data.layout import CHUNK_MS, HOP_MS, INSTRUMENTS, SAMPLE_RATE, Stem
 
 log = logging.getLogger(__name__)
 
 NOISE_STEP = 26  # noise floor: the sum of 4 integers in [-26, 26], std 30.6, so |noise| <= 104 stays below the
 #                  450 silence threshold of prepare
-EDGE_SECONDS = 0.8  # noise-only lead-in and tail of every performance
 HARMONICS = 12
 RESONANCE_LEVEL = 0.15  # RMS of the noise band relative to the harmonic part
 RESONANCE_WIDTH = 250.0  # Hz

@@ -19,13 +19,13 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
+from a2i.config import SampleConfig
 from a2i.data.dataset import PreparedDataset
 from a2i.devices import select_device, set_threads
 from a2i.diffusion.checkpoint import read_checkpoint
 from a2i.diffusion.schedule import Schedule
 from a2i.diffusion.unet import UNet
 from a2i.io import atomic_path, remove_stale_temps, save_npz, write_json
-from a2i.params import require
 from a2i.variants import PREPARED, Variant, diffusion_dir, embeddings_dir, sample_name, samples_dir
 
 log = logging.getLogger(__name__)
@@ -190,53 +190,54 @@ def sweep_epoch(checkpoint_epochs: list[int], cfg_epoch: int | None) -> int:
     return cfg_epoch
 
 
-def guidance_plan(variant: Variant, checkpoint_epochs: list[int], params: dict) -> dict[int, list[float]]:
+def guidance_plan(variant: Variant, checkpoint_epochs: list[int],
+                  params: SampleConfig | dict) -> dict[int, list[float]]:
     """Guidance scales per checkpoint epoch: `guidance` (1 for nocfg) everywhere, plus the CFG sweep
     (`cfg_scales`; nocfg: 1 only) at the `cfg_epoch` checkpoint of the swept embedding variant."""
-    get = lambda key: require(params, key, "sample")  # noqa: E731
+    config = SampleConfig.of(params)
     nocfg = variant.study == "nocfg"
-    base = 1.0 if nocfg else float(get("guidance"))
+    base = 1.0 if nocfg else config.guidance
     plan = {epoch: [base] for epoch in checkpoint_epochs}
-    if variant.embedding == get("cfg_sweep") and variant.study in (None, "nocfg"):
-        sweep = [1.0] if nocfg else [float(s) for s in get("cfg_scales")]
-        epoch = sweep_epoch(checkpoint_epochs, get("cfg_epoch"))
+    if variant.embedding == config.cfg_sweep and variant.study in (None, "nocfg"):
+        sweep = [1.0] if nocfg else config.cfg_scales
+        epoch = sweep_epoch(checkpoint_epochs, config.cfg_epoch)
         plan[epoch] = sorted(set(plan[epoch]) | set(sweep))
     return plan
 
 
-def sample_variant(variant: str, params: dict, root: Path = Path("."),
+def sample_variant(variant: str, params: SampleConfig | dict, root: Path = Path("."),
                    device: torch.device | None = None) -> list[Path]:
     """The `sample` stage: `data/samples/<variant>/<sample_name>.{npz,png}` for every checkpoint, seed and
     guidance of `guidance_plan` on the test conditions, and, for the main grid's variants, the same at the main
     guidance on `val_per_class` validation conditions per instrument (`.../val/`: model selection on
     validation). Returns the written .npz paths."""
     v = Variant.parse(variant)
-    get = lambda key: require(params, key, "sample")  # noqa: E731
-    set_threads(get("threads"))
+    config = SampleConfig.of(params)
+    set_threads(config.threads)
     device = device or select_device()
     found = checkpoints(root / diffusion_dir(v.name))
     if not found:
         raise ValueError(f"no checkpoints in {root / diffusion_dir(v.name)} (run `train --variant {v.name}`)")
     remove_stale_temps(root / samples_dir(v.name))
-    plans = {"test": guidance_plan(v, [epoch for epoch, _ in found], params)}
-    conditions = {"test": held_out_conditions(v, root, "test", get("per_class"), int(get("seed")))}
+    plans = {"test": guidance_plan(v, [epoch for epoch, _ in found], config)}
+    conditions = {"test": held_out_conditions(v, root, "test", config.per_class, config.seed)}
     if v.study is None:
-        plans["val"] = {epoch: [float(get("guidance"))] for epoch, _ in found}
-        conditions["val"] = held_out_conditions(v, root, "val", get("val_per_class"), int(get("seed")))
+        plans["val"] = {epoch: [config.guidance] for epoch, _ in found}
+        conditions["val"] = held_out_conditions(v, root, "val", config.val_per_class, config.seed)
     written = []
     for epoch, path in found:
-        model, config = load_generator(path, device)
+        model, run = load_generator(path, device)
         for split, plan in plans.items():
             cond, labels, rows = conditions[split]
             out_dir = root / samples_dir(v.name, split)
             for guidance in plan[epoch]:
-                for seed in get("seeds"):
-                    images = generate_images(model, cond, sampler=get("sampler"), steps=int(get("steps")),
-                                             guidance=guidance, seed=int(seed) + SPLIT_SEED_OFFSET[split],
-                                             schedule=Schedule(**config["model"]["schedule"]),
-                                             batch_size=int(get("batch_size")), device=device,
-                                             ddpm_variance=get("ddpm_variance"), source=path)
-                    name = sample_name(epoch, guidance, int(seed))
+                for seed in config.seeds:
+                    images = generate_images(model, cond, sampler=config.sampler, steps=config.steps,
+                                             guidance=guidance, seed=seed + SPLIT_SEED_OFFSET[split],
+                                             schedule=Schedule(**run["model"]["schedule"]),
+                                             batch_size=config.batch_size, device=device,
+                                             ddpm_variance=config.ddpm_variance, source=path)
+                    name = sample_name(epoch, guidance, seed)
                     save_npz(out_dir / f"{name}.npz", images=images, labels=labels, rows=rows)
                     if split == "test":
                         save_png(class_grid(images, labels), out_dir / f"{name}.png")

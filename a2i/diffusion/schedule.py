@@ -14,6 +14,7 @@ if TYPE_CHECKING:  # torch and diffusers load in the methods: the CLI reads SAMP
 
 SAMPLERS = ("ddpm", "ddim", "dpmpp")
 DDPM_VARIANCES = ("fixed_small", "fixed_large")  # posterior beta-tilde_t | beta_t (Ho et al. found both work)
+LOSS_WEIGHTINGS = ("eps", "v")  # the training loss per timestep: a2i.diffusion.train.diffusion_loss
 
 
 @dataclass(frozen=True)

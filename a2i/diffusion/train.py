@@ -24,6 +24,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from a2i.config import TrainConfig
 from a2i.data.dataset import PreparedDataset
 from a2i.devices import select_device, set_threads
 from a2i.diffusion.checkpoint import DIGEST, load_checkpoint, save_checkpoint, verify_checkpoint
@@ -31,14 +32,12 @@ from a2i.diffusion.sample import autocast, checkpoints, class_grid, generate_ima
 from a2i.diffusion.schedule import Schedule, add_noise
 from a2i.diffusion.unet import UNet
 from a2i.io import remove_stale_temps
-from a2i.params import require
 from a2i.variants import PREPARED, Variant, checkpoint_name, diffusion_dir
 
 log = logging.getLogger(__name__)
 
 # Config keys that may change between a run and its resumption without changing what the epochs compute.
 _RESUMABLE = ("epochs", "checkpoint_every", "compile")
-LOSS_WEIGHTINGS = ("eps", "v")  # see diffusion_loss
 
 
 @dataclass
@@ -54,34 +53,32 @@ def load_split(variant: Variant, split: str, root: Path) -> Split:
     return Split(torch.from_numpy(data.images()), torch.from_numpy(cond), data.labels)
 
 
-def run_config(variant: Variant, params: dict, image_size: int) -> dict:
+def run_config(variant: Variant, params: TrainConfig | dict, image_size: int) -> dict:
     """Everything that defines the run, stored in each checkpoint (and compared on resume); `image_size` is
     the side of the prepared images."""
-    get = lambda key: require(params, key, "train")  # noqa: E731
-    schedule = Schedule(int(get("timesteps")), float(get("beta_start")), float(get("beta_end")))
-    if get("loss_weighting") not in LOSS_WEIGHTINGS:
-        raise ValueError(f"train.loss_weighting must be one of {LOSS_WEIGHTINGS}, got '{get('loss_weighting')}'")
+    config = TrainConfig.of(params)
+    schedule = Schedule(config.timesteps, config.beta_start, config.beta_end)
     return {
         "variant": variant.name,
         "embedding": variant.embedding,
         "length_s": variant.length,
-        "model": {"profile": get("profile"), "projection": variant.projection(get("projection")),
-                  "dropout": float(get("dropout")), "pca_components": int(get("pca_components")),
+        "model": {"profile": config.profile, "projection": variant.projection(config.projection),
+                  "dropout": config.dropout, "pca_components": config.pca_components,
                   "schedule": schedule.as_dict(), "image_size": image_size,
-                  "output_skip": bool(get("output_skip")), "context_tokens": int(get("context_tokens")),
-                  "standardize": bool(get("standardize")), "pca_scale": bool(get("pca_scale")),
+                  "output_skip": config.output_skip, "context_tokens": config.context_tokens,
+                  "standardize": config.standardize, "pca_scale": config.pca_scale,
                   "encoding_norm": variant.encoding_norm(True)},
-        "loss_weighting": get("loss_weighting"),
-        "p_uncond": variant.p_uncond(float(get("p_uncond"))),
-        "batch_size": int(get("batch_size")),
-        "lr": float(get("lr")),
-        "ema": bool(get("ema")),
-        "ema_decay": float(get("ema_decay")),
-        "max_steps_per_epoch": get("max_steps_per_epoch"),
-        "seed": int(get("seed")),
-        "epochs": int(get("epochs")),
-        "checkpoint_every": int(get("checkpoint_every")),
-        "compile": bool(get("compile")),
+        "loss_weighting": config.loss_weighting,
+        "p_uncond": variant.p_uncond(config.p_uncond),
+        "batch_size": config.batch_size,
+        "lr": config.lr,
+        "ema": config.ema,
+        "ema_decay": config.ema_decay,
+        "max_steps_per_epoch": config.max_steps_per_epoch,
+        "seed": config.seed,
+        "epochs": config.epochs,
+        "checkpoint_every": config.checkpoint_every,
+        "compile": config.compile,
     }
 
 
@@ -146,15 +143,17 @@ def _to_model_space(images: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 
 class Trainer:
-    def __init__(self, variant: Variant, params: dict, root: Path, rank: int, world: int, device: torch.device):
+    def __init__(self, variant: Variant, params: TrainConfig | dict, root: Path, rank: int, world: int,
+                 device: torch.device):
         self.variant, self.root, self.rank, self.world, self.device = variant, root, rank, world, device
+        params = TrainConfig.of(params)
         self.train = load_split(variant, "train", root)
         self.val = load_split(variant, "val", root)
         self.config = run_config(variant, params, image_size=self.train.images.shape[1])
         self.image_shape = (3, *self.train.images.shape[1:3])
         self.run_dir = root / diffusion_dir(variant.name)
-        self.preview = require(params, "preview", "train")
-        self.val_samples = int(require(params, "val_samples", "train"))
+        self.preview = params.preview
+        self.val_samples = params.val_samples
         if self.config["batch_size"] % world:
             raise ValueError(f"train.batch_size={self.config['batch_size']} is not divisible by {world} processes")
         self.schedule = Schedule(**self.config["model"]["schedule"])
@@ -294,9 +293,9 @@ class Trainer:
     def preview_grid(self):
         """One EMA sample per class for the first val items of each instrument (dvclive image)."""
         rows = np.array([np.flatnonzero(self.val.labels == c)[0] for c in np.unique(self.val.labels)])
-        guidance = float(self.preview["guidance"]) if self.config["p_uncond"] > 0 else 1.0
-        images = generate_images(self.ema.model, self.val.cond[rows].numpy(), sampler=self.preview["sampler"],
-                                 steps=int(self.preview["steps"]), guidance=guidance, seed=self.config["seed"],
+        guidance = self.preview.guidance if self.config["p_uncond"] > 0 else 1.0
+        images = generate_images(self.ema.model, self.val.cond[rows].numpy(), sampler=self.preview.sampler,
+                                 steps=self.preview.steps, guidance=guidance, seed=self.config["seed"],
                                  schedule=self.schedule, batch_size=len(rows), device=self.device)
         return class_grid(images, self.val.labels[rows], per_class=1)
 
@@ -314,10 +313,11 @@ def _live(root: Path, variant: str, resume_epoch: int):
     return live
 
 
-def train(variant: str, params: dict, root: Path = Path(".")) -> Path:
+def train(variant: str, params: TrainConfig | dict, root: Path = Path(".")) -> Path:
     """Train (or resume) `models/diffusion/<variant>/`; returns the final checkpoint path."""
     v = Variant.parse(variant)
-    set_threads(require(params, "threads", "train"))
+    params = TrainConfig.of(params)
+    set_threads(params.threads)
     rank, world = _distributed()
     device = select_device()
     trainer = Trainer(v, params, root, rank, world, device)

@@ -21,6 +21,7 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from a2i.data.layout import INSTRUMENTS
+from a2i.evaluation import LR_SCHEDULES
 from a2i.io import save_torch, write_json
 
 log = logging.getLogger(__name__)
@@ -169,9 +170,6 @@ def add_pixel_noise(x: torch.Tensor, max_std: float, generator: torch.Generator)
         return x
     std = torch.rand((len(x), 1, 1, 1), generator=generator) * max_std
     return x + std * torch.randn(x.shape, generator=generator)
-
-
-LR_SCHEDULES = ("constant", "onecycle")
 
 
 def train_classifier(train: RealSplit, val: RealSplit, epochs: int, batch_size: int, lr: float, seed: int,

@@ -164,7 +164,7 @@ def test_invalid_params_name_the_key(name, value):
 
 
 def test_missing_param_names_the_key():
-    with pytest.raises(SystemExit, match="finetune.lr_gamma"):
+    with pytest.raises(ValueError, match="finetune.lr_gamma is missing"):
         FinetuneConfig.from_params({k: v for k, v in PARAMS.items() if k != "lr_gamma"})
 
 

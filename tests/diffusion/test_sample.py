@@ -7,6 +7,8 @@ from a2i.diffusion.sample import (class_grid, generate_images, guidance_plan, gu
 from a2i.diffusion.schedule import Schedule, add_noise
 from a2i.variants import Variant
 
+from .helpers import sample_params
+
 ALPHAS = Schedule().alphas_cumprod()
 SIGMA = torch.tensor([0.5, 1.0, 0.3, 0.8])
 
@@ -118,7 +120,7 @@ def test_uint8_conversion_and_grids():
 
 
 def test_guidance_plan_adds_the_cfg_sweep_at_the_study_checkpoint_only():
-    params = {"guidance": 3.0, "cfg_scales": [1, 3, 5], "cfg_sweep": "text-2s", "cfg_epoch": None}
+    params = sample_params(guidance=3.0, cfg_scales=[1, 3, 5], cfg_sweep="text-2s", cfg_epoch=None)
     assert guidance_plan(Variant.parse("text-2s"), [2, 4], params) == {2: [3.0], 4: [1.0, 3.0, 5.0]}
     assert guidance_plan(Variant.parse("text-2s-nocfg"), [2, 4], params) == {2: [1.0], 4: [1.0]}
     assert guidance_plan(Variant.parse("text-2s-pca"), [2, 4], params) == {2: [3.0], 4: [3.0]}

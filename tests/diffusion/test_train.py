@@ -239,7 +239,7 @@ def test_the_image_size_comes_from_the_prepared_data(tmp_path):
 
 
 def test_bad_inputs_are_clear_errors(root):
-    with pytest.raises(ValueError, match="train.loss_weighting must be one of"):
+    with pytest.raises(ValueError, match="train.loss_weighting='x0' is not one of eps, v"):
         train("text-1s", train_params(loss_weighting="x0"), root)
     with pytest.raises(ValueError, match="not divisible by 3 processes"):
         train_module.Trainer(Variant.parse("text-1s"), train_params(batch_size=4), root, rank=0, world=3,

@@ -1,0 +1,536 @@
+"""The typed, validated parameters: one dataclass per section of params.yaml, and the grid keys.
+
+Every value is checked against what its stage accepts before any work: a stage reads its own section through
+`load_section_config`, and the first DVC stage, `check`, validates all of params.yaml with `check_params`, so a
+bad `-S` override fails in seconds instead of after hours of training. Every problem is one line naming the
+key, the value and what is allowed; all of them are reported together (`ConfigError`).
+
+Import cost matters (the `check` stage runs on every `dvc exp run`): only light modules are imported here,
+never torch or numpy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, Callable, ClassVar, TypeVar
+
+from a2i.data import DOWNLOAD_ITEMS, DOWNLOAD_SOURCES, EDGE_SECONDS, ON_BAD_FILE
+from a2i.data.layout import INSTRUMENTS
+from a2i.diffusion.schedule import DDPM_VARIANCES, LOSS_WEIGHTINGS, SAMPLERS
+from a2i.evaluation import LR_SCHEDULES
+from a2i.params import load_params
+from a2i.variants import ALIGNMENTS, STUDIES
+
+# The size profiles of a2i.audioclip.model.PROFILES and a2i.diffusion.unet.PROFILES (a test checks they agree).
+PROFILES = ("tiny", "thesis")
+DEVICES = ("auto", "cpu", "cuda")  # a2i.devices.select_device
+PROJECTIONS = ("fc", "pca")
+DATASETS = ("synthetic", "suburmp")
+MAX_LENGTH_S = 10  # a2i.variants.Variant
+
+
+class ConfigError(ValueError):
+    """Every problem found in the parameters, one per line (a stage prints each as `error: <problem>`)."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+# ------------------------------------------------------------------------------------------------ rules
+
+# A rule says what one key accepts: its `parse(key, value, problems)` returns the value, normalised, and adds a
+# line to `problems` for each thing wrong with it.
+
+@dataclass(frozen=True)
+class Check:
+    """A plain value: `allowed` completes "<key>=<value> is not ..."; `convert` normalises a good value (an int
+    given for a float key becomes a float, as the stages' float() calls used to make it)."""
+
+    allowed: str
+    accepts: Callable[[Any], bool]
+    convert: Callable[[Any], Any] = lambda value: value
+
+    def parse(self, key: str, value: Any, problems: list[str]) -> Any:
+        if self.accepts(value):
+            return self.convert(value)
+        problems.append(f"{key}={value!r} is not {self.allowed}")
+        return value
+
+
+@dataclass(frozen=True)
+class ListOf:
+    """A list whose every item follows `item` (each bad item is its own problem)."""
+
+    item: Check
+    nonempty: bool = True
+
+    @property
+    def allowed(self) -> str:
+        return f"a {'non-empty ' if self.nonempty else ''}list of {self.item.allowed}"
+
+    def parse(self, key: str, value: Any, problems: list[str]) -> Any:
+        if not isinstance(value, list) or (self.nonempty and not value):
+            problems.append(f"{key}={value!r} is not {self.allowed}")
+            return value
+        return [self.item.parse(f"{key}[{i}]", item, problems) for i, item in enumerate(value)]
+
+
+@dataclass(frozen=True)
+class Nested:
+    """A mapping parsed into the dataclass `section` (its keys named `<key>.<name>`)."""
+
+    section: type
+
+    def parse(self, key: str, value: Any, problems: list[str]) -> Any:
+        return parse_section(self.section, key, value, problems)
+
+
+@dataclass(frozen=True)
+class MappingOf:
+    """A mapping from names following `name` to values following `item`."""
+
+    allowed: str
+    name: Check
+    item: Check
+
+    def parse(self, key: str, value: Any, problems: list[str]) -> Any:
+        if not isinstance(value, dict):
+            problems.append(f"{key}={value!r} is not {self.allowed}")
+            return value
+        for name in value:
+            self.name.parse(f"{key} key", name, problems)
+        return {name: self.item.parse(f"{key}.{name}", item, problems) for name, item in value.items()}
+
+
+Rule = Check | ListOf | Nested | MappingOf
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
+
+
+def integer(low: int | None = None, high: int | None = None) -> Check:
+    bound = (f" in {low}..{high}" if high is not None else f" >= {low}") if low is not None else ""
+    return Check(f"an integer{bound}", lambda v: _is_int(v) and (low is None or v >= low)
+                 and (high is None or v <= high))
+
+
+def number(low: float | None = None, high: float | None = None, *, open_low: bool = False,
+           open_high: bool = False) -> Check:
+    if low is not None and high is not None:
+        bound = f" in {'(' if open_low else '['}{low:g}, {high:g}{')' if open_high else ']'}"
+    elif low is not None:
+        bound = f" {'>' if open_low else '>='} {low:g}"
+    else:
+        bound = ""
+
+    def accepts(v: Any) -> bool:
+        return _is_number(v) and (low is None or (v > low if open_low else v >= low)) and (
+            high is None or (v < high if open_high else v <= high))
+
+    return Check(f"a number{bound}", accepts, float)
+
+
+def one_of(choices: tuple[str, ...]) -> Check:
+    return Check(f"one of {', '.join(choices)}", lambda v: isinstance(v, str) and v in choices)
+
+
+def optional(rule: Check) -> Check:
+    return dataclasses.replace(rule, allowed=f"{rule.allowed} or null",
+                               accepts=lambda v: v is None or rule.accepts(v),
+                               convert=lambda v: None if v is None else rule.convert(v))
+
+
+def list_of(item: Check, *, nonempty: bool = True) -> ListOf:
+    return ListOf(item, nonempty)
+
+
+def _tenths(value: float) -> bool:
+    return abs(value * 10 - round(value * 10)) <= 1e-9
+
+
+BOOLEAN = Check("a boolean (true or false)", lambda v: isinstance(v, bool))
+TEXT = Check("a non-empty string", lambda v: isinstance(v, str) and v != "")
+SEED = integer(0)
+LENGTH = integer(1, MAX_LENGTH_S)  # seconds; the variant names' `<L>s`
+# as given: prepare names its index files by the length (`index_2s_...`)
+SECONDS = Check("a positive multiple of 0.1 s", lambda v: _is_number(v) and v > 0 and _tenths(v))
+BOX = Check("[left, top, right, bottom] with 0 <= left < right <= 1 and 0 <= top < bottom <= 1",
+            lambda v: isinstance(v, list) and len(v) == 4 and all(map(_is_number, v))
+            and 0 <= v[0] < v[2] <= 1 and 0 <= v[1] < v[3] <= 1)
+SPAN = Check("[start_s, end_s] with both >= 0", lambda v: isinstance(v, list) and len(v) == 2
+             and all(map(_is_number, v)) and min(v) >= 0)
+
+
+def rule(check: Rule) -> Any:
+    """A required dataclass field checked by `check`."""
+    return field(metadata={"rule": check})
+
+
+def nested(section: type) -> Any:
+    return rule(Nested(section))
+
+
+# ------------------------------------------------------------------------------------------------ parsing
+
+S = TypeVar("S")
+
+
+def parse_section(cls: type[S], key: str, values: Any, problems: list[str]) -> S | None:
+    """`values` checked field by field into a `cls`; every problem (missing, unknown or bad key) goes to
+    `problems`. Returns None when any was found."""
+    if not isinstance(values, dict):
+        problems.append(f"{key}={values!r} is not a mapping")
+        return None
+    before = len(problems)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    parsed = {}
+    for name, spec in fields.items():
+        if name in values:
+            parsed[name] = spec.metadata["rule"].parse(f"{key}.{name}", values[name], problems)
+        else:
+            problems.append(f"{key}.{name} is missing")
+    for name in values:
+        if name not in fields:
+            problems.append(f"{key}.{name} is not a known parameter (known: {', '.join(fields)})")
+    if len(problems) > before:
+        return None
+    section = cls(**parsed)
+    problems.extend(section.cross_checks() if isinstance(section, Section) else ())
+    return section if len(problems) == before else None
+
+
+class Section:
+    """A params.yaml section: `NAME` is its key; `cross_checks` checks its keys against each other."""
+
+    NAME: ClassVar[str]
+
+    def cross_checks(self) -> list[str]:
+        return []
+
+    @classmethod
+    def from_params(cls: type[S], values: Any) -> S:
+        """The validated section (`values`: its mapping), or ConfigError listing every problem of it."""
+        problems: list[str] = []
+        section = parse_section(cls, cls.NAME, values, problems)
+        if problems:
+            raise ConfigError(problems)
+        return section
+
+    @classmethod
+    def of(cls: type[S], values: Any) -> S:
+        """`values` when already validated, else `from_params(values)` (library callers may pass either)."""
+        return values if isinstance(values, cls) else cls.from_params(values)
+
+    def kwargs(self) -> dict[str, Any]:
+        """The section as the keyword arguments of its stage's function (nested sections as dicts)."""
+        return dataclasses.asdict(self)
+
+
+# ------------------------------------------------------------------------------------------------ sections
+
+@dataclass(frozen=True)
+class Study:
+    """`study` (and `report.study`): the CFG and projection studies on one embedding variant."""
+
+    alignment: str = rule(one_of(ALIGNMENTS))
+    length: int = rule(LENGTH)
+    variants: list[str] = rule(list_of(one_of(STUDIES), nonempty=False))
+    epoch: int | None = rule(optional(integer(1)))
+
+
+@dataclass(frozen=True)
+class SynthesizeConfig(Section):
+    NAME = "synthesize"
+    seed: int = rule(SEED)
+    out: str = rule(TEXT)
+    train_performances: int = rule(integer(1))
+    validation_performances: int = rule(integer(1))
+    performance_seconds: float = rule(Check(f"a multiple of 0.1 s >= {2 * EDGE_SECONDS + 1:g}",
+                                           lambda v: _is_number(v) and v >= 2 * EDGE_SECONDS + 1 and _tenths(v),
+                                           float))
+    frame_width: int = rule(integer(1))
+    frame_height: int = rule(integer(1))
+
+    def cross_checks(self) -> list[str]:
+        if self.frame_width < self.frame_height:
+            return [f"synthesize.frame_width={self.frame_width} is not >= synthesize.frame_height="
+                    f"{self.frame_height} (frames are landscape, cropped to a square)"]
+        return []
+
+
+@dataclass(frozen=True)
+class DownloadItem:
+    url: str = rule(TEXT)
+    sha256: str = rule(Check("a string (empty: not checked)", lambda v: isinstance(v, str)))
+
+
+@dataclass(frozen=True)
+class DownloadConfig(Section):
+    NAME = "download"
+    out: str = rule(TEXT)
+    source: str = rule(one_of(DOWNLOAD_SOURCES))
+    local_dir: str | None = rule(optional(TEXT))
+    items: list[str] = rule(list_of(one_of(DOWNLOAD_ITEMS), nonempty=False))
+    retries: int = rule(integer(0))
+    suburmp: DownloadItem = nested(DownloadItem)
+    audioclip: DownloadItem = nested(DownloadItem)
+    inception: DownloadItem = nested(DownloadItem)
+
+    def cross_checks(self) -> list[str]:
+        if self.source == "local" and self.local_dir is None:
+            return ["download.local_dir=None is not a folder (needed with download.source: local)"]
+        return []
+
+
+@dataclass(frozen=True)
+class PrepareConfig(Section):
+    NAME = "prepare"
+    raw: str = rule(TEXT)
+    out: str = rule(TEXT)
+    lengths: list[float] = rule(list_of(SECONDS))
+    silence_peak: int = rule(integer(0, 32767))
+    image_size: int = rule(integer(1))
+    crop: dict[str, list[float]] = rule(MappingOf("a mapping of instrument to box", one_of(INSTRUMENTS), BOX))
+    trim: dict[str, list[float]] = rule(MappingOf("a mapping of performance to span", TEXT, SPAN))
+    on_bad_file: str = rule(one_of(ON_BAD_FILE))
+    metrics: str | None = rule(optional(TEXT))
+
+
+@dataclass(frozen=True)
+class FinetuneConfig(Section):
+    """`finetune` (thesis 4.3.1)."""
+
+    NAME = "finetune"
+    profile: str = rule(one_of(PROFILES))
+    checkpoint: str | None = rule(optional(TEXT))
+    allow_random_init: bool = rule(BOOLEAN)
+    epochs: int = rule(integer(0))
+    batch_size: int = rule(integer(2))  # the contrastive loss needs a negative
+    lr: float = rule(number(0, open_low=True))
+    lr_gamma: float = rule(number(0, 1, open_low=True))
+    momentum: float = rule(number(0, 1, open_high=True))
+    weight_decay: float = rule(number(0))
+    same_class_negatives: bool = rule(BOOLEAN)
+    max_steps_per_epoch: int | None = rule(optional(integer(1)))
+    bn_recalibration_batches: int = rule(integer(0))
+    device: str = rule(one_of(DEVICES))
+    seed: int = rule(SEED)
+
+    def cross_checks(self) -> list[str]:
+        if self.checkpoint is None and not self.allow_random_init:
+            return ["finetune.checkpoint is null: the thesis fine-tunes the released, partially trained "
+                    "AudioCLIP (3.2.3); add `audioclip` to download.items and set finetune.checkpoint="
+                    "data/download/AudioCLIP-Partial-Training.pt, or set finetune.allow_random_init=true"]
+        return []
+
+
+@dataclass(frozen=True)
+class EmbedConfig(Section):
+    NAME = "embed"
+    batch_size: int = rule(integer(1))
+    device: str = rule(one_of(DEVICES))
+
+
+@dataclass(frozen=True)
+class Preview:
+    """`train.preview`: the dvclive image grid at every checkpoint."""
+
+    sampler: str = rule(one_of(SAMPLERS))
+    steps: int = rule(integer(1))
+    guidance: float = rule(number(0))
+
+
+@dataclass(frozen=True)
+class TrainConfig(Section):
+    NAME = "train"
+    profile: str = rule(one_of(PROFILES))
+    projection: str = rule(one_of(PROJECTIONS))
+    pca_components: int = rule(integer(1))
+    dropout: float = rule(number(0, 1, open_high=True))
+    epochs: int = rule(integer(1))
+    batch_size: int = rule(integer(1))
+    max_steps_per_epoch: int | None = rule(optional(integer(1)))
+    lr: float = rule(number(0, open_low=True))
+    loss_weighting: str = rule(one_of(LOSS_WEIGHTINGS))
+    p_uncond: float = rule(number(0, 1))
+    output_skip: bool = rule(BOOLEAN)
+    context_tokens: int = rule(integer(1))
+    standardize: bool = rule(BOOLEAN)
+    pca_scale: bool = rule(BOOLEAN)
+    ema: bool = rule(BOOLEAN)
+    ema_decay: float = rule(number(0, 1, open_high=True))
+    checkpoint_every: int = rule(integer(1))
+    timesteps: int = rule(integer(1))
+    beta_start: float = rule(number(0, 1, open_low=True, open_high=True))
+    beta_end: float = rule(number(0, 1, open_low=True, open_high=True))
+    compile: bool = rule(BOOLEAN)
+    val_samples: int = rule(integer(1))
+    preview: Preview = nested(Preview)
+    threads: int | None = rule(optional(integer(1)))
+    seed: int = rule(SEED)
+
+    def cross_checks(self) -> list[str]:
+        if self.beta_start >= self.beta_end:
+            return [f"train.beta_start={self.beta_start!r} is not below train.beta_end={self.beta_end!r}"]
+        return []
+
+    def checkpoint_epochs(self) -> list[int]:
+        """The epochs `train` saves a checkpoint at (a2i.diffusion.train.train)."""
+        return sorted({*range(self.checkpoint_every, self.epochs + 1, self.checkpoint_every), self.epochs})
+
+
+@dataclass(frozen=True)
+class SampleConfig(Section):
+    NAME = "sample"
+    sampler: str = rule(one_of(SAMPLERS))
+    steps: int = rule(integer(1))
+    ddpm_variance: str = rule(one_of(DDPM_VARIANCES))
+    guidance: float = rule(number(0))
+    cfg_scales: list[float] = rule(list_of(number(0)))
+    cfg_sweep: str = rule(TEXT)  # an embedding variant; any other name sweeps none
+    cfg_epoch: int | None = rule(optional(integer(1)))
+    seeds: list[int] = rule(list_of(SEED))
+    per_class: int | None = rule(optional(integer(1)))
+    val_per_class: int | None = rule(optional(integer(1)))
+    batch_size: int = rule(integer(1))
+    threads: int | None = rule(optional(integer(1)))
+    seed: int = rule(SEED)
+
+
+@dataclass(frozen=True)
+class ClassifyConfig(Section):
+    NAME = "classify"
+    epochs: int = rule(integer(1))
+    batch_size: int = rule(integer(1))
+    lr: float = rule(number(0, open_low=True))
+    min_accuracy: float = rule(number(0, 1))
+    noise_std: float = rule(number(0))
+    augment: bool = rule(BOOLEAN)
+    lr_schedule: str = rule(one_of(LR_SCHEDULES))
+    seed: int = rule(SEED)
+
+
+@dataclass(frozen=True)
+class EvaluateConfig(Section):
+    NAME = "evaluate"
+    fid_weights: str | None = rule(optional(TEXT))
+    allow_fid_classifier: bool = rule(BOOLEAN)
+    bootstrap: int = rule(integer(1))
+    batch_size: int = rule(integer(1))
+    seed: int = rule(SEED)
+
+
+@dataclass(frozen=True)
+class ReportConfig(Section):
+    NAME = "report"
+    out: str = rule(TEXT)
+    guidance: float = rule(number(0))
+    cfg_sweep: str = rule(TEXT)
+    prepared: str = rule(TEXT)
+    lengths: list[int] = rule(list_of(LENGTH))
+    alignments: list[str] = rule(list_of(one_of(ALIGNMENTS)))
+    study: Study = nested(Study)
+    dataset: str = rule(one_of(DATASETS))
+
+
+SECTIONS: tuple[type[Section], ...] = (SynthesizeConfig, DownloadConfig, PrepareConfig, FinetuneConfig, EmbedConfig,
+                                       TrainConfig, SampleConfig, ClassifyConfig, EvaluateConfig, ReportConfig)
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The top-level keys: the experiment grid (thesis 4.3) and the studies (4.4, 4.5)."""
+
+    lengths: list[int] = rule(list_of(LENGTH))
+    alignments: list[str] = rule(list_of(one_of(ALIGNMENTS)))
+    checkpoint_every: int = rule(integer(1))
+    study: Study = nested(Study)
+    cfg_scales: list[float] = rule(list_of(number(0)))
+    seeds: list[int] = rule(list_of(SEED))
+
+
+# ------------------------------------------------------------------------------------------------ all of it
+
+@dataclass(frozen=True)
+class Params:
+    grid: Grid
+    sections: dict[str, Section]
+
+
+def check_params(params: dict[str, Any]) -> Params:
+    """Every section and grid key of a params.yaml, and what they must agree on; ConfigError lists every
+    problem found."""
+    problems: list[str] = []
+    if not isinstance(params, dict):
+        raise ConfigError([f"params.yaml holds {params!r}, not a mapping of sections"])
+    grid_keys = {f.name for f in dataclasses.fields(Grid)}
+    grid = parse_section(Grid, "params", {k: v for k, v in params.items() if k in grid_keys}, problems)
+    sections = {cls.NAME: _parse_named(cls, params, problems) for cls in SECTIONS}
+    for key in params.keys() - grid_keys - sections.keys():
+        problems.append(f"{key} is not a known section (known: {', '.join([*grid_keys, *sections])})")
+    problems = [p.removeprefix("params.") for p in problems]
+    problems += _lengths_prepared(grid, sections["prepare"]) + _sweep_checkpoint(sections["train"], sections["sample"])
+    problems += _fit_synthetic(sections["prepare"], sections["synthesize"])
+    if problems:
+        raise ConfigError(problems)
+    return Params(grid, sections)
+
+
+# What no one section can check alone; each check needs its sections valid (None: their problems are reported).
+
+def _lengths_prepared(grid: Grid | None, prepare: PrepareConfig | None) -> list[str]:
+    if grid is None or prepare is None:
+        return []
+    problems = [f"lengths={length!r} is not in prepare.lengths={prepare.lengths!r} (nothing is cut at that length)"
+                for length in grid.lengths if length not in prepare.lengths]
+    if grid.study.variants and grid.study.length not in prepare.lengths:
+        problems.append(f"study.length={grid.study.length!r} is not in prepare.lengths={prepare.lengths!r}")
+    return problems
+
+
+def _sweep_checkpoint(train: TrainConfig | None, sample: SampleConfig | None) -> list[str]:
+    if train is None or sample is None or sample.cfg_epoch is None or sample.cfg_epoch in train.checkpoint_epochs():
+        return []
+    return [f"sample.cfg_epoch={sample.cfg_epoch!r} is not a checkpoint epoch of train.epochs={train.epochs} and "
+            f"train.checkpoint_every={train.checkpoint_every} (study.epoch sets it; null: the final one)"]
+
+
+def _fit_synthetic(prepare: PrepareConfig | None, synthesize: SynthesizeConfig | None) -> list[str]:
+    """On the synthetic data the longest sample is known before it exists: a validation performance is cut in
+    halves, val samples from the first and test samples from the second (a2i.data.prepare.select_samples)."""
+    if prepare is None or synthesize is None or not _synthetic(prepare, synthesize):
+        return []
+    longest = int(round(synthesize.performance_seconds * 10)) // 2 / 10
+    return [f"prepare.lengths[{i}]={length!r} is not at most {longest:g} s, half of synthesize.performance_seconds="
+            f"{synthesize.performance_seconds:g} (val and test samples each come from one half of a validation "
+            f"performance)" for i, length in enumerate(prepare.lengths) if length > longest + 1e-9]
+
+
+def _synthetic(prepare: PrepareConfig, synthesize: SynthesizeConfig) -> bool:
+    """Whether `prepare` reads what `synthesize` writes (the data=synthetic group)."""
+    return PurePosixPath(prepare.raw) == PurePosixPath(synthesize.out) / "Sub-URMP"
+
+
+def _parse_named(cls: type[Section], params: dict[str, Any], problems: list[str]) -> Section | None:
+    if cls.NAME not in params:
+        problems.append(f"{cls.NAME} is missing (a section of params.yaml)")
+        return None
+    return parse_section(cls, cls.NAME, params[cls.NAME], problems)
+
+
+def load_section_config(cls: type[S], path: str | Path = "params.yaml") -> S:
+    """A stage's own section of params.yaml, validated (ConfigError listing its problems)."""
+    problems: list[str] = []
+    section = _parse_named(cls, load_params(path), problems)
+    if problems:
+        raise ConfigError(problems)
+    return section

@@ -1,0 +1,173 @@
+"""a2i/config.py: every parameter validated at once, one line per problem, without torch."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from a2i import config, params
+from a2i.config import ConfigError, FinetuneConfig, SampleConfig, TrainConfig, check_params
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def committed() -> dict:
+    return params.committed(REPO / "params.yaml")
+
+
+def problems(values: dict) -> list[str]:
+    with pytest.raises(ConfigError) as error:
+        check_params(values)
+    return error.value.problems
+
+
+def changed(values: dict, **keys) -> dict:
+    """A deep copy of `values` with `section__key=value` (or top-level `key=value`) set."""
+    values = copy.deepcopy(values)
+    for path, value in keys.items():
+        *sections, key = path.split("__")
+        target = values
+        for section in sections:
+            target = target[section]
+        target[key] = value
+    return values
+
+
+def test_the_committed_params_validate(committed):
+    checked = check_params(committed)
+    assert isinstance(checked.sections["train"], TrainConfig) and checked.grid.lengths == committed["lengths"]
+
+
+@pytest.mark.parametrize("overrides", [["profile=thesis", "data=suburmp"], ["profile=micro"], ["profile=ablation"],
+                                       ["projection=pca"]])
+def test_the_profiles_validate(overrides):
+    check_params(params.compose(REPO / "conf", overrides))
+
+
+@pytest.mark.parametrize("key,value,line", [
+    ("sample__sampler", "foo", "sample.sampler='foo' is not one of ddpm, ddim, dpmpp"),
+    ("sample__ddpm_variance", "fixed", "sample.ddpm_variance='fixed' is not one of fixed_small, fixed_large"),
+    ("train__loss_weighting", "x0", "train.loss_weighting='x0' is not one of eps, v"),
+    ("train__projection", "lda", "train.projection='lda' is not one of fc, pca"),
+    ("train__profile", "huge", "train.profile='huge' is not one of tiny, thesis"),
+    ("finetune__profile", "huge", "finetune.profile='huge' is not one of tiny, thesis"),
+    ("train__batch_size", -1, "train.batch_size=-1 is not an integer >= 1"),
+    ("train__epochs", 2.5, "train.epochs=2.5 is not an integer >= 1"),
+    ("finetune__batch_size", 1, "finetune.batch_size=1 is not an integer >= 2"),
+    ("train__p_uncond", 1.5, "train.p_uncond=1.5 is not a number in [0, 1]"),
+    ("classify__min_accuracy", -0.1, "classify.min_accuracy=-0.1 is not a number in [0, 1]"),
+    ("train__lr", 0, "train.lr=0 is not a number > 0"),
+    ("finetune__lr_gamma", 0.0, "finetune.lr_gamma=0.0 is not a number in (0, 1]"),
+    ("train__ema", "yes", "train.ema='yes' is not a boolean (true or false)"),
+    ("train__compile", 1, "train.compile=1 is not a boolean (true or false)"),
+    ("evaluate__fid_weights", 3, "evaluate.fid_weights=3 is not a non-empty string or null"),
+    ("classify__lr_schedule", "cosine", "classify.lr_schedule='cosine' is not one of constant, onecycle"),
+    ("embed__device", "tpu", "embed.device='tpu' is not one of auto, cpu, cuda"),
+    ("train__preview__sampler", "foo", "train.preview.sampler='foo' is not one of ddpm, ddim, dpmpp"),
+    ("download__items", ["weights"], "download.items[0]='weights' is not one of suburmp, audioclip, inception"),
+    ("prepare__on_bad_file", "ignore", "prepare.on_bad_file='ignore' is not one of error, skip"),
+    ("prepare__crop", {"piano": [0, 0, 1, 1]}, "prepare.crop key='piano' is not one of bassoon"),
+    ("prepare__lengths", [0.25], "prepare.lengths[0]=0.25 is not a positive multiple of 0.1 s"),
+    ("alignments", ["text", "audio"], "alignments[1]='audio' is not one of text, frozen, mutual"),
+    ("alignments", [], "alignments=[] is not a non-empty list of one of text, frozen, mutual"),
+    ("lengths", [11], "lengths[0]=11 is not an integer in 1..10"),
+    ("study__variants", ["nocfg", "big"], "study.variants[1]='big' is not one of nocfg, pca, nonorm"),
+    ("report__dataset", "urmp", "report.dataset='urmp' is not one of synthetic, suburmp"),
+    ("seeds", [-1], "seeds[0]=-1 is not an integer >= 0"),
+    ("synthesize__performance_seconds", 2.0, "synthesize.performance_seconds=2.0 is not a multiple of 0.1 s >= 2.6"),
+])
+def test_a_bad_value_is_one_line_naming_key_value_and_what_is_allowed(committed, key, value, line):
+    found = problems(changed(committed, **{key: value}))
+    assert len(found) == 1 and found[0].startswith(line), found
+
+
+def test_missing_and_unknown_keys_are_problems(committed):
+    values = changed(committed, train__bach_size=8)
+    del values["sample"]["steps"]
+    del values["evaluate"]
+    found = problems(values)
+    assert "sample.steps is missing" in found and "evaluate is missing (a section of params.yaml)" in found
+    assert any(line.startswith("train.bach_size is not a known parameter") for line in found), found
+
+
+def test_every_problem_is_reported_together(committed):
+    found = problems(changed(committed, sample__sampler="foo", train__batch_size=-1, classify__augment="no"))
+    assert found == ["train.batch_size=-1 is not an integer >= 1", "sample.sampler='foo' is not one of ddpm, ddim, dpmpp",
+                     "classify.augment='no' is not a boolean (true or false)"]
+
+
+@pytest.mark.parametrize("overrides,line", [
+    (["lengths=[1,3]", "prepare.lengths=[1,2]"], "lengths=3 is not in prepare.lengths=[1, 2]"),
+    (["lengths=[8]", "study.variants=[]"], "prepare.lengths[0]=8 is not at most 7 s, half of "
+                                            "synthesize.performance_seconds=14"),
+    (["profile=micro", "lengths=[3]", "study.length=3"], "prepare.lengths[0]=3 is not at most 2 s"),
+    (["study.length=3"], "study.length=3 is not in prepare.lengths=[1, 2]"),
+    (["study.epoch=3"], "sample.cfg_epoch=3 is not a checkpoint epoch of train.epochs=4 and "
+                        "train.checkpoint_every=2"),
+    (["profile=thesis"], "finetune.checkpoint is null: the thesis fine-tunes the released"),
+    (["train.beta_start=0.05"], "train.beta_start=0.05 is not below train.beta_end=0.02"),
+    (["synthesize.frame_width=80"], "synthesize.frame_width=80 is not >= synthesize.frame_height=270"),
+    (["download.source=local"], "download.local_dir=None is not a folder"),
+])
+def test_keys_that_must_agree(overrides, line):
+    found = problems(params.compose(REPO / "conf", overrides))
+    assert len(found) == 1 and found[0].startswith(line), found
+
+
+def test_real_data_lengths_are_not_bounded_by_the_synthetic_performances():
+    check_params(params.compose(REPO / "conf", ["profile=thesis", "data=suburmp", "synthesize.performance_seconds=4"]))
+
+
+def test_values_are_normalised_as_the_stages_read_them(committed):
+    sample = SampleConfig.from_params(changed(committed, sample__guidance=3)["sample"])
+    assert sample.guidance == 3.0 and isinstance(sample.guidance, float) and sample.cfg_scales == [1.0, 3.0, 5.0]
+    train = TrainConfig.from_params(committed["train"])
+    assert TrainConfig.of(train) is train
+    assert config.PrepareConfig.from_params(committed["prepare"]).kwargs()["lengths"] == [1, 2]  # index_1s_...
+
+
+def test_a_section_alone_reports_only_its_own_problems(committed):
+    with pytest.raises(ConfigError, match=r"^finetune.epochs=-1 is not an integer >= 0$"):
+        FinetuneConfig.from_params({**committed["finetune"], "epochs": -1})
+
+
+def test_the_profiles_named_are_those_of_both_models():
+    from a2i.audioclip.model import PROFILES as AUDIOCLIP
+    from a2i.diffusion.unet import PROFILES as UNET
+
+    assert set(config.PROFILES) == set(AUDIOCLIP) == set(UNET)
+
+
+def test_validation_imports_no_torch_and_takes_well_under_a_second():
+    code = ("import sys, time; start = time.perf_counter(); from a2i.config import check_params; "
+            "from a2i.params import load_params; check_params(load_params()); "
+            "print(time.perf_counter() - start, *[m for m in ('torch', 'numpy', 'pandas') if m in sys.modules])")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    seconds, *heavy = result.stdout.split()
+    assert heavy == [] and float(seconds) < 0.5, result.stdout
+
+
+def test_the_check_stage_prints_every_problem_on_its_own_line_and_writes_nothing(committed, tmp_path):
+    def check(values: dict) -> subprocess.CompletedProcess:
+        (tmp_path / "params.yaml").write_text(yaml.safe_dump(values))
+        return subprocess.run([sys.executable, str(REPO / "stages" / "check.py")], cwd=tmp_path, text=True,
+                              capture_output=True, env=os.environ | {"PYTHONPATH": str(REPO)})
+
+    result = check(changed(committed, sample__sampler="foo", lengths=[0]))
+    assert result.returncode != 0
+    assert result.stderr.splitlines() == ["error: lengths[0]=0 is not an integer in 1..10",
+                                          "error: sample.sampler='foo' is not one of ddpm, ddim, dpmpp"]
+    assert not (tmp_path / "data").exists()
+    assert check(committed).returncode == 0
+    first = (tmp_path / "data" / "params_check.json").read_bytes()
+    assert json.loads(first) == {"ok": True}
+    assert check(changed(committed, sample__steps=3)).returncode == 0  # its output does not follow the params
+    assert (tmp_path / "data" / "params_check.json").read_bytes() == first
