@@ -146,13 +146,12 @@ def test_the_profiles_named_are_those_of_both_models():
     assert set(config.PROFILES) == set(AUDIOCLIP) == set(UNET)
 
 
-def test_validation_imports_no_torch_and_takes_well_under_a_second():
-    code = ("import sys, time; start = time.perf_counter(); from a2i.config import check_params; "
-            "from a2i.params import load_params; check_params(load_params()); "
-            "print(time.perf_counter() - start, *[m for m in ('torch', 'numpy', 'pandas') if m in sys.modules])")
+def test_validation_imports_no_heavy_library():
+    # Structural, not timed: the check stage stays fast because it loads neither torch nor numpy nor pandas.
+    code = ("import sys; from a2i.config import check_params; from a2i.params import load_params; "
+            "check_params(load_params()); print(*[m for m in ('torch', 'numpy', 'pandas') if m in sys.modules])")
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
-    seconds, *heavy = result.stdout.split()
-    assert heavy == [] and float(seconds) < 0.5, result.stdout
+    assert result.stdout.split() == []
 
 
 def test_the_check_stage_prints_every_problem_on_its_own_line_and_writes_nothing(committed, tmp_path):
