@@ -31,6 +31,7 @@ def run(cwd: Path, *args: str, timeout: int = 900) -> str:
         "DVC_NO_ANALYTICS": "1",
         "DVC_SITE_CACHE_DIR": str(cwd.parent / "site-cache"),
         "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",  # stage commands call `python`
+        "PYTHONPATH": str(cwd),  # ... which imports the copy's a2i, not the checkout the venv was installed from
         # experiments are git commits: a fresh machine may have no git identity
         "GIT_AUTHOR_NAME": "a2i tests", "GIT_AUTHOR_EMAIL": "tests@a2i.invalid",
         "GIT_COMMITTER_NAME": "a2i tests", "GIT_COMMITTER_EMAIL": "tests@a2i.invalid",
