@@ -14,3 +14,41 @@ def test_training_logs_persist_with_the_checkpoints_they_describe():
     for name in ("train", "train_study"):
         outs = {key: value for out in stages[name]["outs"] for key, value in out.items()}
         assert [value.get("persist") for value in outs.values()] == [True, True], name
+
+
+def _plot_dirs() -> dict[str, dict]:
+    """Top-level plots of dvc.yaml: {folder: props}."""
+    plots = yaml.safe_load((REPO / "dvc.yaml").read_text())["plots"]
+    return {path: props for entry in plots for path, props in entry.items()}
+
+
+def _dvclive_outs(stage: str) -> list[str]:
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    return [path for out in stages[stage]["outs"] for path in out if path.startswith("dvclive/")]
+
+
+def _tsv_columns(folder: Path) -> set[str]:
+    return {tsv.read_text().split("\t")[0] for tsv in folder.rglob("*.tsv")}
+
+
+def test_plots_cover_the_dvclive_folders_of_train_and_finetune(tmp_path):
+    from dvclive import Live
+
+    from a2i.audioclip.finetune import _log
+    from a2i.diffusion.train import _live
+
+    plots = _plot_dirs()
+    live = _live(tmp_path, "text-1s", 0)  # where train.py logs a variant
+    live.step = 1
+    live.log_metric("train/loss", 0.5)
+    live.next_step()
+    live.end()
+    train_dir = Path(live.dir).relative_to(tmp_path).parent.as_posix()
+    for stage in ("train", "train_study", "finetune"):
+        for out in _dvclive_outs(stage):
+            assert Path(out).parent.as_posix() in plots, (stage, out)
+    assert _tsv_columns(Path(live.dir)) == {plots[train_dir]["x"]}
+    with Live(dir=str(tmp_path / "finetune"), dvcyaml=False, save_dvc_exp=False) as live:
+        _log(live, train_loss=0.5)  # how finetune.py logs an epoch
+    finetune_dir = Path(_dvclive_outs("finetune")[0]).parent.as_posix()
+    assert _tsv_columns(tmp_path / "finetune") == {plots[finetune_dir]["x"]}

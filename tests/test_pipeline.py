@@ -1,11 +1,13 @@
 """The README's recipes on a copy of this repository, with the `micro` profile (CPU, a couple of minutes).
 
 `dvc exp run -S ...` composes conf/ and runs every stage; a second `dvc repro` does nothing; two queued
-experiments run through `dvc queue` and `dvc metrics diff` tells them apart; a bad parameter fails in seconds.
+experiments run through `dvc queue` and `dvc metrics diff` tells them apart; a bad parameter fails in seconds;
+the local-data recipe of "Using the real Sub-URMP" runs through `prepare` on a small Sub-URMP tree placed by hand.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -15,6 +17,9 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
+
+from a2i.data.synthetic import synthesize
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -53,7 +58,8 @@ def wait_for_queue(project: Path, deadline_s: float) -> str:
 
 
 def clone(root: Path) -> Path:
-    """A fresh git repository holding this project's files (tracked and untracked-not-ignored), no outputs."""
+    """A fresh git repository at `root` holding this project's files (tracked and untracked-not-ignored), no
+    outputs."""
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
                            text=True, check=True).stdout.split()
     for name in files:
@@ -107,3 +113,34 @@ def test_queued_experiments_and_metrics_diff(project):
     assert status.count("Success") >= 2, status
     diff = run(project, "dvc", "metrics", "diff", "seed1", "seed2")
     assert "metrics/summary.json" in diff or "metrics/evaluate" in diff, diff
+
+
+def local_data(folder: Path) -> dict[str, bytes]:
+    """A small Sub-URMP tree and stand-in weight files at `folder`, as a user fills it by hand; returns the
+    weight files' contents by name."""
+    synthesize(folder, train_performances=2, validation_performances=1, performance_seconds=4.0,
+               frame_width=160, frame_height=90)
+    weights = {"AudioCLIP-Partial-Training.pt": b"audioclip", "pt_inception-2015-12-05-6726825d.pth": b"inception"}
+    for name, content in weights.items():
+        (folder / name).write_bytes(content)
+    return weights
+
+
+def test_local_data_recipe_reaches_prepare(tmp_path):
+    project = clone(tmp_path / "a2i")
+    weights = local_data(tmp_path / "mine")
+    audioclip_sha256 = hashlib.sha256(weights["AudioCLIP-Partial-Training.pt"]).hexdigest()
+    local_files = {p: p.read_bytes() for p in (tmp_path / "mine").rglob("*") if p.is_file()}
+    # the README's command as written, on the micro profile, with the stand-in AudioCLIP file's sha256 pinned
+    run(project, "dvc", "exp", "run", "prepare", "-S", "data=suburmp", "-S", "download.source=local",
+        "-S", f"download.local_dir={tmp_path / 'mine'}", "-S", "profile=micro",
+        "-S", f"download.audioclip.sha256='{audioclip_sha256}'")
+    assert (project / "data" / "prepared" / "images.npy").is_file()
+    for name, content in weights.items():  # where data=suburmp's finetune.checkpoint and evaluate.fid_weights point
+        assert (project / "data" / "download" / name).read_bytes() == content
+    fid_weights = yaml.safe_load((project / "params.yaml").read_text())["evaluate"]["fid_weights"]
+    assert (project / fid_weights).read_bytes() == weights[Path(fid_weights).name]
+    # DVC hashed and cached every linked file (a symlinked folder it would leave out); the user's files are as they were
+    outs = yaml.safe_load((project / "dvc.lock").read_text())["stages"]["download"]["outs"]
+    assert outs[0]["nfiles"] == len(local_files) + 1  # + manifest.json
+    assert all(p.read_bytes() == content for p, content in local_files.items())

@@ -68,7 +68,7 @@ def prepare_cmd(raw: Path, out: Path, lengths, silence_peak: int, image_size: in
               default=("suburmp",), help="What to fetch (repeat the option for several).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("data/download"))
 @click.option("--local-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
-              help="Validate files placed here by hand instead of fetching.")
+              help="Validate files placed here by hand and link them into --out instead of fetching.")
 @click.option("--params", "params_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=Path("params.yaml"), help="Where the URLs, sha256 and retries come from.")
 def download_cmd(items, out: Path, local_dir: Path | None, params_path: Path) -> None:

@@ -2,7 +2,11 @@
 
 pooch does the caching, the sha256 check and the atomic move into place; the downloader given to it adds
 retries that resume a partial download (HTTP Range) from `<out>/.partial/<name>.part` and a progress bar.
-With `source: local` nothing is fetched: the files the user placed by hand in `local_dir` are validated.
+With `source: local` nothing is fetched: the files the user placed by hand in `local_dir` are validated and
+symlinked where `source: url` would put them, so `prepare.raw`, `finetune.checkpoint` and `evaluate.fid_weights`
+are the same for both sources. DVC follows the links when it commits `data/download` (one copy in its cache,
+the links replaced by its cache.type); it would skip a symlinked folder, so the Sub-URMP tree is linked file
+by file.
 """
 
 from __future__ import annotations
@@ -233,22 +237,45 @@ def _extract_suburmp(archive: Path, out: Path) -> Path:
         raise DownloadError(f"{error}; deleted {archive.name}, the next run downloads it again") from None
 
 
-def _local_item(name: str, spec: dict, local_dir: Path) -> dict:
+def _link_file(source: Path, dest: Path) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.unlink(missing_ok=True)
+    dest.symlink_to(source.resolve())
+
+
+def _link_tree(source: Path, dest: Path) -> None:
+    """Mirror `source` at `dest` with one symlink per file: DVC hashes and caches what a linked file holds, but
+    leaves a symlinked folder out of an output altogether."""
+    shutil.rmtree(dest, ignore_errors=True)
+    for folder, _, files in os.walk(source, followlinks=True):  # the tree as validate_suburmp saw it
+        for name in files:
+            path = Path(folder, name)
+            _link_file(path, dest / path.relative_to(source))
+
+
+def _local_item(name: str, spec: dict, local_dir: Path, out: Path) -> dict:
+    """Validate `name` in `local_dir` and link it where `_fetch_item` would put it in `out`."""
     if name == "suburmp":
         root = local_dir / "Sub-URMP"
-        return {"path": str(validate_suburmp(root if root.is_dir() else local_dir))}
+        root = validate_suburmp(root if root.is_dir() else local_dir)
+        placed = out / "suburmp" / "Sub-URMP"
+        _link_tree(root, placed)
+        return {"local": str(root), "path": str(placed)}
     path = local_dir / _file_name(spec["url"])
     if not path.is_file():
         raise DownloadError(f"{path}: not found; download {spec['url']} and place it there by hand")
     digest = sha256_file(path)
     if spec.get("sha256") and digest != spec["sha256"]:
         raise DownloadError(f"{path}: sha256 {digest} differs from download.{name}.sha256 {spec['sha256']}")
-    return {"path": str(path), "sha256": digest}
+    placed = out / path.name
+    _link_file(path, placed)
+    return {"local": str(path), "path": str(placed), "sha256": digest}
 
 
 def download(out: str | Path, items: list[str], source: str = "url", local_dir: str | Path | None = None,
              retries: int = 3, **specs: dict) -> Path:
-    """Fetch (or, with source=local, validate) `items`; write `<out>/manifest.json` listing what is where."""
+    """Fetch (or, with source=local, validate and link) `items` into `out`; write `<out>/manifest.json` listing
+    what is where."""
     out = Path(out)
     unknown = sorted(set(items) - set(DOWNLOAD_ITEMS))
     if unknown:
@@ -260,11 +287,14 @@ def download(out: str | Path, items: list[str], source: str = "url", local_dir: 
         raise DownloadError(f"download.source must be 'url' or 'local', got '{source}'")
     if source == "local" and (local_dir is None or not Path(local_dir).is_dir()):
         raise DownloadError(f"download.local_dir '{local_dir}' is not a folder (needed with source: local)")
+    if source == "local" and Path(local_dir).resolve().is_relative_to(out.resolve()):
+        # the links replace what is in `out`, and DVC deletes `out` before it reruns the stage
+        raise DownloadError(f"download.local_dir '{local_dir}' is inside download.out '{out}'; move the files out")
     fetched = {}
     for name in items:
         try:
             fetched[name] = (_fetch_item(name, specs[name], out, retries) if source == "url"
-                             else _local_item(name, specs[name], Path(local_dir)))
+                             else _local_item(name, specs[name], Path(local_dir), out))
         except DownloadError as error:
             # One line that names everything still missing, not only the first failure (no network: all of them).
             missing = [item for item in items if item not in fetched]

@@ -199,11 +199,31 @@ def test_local_source_is_validated(tmp_path):
                         suburmp={"url": "http://x/Sub-URMP.zip"}, audioclip={"url": "http://x/w.pt",
                                                                              "sha256": _sha(b"weights")})
     items = json.loads(manifest.read_text())["items"]
-    assert items["suburmp"]["path"] == str(tmp_path / "mine" / "Sub-URMP")
+    assert items["suburmp"]["local"] == str(tmp_path / "mine" / "Sub-URMP")
     assert items["audioclip"]["sha256"] == _sha(b"weights")
+    # linked where source=url puts them, so downstream paths do not depend on the source
+    assert items["suburmp"]["path"] == str(tmp_path / "d" / "suburmp" / "Sub-URMP")
+    assert items["audioclip"]["path"] == str(tmp_path / "d" / "w.pt")
+    assert (tmp_path / "d" / "w.pt").read_bytes() == b"weights"
     with pytest.raises(DownloadError, match="differs from download.audioclip.sha256"):
         download(tmp_path / "d", ["audioclip"], source="local", local_dir=tmp_path / "mine",
                  audioclip={"url": "http://x/w.pt", "sha256": "0" * 64})
+
+
+def test_local_tree_is_linked_file_by_file(tmp_path):
+    # DVC leaves a symlinked folder out of an output's hash and cache; linked files it hashes and caches
+    mine = tmp_path / "mine" / "Sub-URMP"
+    for split, number in (("train", 0), ("validation", 1)):
+        write_performance(mine, split, "cello", number, loud_track(0.6))
+    download(tmp_path / "d", ["suburmp"], source="local", local_dir=mine, suburmp={"url": "http://x/Sub-URMP.zip"})
+    placed = tmp_path / "d" / "suburmp" / "Sub-URMP"
+    files = sorted(p.relative_to(mine) for p in mine.rglob("*") if p.is_file())
+    assert files and sorted(p.relative_to(placed) for p in placed.rglob("*") if p.is_file()) == files
+    assert not any(p.is_symlink() for p in placed.rglob("*") if p.is_dir())
+    assert all((placed / f).is_symlink() and (placed / f).resolve() == (mine / f).resolve() for f in files)
+    with pytest.raises(DownloadError, match="inside download.out"):
+        download(placed.parent, ["suburmp"], source="local", local_dir=placed, suburmp={"url": "http://x/S.zip"})
+    assert (placed / files[0]).is_file()  # refused before anything was replaced
 
 
 @pytest.mark.parametrize("name", ["Sub-URMP.zip", "Sub-URMP.tar.gz"])
