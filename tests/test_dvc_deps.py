@@ -49,7 +49,8 @@ def imported_modules(path: Path) -> set[str]:
 
 
 def closure(script: Path) -> set[str]:
-    """Repository-relative files of `a2i` that `script` runs, with the `__init__.py` of every package on the way."""
+    """Repository-relative files of `a2i` that `script` runs, with the `__init__.py` of every package on the way;
+    what only the plumbing of ALLOWED imports is left out."""
     seen, todo = set(), [script]
     while todo:
         path = todo.pop()
@@ -59,7 +60,8 @@ def closure(script: Path) -> set[str]:
                 found = module_file(".".join(parts[:i]))
                 if found and found not in seen:
                     seen.add(found)
-                    todo.append(found)
+                    if str(found.relative_to(REPO)) not in ALLOWED:
+                        todo.append(found)
     return {str(path.relative_to(REPO)) for path in seen}
 
 
