@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
+import time
+from pathlib import Path
 from typing import Callable, NamedTuple
+
+from a2i.resources import usage_line
+
+log = logging.getLogger(__name__)
 
 
 class Option(NamedTuple):
@@ -21,7 +28,7 @@ def run_stage(doc: str, action: Callable[..., object], *options: Option,
     `action` with them as keywords, logging at INFO.
 
     `errors` end the process with the one line `error: <message>` and a non-zero exit: they report a bad input
-    or parameter, which a traceback would only bury.
+    or parameter, which a traceback would only bury. A stage that ends well logs its `a2i.resources` line.
     """
     parser = argparse.ArgumentParser(description=doc)
     for option in options:
@@ -29,7 +36,14 @@ def run_stage(doc: str, action: Callable[..., object], *options: Option,
                             help=option.help)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    start = time.perf_counter()
     try:
         action(**vars(args))
     except errors as error:
         raise SystemExit(f"error: {error}") from None
+    log.info(usage_line(_stage_name(vars(args)), time.perf_counter() - start))
+
+
+def _stage_name(args: dict[str, str]) -> str:
+    """`train@text-1s`: the script's name and its matrix item (the device option is not part of it)."""
+    return Path(sys.argv[0]).stem + "".join(f"@{value}" for name, value in args.items() if name != "device")

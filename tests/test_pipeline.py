@@ -7,33 +7,13 @@ experiments run through `dvc queue` and `dvc metrics diff` tells them apart.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from project_copy import run
 
-REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
-
-
-def run(cwd: Path, *args: str, timeout: int = 900) -> str:
-    bin_dir = Path(sys.executable).parent
-    env = os.environ | {
-        "DVC_NO_ANALYTICS": "1",
-        "DVC_SITE_CACHE_DIR": str(cwd.parent / "site-cache"),
-        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",  # stage commands call `python`
-        # experiments are git commits: a fresh machine may have no git identity
-        "GIT_AUTHOR_NAME": "a2i tests", "GIT_AUTHOR_EMAIL": "tests@a2i.invalid",
-        "GIT_COMMITTER_NAME": "a2i tests", "GIT_COMMITTER_EMAIL": "tests@a2i.invalid",
-    }
-    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-    if result.returncode:
-        raise AssertionError(f"{' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
-    return result.stdout
 
 
 def wait_for_queue(project: Path, deadline_s: float) -> str:
@@ -45,24 +25,6 @@ def wait_for_queue(project: Path, deadline_s: float) -> str:
             return status
         time.sleep(5)
     raise AssertionError(f"queue still busy after {deadline_s} s:\n{status}")
-
-
-@pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
-    """A fresh git repository holding this project's files (tracked and untracked-not-ignored), no outputs."""
-    root = tmp_path_factory.mktemp("clone") / "a2i"
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
-                           text=True, check=True).stdout.split()
-    for name in files:
-        source = REPO / name
-        if source.is_file() and not name.startswith(("metrics/", "report/", "plots/", "dvclive/")):
-            (root / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, root / name)
-    (root / "dvc.lock").unlink(missing_ok=True)  # start from nothing, as a user changing profile would
-    run(root, "git", "init", "-q")
-    run(root, "git", "add", "-A")
-    run(root, "git", "commit", "-qm", "clone")
-    return root
 
 
 def test_exp_run_then_noop_repro(project):
