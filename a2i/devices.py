@@ -59,7 +59,10 @@ def parse_device(name: str) -> torch.device:
 
 
 def select_device(prefer: str = "auto") -> torch.device:
-    """`cpu`, `cuda` (a free GPU), or `auto` (a free GPU when CUDA is available, else the CPU)."""
+    """`cpu`, `cuda` (a free GPU), `auto` (a free GPU when CUDA is available, else the CPU), or a GPU the user
+    named (`cuda:1`, checked by `parse_device`)."""
+    if prefer not in ("auto", "cpu", "cuda"):
+        return parse_device(prefer)
     if prefer == "cpu" or (prefer == "auto" and not torch.cuda.is_available()):
         return torch.device("cpu")
     if not torch.cuda.is_available():

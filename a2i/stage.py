@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import sys
+import time
+from pathlib import Path
 from typing import Callable, NamedTuple
+
+from a2i.resources import usage_line
+
+log = logging.getLogger(__name__)
 
 
 class Option(NamedTuple):
@@ -24,7 +31,7 @@ def run_stage(doc: str, action: Callable[..., object], *options: Option,
     `errors` end the process with the line `error: <message>` (one per line of the message: a2i.config reports
     every bad parameter at once) and a non-zero exit: they report a bad input or parameter, which a traceback
     would only bury. SIGTERM does too, after the clean-ups (an atomic write removes its temporary file) that the
-    default handler would skip.
+    default handler would skip. A stage that ends well logs its `a2i.resources` line.
     """
     parser = argparse.ArgumentParser(description=doc)
     for option in options:
@@ -33,11 +40,18 @@ def run_stage(doc: str, action: Callable[..., object], *options: Option,
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     signal.signal(signal.SIGTERM, _terminated)
+    start = time.perf_counter()
     try:
         action(**vars(args))
     except errors as error:
         raise SystemExit("\n".join(f"error: {line}" for line in str(error).splitlines() or [""])) from None
+    log.info(usage_line(_stage_name(vars(args)), time.perf_counter() - start))
 
 
 def _terminated(signum: int, frame) -> None:
     raise SystemExit(f"error: terminated by {signal.Signals(signum).name}")
+
+
+def _stage_name(args: dict[str, str]) -> str:
+    """`train@text-1s`: the script's name and its matrix item (the device option is not part of it)."""
+    return Path(sys.argv[0]).stem + "".join(f"@{value}" for name, value in args.items() if name != "device")

@@ -13,6 +13,8 @@ def test_auto_falls_back_to_cpu(monkeypatch):
     assert select_device("auto").type == "cpu"
     with pytest.raises(RuntimeError, match="CUDA is not available"):
         select_device("cuda")
+    with pytest.raises(ValueError, match="'cuda:1': CUDA is not available"):  # a named GPU is checked, not claimed
+        select_device("cuda:1")
 
 
 CLAIM = "import sys; from a2i.devices import claim_gpu; print(claim_gpu(2, sys.argv[1]), flush=True)"

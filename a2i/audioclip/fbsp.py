@@ -104,11 +104,14 @@ class LinearFBSP(nn.Module):
 
         Building the bank costs about as much as the CNN on a 1 s clip (2M sin/cos/pow for the thesis size);
         in-place updates (optimizer steps, `load_state_dict`) bump the version counters and invalidate it.
+        Parameters made under inference mode (a head loaded inside `torch.inference_mode()`) have no version
+        counter, so nothing would invalidate a cache: their bank is rebuilt on every call.
         """
-        if torch.is_grad_enabled():
+        params = (self.m, self.fb, self.fc)
+        if torch.is_grad_enabled() or any(p.is_inference() for p in params):
             self._cache = None
             return self.weights(in_features)
-        key = (in_features, *((p.data_ptr(), p._version, p.device, p.dtype) for p in (self.m, self.fb, self.fc)))
+        key = (in_features, *((p.data_ptr(), p._version, p.device, p.dtype) for p in params))
         if self._cache is None or self._cache[0] != key:
             self._cache = (key, self.weights(in_features))
         return self._cache[1]

@@ -60,6 +60,15 @@ def test_embedding_is_deterministic_and_independent_of_the_batch_size(prepared, 
     assert not encoder.training
 
 
+def test_a_head_loaded_under_inference_mode_embeds_the_same(prepared, heads):
+    # Its parameters are inference tensors, without the version counter the filter-bank cache is keyed on.
+    data = PreparedDataset(prepared, 1, "test")
+    expected = embed_audio(load_audio_encoder(heads), data, batch_size=4)
+    with torch.inference_mode():
+        encoder = load_audio_encoder(heads)
+        np.testing.assert_array_equal(embed_audio(encoder, data, batch_size=4), expected)
+
+
 def test_heads_of_another_cell_are_refused(prepared, heads, tmp_path):
     with pytest.raises(ValueError, match="fine-tuned for text-1s, not frozen-1s"):
         run_embed("frozen-1s", {"batch_size": 4, "device": "cpu"}, prepared, heads, tmp_path / "emb")

@@ -1,0 +1,27 @@
+import logging
+import sys
+
+from a2i import resources
+from a2i.stage import Option, run_stage
+
+
+def test_the_table_reads_only_the_resources_lines():
+    lines = ["INFO a2i.stage: " + resources.usage_line("train@text-1s", 1.5), "INFO other: resources of x"]
+    rows = resources.parse(lines)
+    assert len(rows) == 1 and rows[0]["stage"] == "train@text-1s" and rows[0]["device"] == "cpu"
+    assert min(float(rows[0][key]) for key in ("wall_s", "cpu_s", "peak_rss_gib")) > 0
+    assert rows[0]["peak_gpu_gib"] == "-"
+    table = resources.table(rows + rows)
+    assert "| train@text-1s |" in table and f"| **total** | {2 * float(rows[0]['wall_s']):.1f} |" in table
+
+
+def test_the_wall_time_is_the_process_age():
+    assert 0 < resources.process_seconds() < 24 * 3600
+
+
+def test_a_stage_that_ends_well_logs_its_resources(monkeypatch, caplog):
+    monkeypatch.setattr(sys, "argv", ["stages/train.py", "--variant", "text-1s"])
+    with caplog.at_level(logging.INFO, logger="a2i.stage"):
+        run_stage("doc", lambda variant: None, Option("variant", "v"))
+    rows = resources.parse(caplog.messages)
+    assert [row["stage"] for row in rows] == ["train@text-1s"]
