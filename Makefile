@@ -20,7 +20,7 @@ repro: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 
 test: setup
-	$(BIN)/python -m pytest -n 2 --dist loadfile
+	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=15
 
 bench: setup
 	$(BIN)/python -m pytest benchmarks --benchmark-enable -p no:xdist
