@@ -188,8 +188,9 @@ def train_classifier(train: RealSplit, val: RealSplit, epochs: int, batch_size: 
     model = InstrumentClassifier(image_size=image_size).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     steps = epochs * -(-len(train.labels) // batch_size)
+    # "constant": no scheduler at all (a ConstantLR of factor 1 would only add an object that does nothing)
     schedule = (torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps)
-                if lr_schedule == "onecycle" else torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0))
+                if lr_schedule == "onecycle" else None)
     images, labels = torch.from_numpy(train.images), torch.from_numpy(train.labels)
     best, history = None, []
     for epoch in tqdm(range(1, epochs + 1), desc="classifier", unit="epoch"):
@@ -206,7 +207,8 @@ def train_classifier(train: RealSplit, val: RealSplit, epochs: int, batch_size: 
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            schedule.step()
+            if schedule is not None:
+                schedule.step()
             total += loss.item() * len(rows)
         val_accuracy, val_loss = scores(model, val, device)
         history.append({"epoch": epoch, "loss": total / len(order), "val_accuracy": val_accuracy, "val_loss": val_loss})
