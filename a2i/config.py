@@ -24,7 +24,7 @@ from a2i.evaluation import LR_SCHEDULES
 from a2i.params import load_params
 from a2i.variants import ALIGNMENTS, STUDIES
 
-# The size profiles of a2i.audioclip.model.PROFILES and a2i.diffusion.unet.PROFILES (a test checks they agree).
+# The size profiles of a2i.audioclip.profiles.PROFILES and a2i.diffusion.unet.PROFILES (a test checks they agree).
 PROFILES = ("tiny", "thesis")
 DEVICES = ("auto", "cpu", "cuda")  # a2i.devices.select_device
 PROJECTIONS = ("fc", "pca")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 TAG = "resources:"
 _FIELD = re.compile(r"(\w+)=(\S+)")
-COLUMNS = ("stage", "wall_s", "cpu_s", "device", "peak_rss_gib", "peak_gpu_gib")
+COLUMNS = ("stage", "wall_s", "startup_s", "cpu_s", "device", "peak_rss_gib", "peak_gpu_gib")
 
 
 def _gib(n_bytes: float) -> str:
@@ -34,22 +34,25 @@ def process_seconds() -> float | None:
 
 
 def usage_line(stage: str, run_s: float) -> str:
-    """`resources: stage=<stage> wall_s=... cpu_s=... device=... peak_rss_gib=... peak_gpu_gib=...` for this
-    process.
+    """`resources: stage=<stage> wall_s=... startup_s=... cpu_s=... device=... peak_rss_gib=... peak_gpu_gib=...`
+    for this process, whose stage action took `run_s`.
 
-    wall_s is the process' age (start-up and imports, 5-9 s per stage, included), or `run_s` where that is
-    unknown; cpu_s its user + system CPU time, which other jobs on a shared CPU inflate far less. The device is
+    wall_s is the process' age, or `run_s` where that is unknown; startup_s the part before the action (the
+    interpreter and the stage's module-level imports); cpu_s its user + system CPU time, which other jobs on a
+    shared CPU inflate far less. The device is
     the GPU when this process used CUDA (torch initialised it), else the CPU; torch is only looked up, never
     imported, so a stage without torch pays nothing.
     """
-    wall_s = process_seconds() or run_s
+    age = process_seconds()
+    wall_s = age or run_s
+    startup = f"{age - run_s:.1f}" if age else "-"
     torch = sys.modules.get("torch")
     on_gpu = torch is not None and torch.cuda.is_initialized()
     device = f"cuda:{torch.cuda.current_device()}" if on_gpu else "cpu"
     gpu = _gib(torch.cuda.max_memory_allocated()) if on_gpu else "-"
     usage = resource.getrusage(resource.RUSAGE_SELF)
     rss = _gib(usage.ru_maxrss * 1024)  # Linux: KiB
-    return (f"{TAG} stage={stage} wall_s={wall_s:.1f} cpu_s={usage.ru_utime + usage.ru_stime:.1f} device={device} "
+    return (f"{TAG} stage={stage} wall_s={wall_s:.1f} startup_s={startup} cpu_s={usage.ru_utime + usage.ru_stime:.1f} device={device} "
             f"peak_rss_gib={rss} peak_gpu_gib={gpu}")
 
 
@@ -58,12 +61,20 @@ def parse(lines) -> list[dict[str, str]]:
     return [dict(_FIELD.findall(line.split(TAG, 1)[1])) for line in lines if TAG in line]
 
 
+def _number(field: str | None) -> float:
+    """A numeric field, 0 where the line has none or `-` (a run without /proc has no start-up figure)."""
+    try:
+        return float(field)
+    except (TypeError, ValueError):
+        return 0.0
+
+
 def table(rows: list[dict[str, str]]) -> str:
     """A markdown table of `parse`d rows, in run order, with the total wall time."""
     out = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     out += ["| " + " | ".join(row.get(column, "?") for column in COLUMNS) + " |" for row in rows]
-    wall, cpu = (sum(float(row.get(column, 0)) for row in rows) for column in ("wall_s", "cpu_s"))
-    out.append(f"| **total** | {wall:.1f} | {cpu:.1f} | | | |")
+    wall, startup, cpu = (sum(_number(row.get(column)) for row in rows) for column in ("wall_s", "startup_s", "cpu_s"))
+    out.append(f"| **total** | {wall:.1f} | {startup:.1f} | {cpu:.1f} | | | |")
     return "\n".join(out)
 
 

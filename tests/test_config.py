@@ -140,7 +140,7 @@ def test_a_section_alone_reports_only_its_own_problems(committed):
 
 
 def test_the_profiles_named_are_those_of_both_models():
-    from a2i.audioclip.model import PROFILES as AUDIOCLIP
+    from a2i.audioclip.profiles import PROFILES as AUDIOCLIP
     from a2i.diffusion.unet import PROFILES as UNET
 
     assert set(config.PROFILES) == set(AUDIOCLIP) == set(UNET)

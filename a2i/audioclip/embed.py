@@ -16,7 +16,7 @@ from torch import nn
 from tqdm import tqdm
 
 from a2i.audioclip.esresnext import ESResNeXtFBSP
-from a2i.audioclip.model import profile_config
+from a2i.audioclip.profiles import profile_config
 from a2i.config import EmbedConfig
 from a2i.data.dataset import PreparedDataset
 from a2i.data.layout import SPLITS

@@ -7,54 +7,18 @@ they load with `strict=True`. The `tiny` profile is the same code with reduced w
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-
 import torch
 import torch.nn.functional as F
 from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
 from torch import nn
 
-from a2i.audioclip.esresnext import AudioHeadConfig, ESResNeXtFBSP
+from a2i.audioclip.esresnext import ESResNeXtFBSP
 from a2i.audioclip.preprocess import CONTEXT_LENGTH, tokenize_labels, validate_audio
+from a2i.audioclip.profiles import profile_config
 from a2i.data.layout import SAMPLE_RATE
 
-EMBED_DIM = 1024
 VOCAB_SIZE = 49408
 LOGIT_SCALE_MAX = 100.0
-
-
-@dataclass(frozen=True)
-class Profile:
-    """Sizes of the three towers; `embed_dim` is 1024 in every profile (downstream stages rely on it)."""
-
-    image_size: int
-    vision_layers: tuple[int, int, int, int]
-    vision_width: int
-    text_width: int
-    text_heads: int
-    text_layers: int
-    audio: AudioHeadConfig = field(default_factory=AudioHeadConfig)
-    embed_dim: int = EMBED_DIM
-
-
-PROFILES: dict[str, Profile] = {
-    # the released AudioCLIP: CLIP RN50 + ESResNeXt-50 32x4d fbsp head
-    "thesis": Profile(image_size=224, vision_layers=(3, 4, 6, 3), vision_width=64,
-                      text_width=512, text_heads=8, text_layers=12),
-    # every code path of `thesis` (grouped convs, downsampling, five gates, the fbsp bank) at CPU cost:
-    # 64x64 images, a 2-layer text transformer, a 256-point fbsp bank and a one-block-per-stage ResNeXt
-    "tiny": Profile(image_size=64, vision_layers=(1, 1, 1, 1), vision_width=8,
-                    text_width=64, text_heads=2, text_layers=2,
-                    audio=AudioHeadConfig(n_fft=256, win_length=224, hop_length=1024, stem_width=8,
-                                          planes=(8, 16, 32, 64), layers=(1, 1, 1, 1),
-                                          groups=4, width_per_group=16)),
-}
-
-
-def profile_config(profile: str) -> Profile:
-    if profile not in PROFILES:
-        raise ValueError(f"unknown AudioCLIP profile {profile!r}; expected one of {sorted(PROFILES)}")
-    return PROFILES[profile]
 
 
 class AudioCLIP(CLIP):
