@@ -209,9 +209,15 @@ def parse_section(cls: type[S], key: str, values: Any, problems: list[str]) -> S
 
 
 class Section:
-    """A params.yaml section: `NAME` is its key; `cross_checks` checks its keys against each other."""
+    """A params.yaml section: `NAME` is its key; `cross_checks` checks its keys against each other.
+
+    `OPERATIONAL` names the keys that change how a stage runs but not what it writes (threads, device,
+    inference batch sizes, retries): dvc.yaml lists every other key as its stage's params, so changing one of
+    these re-runs nothing (tests/test_dvc_deps.py keeps the two in step).
+    """
 
     NAME: ClassVar[str]
+    OPERATIONAL: ClassVar[tuple[str, ...]] = ()
 
     def cross_checks(self) -> list[str]:
         return []
@@ -276,6 +282,7 @@ class DownloadItem:
 @dataclass(frozen=True)
 class DownloadConfig(Section):
     NAME = "download"
+    OPERATIONAL = ("retries",)
     out: str = rule(TEXT)
     source: str = rule(one_of(DOWNLOAD_SOURCES))
     local_dir: str | None = rule(optional(TEXT))
@@ -310,6 +317,7 @@ class FinetuneConfig(Section):
     """`finetune` (thesis 4.3.1)."""
 
     NAME = "finetune"
+    OPERATIONAL = ("device",)
     profile: str = rule(one_of(PROFILES))
     checkpoint: str | None = rule(optional(TEXT))
     allow_random_init: bool = rule(BOOLEAN)
@@ -336,6 +344,7 @@ class FinetuneConfig(Section):
 @dataclass(frozen=True)
 class EmbedConfig(Section):
     NAME = "embed"
+    OPERATIONAL = ("batch_size", "device")
     batch_size: int = rule(integer(1))
     device: str = rule(one_of(DEVICES))
 
@@ -352,6 +361,7 @@ class Preview:
 @dataclass(frozen=True)
 class TrainConfig(Section):
     NAME = "train"
+    OPERATIONAL = ("threads",)
     profile: str = rule(one_of(PROFILES))
     projection: str = rule(one_of(PROJECTIONS))
     pca_components: int = rule(integer(1))
@@ -391,6 +401,7 @@ class TrainConfig(Section):
 @dataclass(frozen=True)
 class SampleConfig(Section):
     NAME = "sample"
+    OPERATIONAL = ("threads",)
     sampler: str = rule(one_of(SAMPLERS))
     steps: int = rule(integer(1))
     ddpm_variance: str = rule(one_of(DDPM_VARIANCES))
@@ -422,6 +433,7 @@ class ClassifyConfig(Section):
 @dataclass(frozen=True)
 class EvaluateConfig(Section):
     NAME = "evaluate"
+    OPERATIONAL = ("batch_size",)
     fid_weights: str | None = rule(optional(TEXT))
     allow_fid_classifier: bool = rule(BOOLEAN)
     bootstrap: int = rule(integer(1))

@@ -73,7 +73,8 @@ def table(rows: list[dict[str, str]]) -> str:
     """A markdown table of `parse`d rows, in run order, with the total wall time."""
     out = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     out += ["| " + " | ".join(row.get(column, "?") for column in COLUMNS) + " |" for row in rows]
-    wall, startup, cpu = (sum(_number(row.get(column)) for row in rows) for column in ("wall_s", "startup_s", "cpu_s"))
+    wall, startup, cpu = (sum(_number(row.get(column)) for row in rows)
+                          for column in ("wall_s", "startup_s", "cpu_s"))
     out.append(f"| **total** | {wall:.1f} | {startup:.1f} | {cpu:.1f} | | | |")
     return "\n".join(out)
 

@@ -4,6 +4,7 @@ import closure inside `a2i/` must be covered by its `deps` in dvc.yaml."""
 from __future__ import annotations
 
 import ast
+import dataclasses
 import copy
 import re
 from pathlib import Path
@@ -48,9 +49,9 @@ def imported_modules(path: Path) -> set[str]:
     return names
 
 
-def closure(script: Path) -> set[str]:
+def closure(script: Path, through_plumbing: bool = False) -> set[str]:
     """Repository-relative files of `a2i` that `script` runs, with the `__init__.py` of every package on the way;
-    what only the plumbing of ALLOWED imports is left out."""
+    what only the plumbing of ALLOWED imports is left out unless `through_plumbing`."""
     seen, todo = set(), [script]
     while todo:
         path = todo.pop()
@@ -60,7 +61,7 @@ def closure(script: Path) -> set[str]:
                 found = module_file(".".join(parts[:i]))
                 if found and found not in seen:
                     seen.add(found)
-                    if str(found.relative_to(REPO)) not in ALLOWED:
+                    if through_plumbing or str(found.relative_to(REPO)) not in ALLOWED:
                         todo.append(found)
     return {str(path.relative_to(REPO)) for path in seen}
 
@@ -111,3 +112,53 @@ def test_the_closure_follows_lazy_and_relative_imports():
     files = closure(REPO / "stages" / "train.py")
     assert {"a2i/diffusion/train.py", "a2i/diffusion/unet.py", "a2i/data/dataset.py"} <= files
     assert "a2i/report/build.py" not in files
+
+
+def declared_params(stage: dict) -> set[str]:
+    """The params.yaml keys a stage lists (`params.yaml:` with no keys means the whole file)."""
+    keys = set()
+    for entry in stage.get("params", []):
+        keys |= {str(k) for k in entry} if isinstance(entry, dict) else {str(entry)}
+    return keys
+
+
+def section_params(section) -> set[str]:
+    """What a stage of `section` must list: every key but the operational ones."""
+    return {f"{section.NAME}.{f.name}" for f in dataclasses.fields(section) if f.name not in section.OPERATIONAL}
+
+
+def test_each_stage_lists_the_keys_that_change_its_outputs_and_no_operational_one():
+    from a2i import config
+
+    sections = {cls.NAME: cls for cls in vars(config).values()
+                if isinstance(cls, type) and issubclass(cls, config.Section) and cls is not config.Section}
+    for name, stage in dvc_yaml()["stages"].items():
+        script = stages({"stages": {name: stage}})[name][0].stem
+        if script in ("check", "report"):  # validate / diff all of params.yaml
+            assert declared_params(stage) == {"params.yaml"}, name
+            continue
+        assert declared_params(stage) == section_params(sections[script]), name
+
+
+def test_threads_and_devices_are_operational():
+    from a2i import config
+
+    assert "train.threads" not in section_params(config.TrainConfig)
+    assert "sample.threads" not in section_params(config.SampleConfig)
+    assert "finetune.device" not in section_params(config.FinetuneConfig)
+    assert "train.lr" in section_params(config.TrainConfig)
+
+
+def superfluous(dvc_yaml: dict) -> dict[str, list[str]]:
+    """stage -> the declared `a2i/` files its closure does not reach (they would re-run it for nothing)."""
+    extra = {}
+    for name, (script, deps) in stages(dvc_yaml).items():
+        files = closure(script, through_plumbing=True)
+        unused = sorted(dep for dep in deps if dep.startswith("a2i/") and dep.endswith(".py") and dep not in files)
+        if unused:
+            extra[name] = unused
+    return extra
+
+
+def test_no_stage_declares_code_it_does_not_run():
+    assert superfluous(dvc_yaml()) == {}

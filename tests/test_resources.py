@@ -11,7 +11,8 @@ def test_the_table_reads_only_the_resources_lines():
     assert len(rows) == 1 and rows[0]["stage"] == "train@text-1s" and rows[0]["device"] == "cpu"
     assert min(float(rows[0][key]) for key in ("wall_s", "cpu_s", "peak_rss_gib")) > 0
     assert rows[0]["peak_gpu_gib"] == "-"
-    assert 0 < float(rows[0]["startup_s"]) and abs(float(rows[0]["startup_s"]) - (float(rows[0]["wall_s"]) - 1.5)) <= 0.11
+    startup, wall = float(rows[0]["startup_s"]), float(rows[0]["wall_s"])
+    assert 0 < startup and abs(startup - (wall - 1.5)) <= 0.11
     table = resources.table(rows + rows)
     assert "| train@text-1s |" in table and f"| **total** | {2 * float(rows[0]['wall_s']):.1f} |" in table
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 
-import scipy.signal
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -124,8 +123,9 @@ class LinearFBSP(nn.Module):
 
 
 def blackman_harris(win_length: int) -> torch.Tensor:
-    """Periodic Blackman-Harris window (scipy's `fftbins=True` form) as float32."""
-    return torch.from_numpy(scipy.signal.get_window("blackmanharris", win_length, fftbins=True)).float()
+    """Periodic Blackman-Harris window (scipy's `get_window("blackmanharris", fftbins=True)`) as float32."""
+    coefficients = [0.35875, 0.48829, 0.14128, 0.01168]
+    return torch.signal.windows.general_cosine(win_length, a=coefficients, sym=False, dtype=torch.float64).float()
 
 
 def power_db_bands(re: torch.Tensor, im: torch.Tensor, bands: int) -> torch.Tensor:

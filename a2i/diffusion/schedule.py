@@ -6,8 +6,10 @@ alphas a model was trained with are exactly the ones it is sampled with.
 
 from __future__ import annotations
 
+import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 if TYPE_CHECKING:  # torch and diffusers load in the methods: the CLI reads SAMPLERS without them
     import torch
@@ -15,6 +17,33 @@ if TYPE_CHECKING:  # torch and diffusers load in the methods: the CLI reads SAMP
 SAMPLERS = ("ddpm", "ddim", "dpmpp")
 DDPM_VARIANCES = ("fixed_small", "fixed_large")  # posterior beta-tilde_t | beta_t (Ho et al. found both work)
 LOSS_WEIGHTINGS = ("eps", "v")  # the training loss per timestep: a2i.diffusion.train.diffusion_loss
+# What diffusers imports when present but these schedulers never use: torch._dynamo (a torch.compile hint for its
+# models) and scipy (Beta-distributed sigmas). They were most of every sampling stage's start-up
+# (benchmarks/RESULTS.md, "Stage start-up").
+_UNUSED_BY_SCHEDULERS = ("torch._dynamo", "scipy")
+
+
+@contextmanager
+def _hidden(modules: tuple[str, ...]) -> Iterator[None]:
+    """Imports of `modules` not yet loaded fail inside the block (a None in sys.modules), and work again after."""
+    hidden = [name for name in modules if name not in sys.modules]
+    sys.modules.update(dict.fromkeys(hidden))
+    try:
+        yield
+    finally:
+        for name in hidden:
+            sys.modules.pop(name, None)
+
+
+def _schedulers():
+    """diffusers' DDIM, DDPM and DPM-Solver multistep schedulers, imported without the modules they do not use
+    (diffusers treats both as optional); a diffusers that requires them is imported with them."""
+    try:
+        with _hidden(_UNUSED_BY_SCHEDULERS):
+            from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
+    except ImportError:
+        from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
+    return DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
 
 
 @dataclass(frozen=True)
@@ -33,8 +62,7 @@ class Schedule:
     def scheduler(self, sampler: str, ddpm_variance: str = "fixed_small"):
         """A fresh diffusers scheduler: `ddpm` ancestral (posterior variance `ddpm_variance`), `ddim` (eta 0),
         `dpmpp` (DPM-Solver++ 2M)."""
-        from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
-
+        DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler = _schedulers()
         if sampler == "ddpm":
             if ddpm_variance not in DDPM_VARIANCES:
                 raise ValueError(f"ddpm_variance must be one of {DDPM_VARIANCES}, got '{ddpm_variance}'")

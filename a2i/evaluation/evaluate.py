@@ -13,7 +13,6 @@ Real-image statistics are computed once per split and feature extractor and cach
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import re
@@ -271,21 +270,3 @@ def plot_confusion(path: Path, proportions: np.ndarray, title: str) -> None:
     with atomic_path(path) as tmp:
         figure.savefig(tmp, format="png", dpi=100)
     plt.close(figure)
-
-
-# ------------------------------------------------------------------------------------------ aggregation
-
-def collect_metrics(metrics_dir: str | Path) -> pd.DataFrame:
-    """Every evaluate metrics JSON under `metrics_dir` (e.g. metrics/evaluate), one row each, sorted by
-    (variant, epoch, guidance)."""
-    rows = []
-    for path in sorted(Path(metrics_dir).rglob("*.json")):
-        row = json.loads(path.read_text())
-        if not isinstance(row, dict) or not {"variant", "epoch", "guidance"} <= row.keys():
-            raise ValueError(f"{path} is not an evaluate metrics file (variant, epoch, guidance)")
-        stats.check_metrics(row, path)
-        rows.append(row)
-    frame = pd.DataFrame(rows)
-    if frame.empty:
-        return frame
-    return frame.sort_values(["variant", "epoch", "guidance"], kind="stable").reset_index(drop=True)

@@ -9,10 +9,12 @@ the FID interval describes the spread, and may exclude the point estimate itself
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 LEVEL = 0.95
 
@@ -79,3 +81,19 @@ def _impossible(key: str, value) -> str | None:
     if (key.startswith("fid") or key.endswith("_sd")) and value < -1e-6:  # tolerance: rounding of a zero distance
         return "negative"
     return None
+
+
+def collect_metrics(metrics_dir: str | Path) -> pd.DataFrame:
+    """Every evaluate metrics JSON under `metrics_dir` (e.g. metrics/evaluate), one row each, sorted by
+    (variant, epoch, guidance)."""
+    rows = []
+    for path in sorted(Path(metrics_dir).rglob("*.json")):
+        row = json.loads(path.read_text())
+        if not isinstance(row, dict) or not {"variant", "epoch", "guidance"} <= row.keys():
+            raise ValueError(f"{path} is not an evaluate metrics file (variant, epoch, guidance)")
+        check_metrics(row, path)
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame
+    return frame.sort_values(["variant", "epoch", "guidance"], kind="stable").reset_index(drop=True)

@@ -12,7 +12,7 @@ import pandas as pd
 
 from a2i import thesis, variants
 from a2i.data.layout import LABELS
-from a2i.evaluation.evaluate import collect_metrics
+from a2i.evaluation.stats import collect_metrics
 from a2i.io import write_csv, write_json, write_text
 from a2i.report import figures, statistics, tables
 

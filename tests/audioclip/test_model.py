@@ -205,3 +205,31 @@ def test_encode_image_and_text_reject_bad_input(tiny):
         tiny.encode_text("cello")
     with pytest.raises(ValueError, match="77-token context"):
         tokenize_labels(["cello " * 80])
+
+
+def test_window_is_scipys_periodic_blackman_harris():
+    scipy_signal = pytest.importorskip("scipy.signal")
+    from a2i.audioclip.fbsp import blackman_harris
+
+    for length in (1654, 224, 7):
+        expected = torch.from_numpy(scipy_signal.get_window("blackmanharris", length, fftbins=True)).float()
+        assert torch.equal(blackman_harris(length), expected)
+
+
+@pytest.mark.parametrize("in_channels, planes, stride", [(64, 64, 1), (256, 128, 2)])
+def test_bottleneck_is_torchvisions(in_channels, planes, stride):
+    # Same names, creation order (so the same seeded init) and output as torchvision's, which the reference uses.
+    resnet = pytest.importorskip("torchvision.models.resnet")
+    from a2i.audioclip import esresnext
+
+    def build(module):
+        torch.manual_seed(0)
+        downsample = torch.nn.Sequential(module.conv1x1(in_channels, planes * 4, stride),
+                                         torch.nn.BatchNorm2d(planes * 4))
+        return module.Bottleneck(in_channels, planes, stride, downsample, groups=32, base_width=4).eval()
+
+    ours, theirs = build(esresnext), build(resnet)
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    assert all(torch.equal(value, theirs.state_dict()[key]) for key, value in ours.state_dict().items())
+    x = torch.randn(2, in_channels, 16, 16)
+    assert torch.equal(ours(x), theirs(x))

@@ -7,7 +7,8 @@ from PIL import Image
 
 from a2i.data.layout import INSTRUMENTS
 from a2i.evaluation import classifier
-from a2i.evaluation.evaluate import collect_metrics, evaluate_variant, paired_adherence
+from a2i.evaluation.evaluate import evaluate_variant, paired_adherence
+from a2i.evaluation.stats import collect_metrics
 from a2i.evaluation.fid import FrechetReference
 
 from .helpers import make_prepared, real_frames, write_samples
