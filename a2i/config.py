@@ -22,7 +22,7 @@ from a2i.data.layout import INSTRUMENTS
 from a2i.diffusion.schedule import DDPM_VARIANCES, LOSS_WEIGHTINGS, SAMPLERS
 from a2i.evaluation import LR_SCHEDULES
 from a2i.params import load_params
-from a2i.variants import ALIGNMENTS, STUDIES
+from a2i.variants import ALIGNMENTS, STUDIES, SYNTHETIC
 
 # The size profiles of a2i.audioclip.profiles.PROFILES and a2i.diffusion.unet.PROFILES (a test checks they agree).
 PROFILES = ("tiny", "thesis")
@@ -257,7 +257,6 @@ class Study:
 class SynthesizeConfig(Section):
     NAME = "synthesize"
     seed: int = rule(SEED)
-    out: str = rule(TEXT)
     train_performances: int = rule(integer(1))
     validation_performances: int = rule(integer(1))
     performance_seconds: float = rule(Check(f"a multiple of 0.1 s >= {2 * EDGE_SECONDS + 1:g}",
@@ -283,7 +282,6 @@ class DownloadItem:
 class DownloadConfig(Section):
     NAME = "download"
     OPERATIONAL = ("retries",)
-    out: str = rule(TEXT)
     source: str = rule(one_of(DOWNLOAD_SOURCES))
     local_dir: str | None = rule(optional(TEXT))
     items: list[str] = rule(list_of(one_of(DOWNLOAD_ITEMS), nonempty=False))
@@ -302,14 +300,12 @@ class DownloadConfig(Section):
 class PrepareConfig(Section):
     NAME = "prepare"
     raw: str = rule(TEXT)
-    out: str = rule(TEXT)
     lengths: list[float] = rule(list_of(SECONDS))
     silence_peak: int = rule(integer(0, 32767))
     image_size: int = rule(integer(1))
     crop: dict[str, list[float]] = rule(MappingOf("a mapping of instrument to box", one_of(INSTRUMENTS), BOX))
     trim: dict[str, list[float]] = rule(MappingOf("a mapping of performance to span", TEXT, SPAN))
     on_bad_file: str = rule(one_of(ON_BAD_FILE))
-    metrics: str | None = rule(optional(TEXT))
 
 
 @dataclass(frozen=True)
@@ -444,10 +440,8 @@ class EvaluateConfig(Section):
 @dataclass(frozen=True)
 class ReportConfig(Section):
     NAME = "report"
-    out: str = rule(TEXT)
     guidance: float = rule(number(0))
     cfg_sweep: str = rule(TEXT)
-    prepared: str = rule(TEXT)
     lengths: list[int] = rule(list_of(LENGTH))
     alignments: list[str] = rule(list_of(one_of(ALIGNMENTS)))
     study: Study = nested(Study)
@@ -529,7 +523,7 @@ def _fit_synthetic(prepare: PrepareConfig | None, synthesize: SynthesizeConfig |
 
 def _synthetic(prepare: PrepareConfig, synthesize: SynthesizeConfig) -> bool:
     """Whether `prepare` reads what `synthesize` writes (the data=synthetic group)."""
-    return PurePosixPath(prepare.raw) == PurePosixPath(synthesize.out) / "Sub-URMP"
+    return PurePosixPath(prepare.raw) == PurePosixPath(SYNTHETIC) / "Sub-URMP"
 
 
 def _parse_named(cls: type[Section], params: dict[str, Any], problems: list[str]) -> Section | None:

@@ -66,6 +66,8 @@ def grid(lengths: list[int], alignments: list[str], study: dict) -> list[Variant
 # Artifact layout: every stage reads and writes through these helpers, so the DAG in dvc.yaml and the
 # code agree on paths.
 PARAMS_CHECK = Path("data/params_check.json")  # the `check` stage's: every other stage runs after it
+SYNTHETIC = Path("data/synthetic")
+DOWNLOADS = Path("data/download")
 PREPARED = Path("data/prepared")
 EMBEDDINGS = Path("data/embeddings")
 SAMPLES = Path("data/samples")
@@ -73,6 +75,15 @@ AUDIOCLIP_MODELS = Path("models/audioclip")
 DIFFUSION_MODELS = Path("models/diffusion")
 CLASSIFIER = Path("models/classifier.pt")
 METRICS = Path("metrics")
+COUNTS = METRICS / "counts.json"
+REPORT = Path("report")
+CONFUSION_PLOTS = Path("plots/confusion")
+LIVE = Path("dvclive")  # training curves: dvclive/<stage>/<embedding or variant>
+SAMPLER_CHECKS = Path("data/sampler_check")  # `a2i compare-samplers`, outside the pipeline
+
+
+def live_path(stage: str, name: str) -> Path:
+    return LIVE / stage / name
 
 
 def audioclip_model(embedding: str) -> Path:
@@ -91,6 +102,12 @@ def checkpoint_name(epoch: int) -> str:
     return f"epoch_{epoch:03d}.pt"
 
 
+def checkpoint_epoch(name: str) -> int | None:
+    """The epoch of a `checkpoint_name`; None for any other file name."""
+    match = re.fullmatch(r"epoch_(\d+)\.pt", name)
+    return int(match[1]) if match else None
+
+
 def samples_dir(variant: str, split: str = "test") -> Path:
     """Generated images of a variant: conditioned on the test split, or (`val`) the validation split's
     conditions used for model selection."""
@@ -104,3 +121,16 @@ def evaluation_name(epoch: int, guidance: float) -> str:
 
 def sample_name(epoch: int, guidance: float, seed: int) -> str:
     return f"{evaluation_name(epoch, guidance)}_s{seed}"
+
+
+def parse_sample_name(stem: str) -> tuple[int, float, int] | None:
+    """(epoch, guidance, seed) of a `sample_name`; None for any other name (also one that only looks alike,
+    e.g. `g3.0` for `g3`)."""
+    match = re.fullmatch(r"epoch_(\d+)_g([0-9.e+-]+)_s(\d+)", stem)
+    if not match:
+        return None
+    try:
+        parsed = int(match[1]), float(match[2]), int(match[3])
+    except ValueError:  # a guidance such as `1e+-3`
+        return None
+    return parsed if sample_name(*parsed) == stem else None

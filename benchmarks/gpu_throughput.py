@@ -22,15 +22,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 
 from a2i.audioclip import AudioCLIP
 from a2i.audioclip.embed import embed_audio
-from a2i.audioclip.finetune import FinetuneConfig, finetune
+from a2i.audioclip.finetune import finetune
+from a2i.config import FinetuneConfig
 from a2i.data.dataset import PreparedDataset
 from a2i.data.layout import INSTRUMENTS, SAMPLE_RATE
-from a2i.diffusion.sample import autocast, sample
-from a2i.diffusion.schedule import Schedule, add_noise
+from a2i.diffusion.sampling import autocast, sample
+from a2i.diffusion.train import EMA, training_step
 from a2i.diffusion.unet import UNet
 from a2i.report.tables import published
 
@@ -94,19 +94,15 @@ def unet_images_per_s(batch: int, compiled: bool, steps: int) -> float:
     model = UNet("thesis").to(device).to(memory_format=torch.channels_last)
     forward = torch.compile(model) if compiled else model
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-4, fused=True)
-    abar = Schedule().alphas_cumprod(device)
+    ema = EMA(model, 0.995)
     x0 = torch.randn(batch, 3, 64, 64, device=device).contiguous(memory_format=torch.channels_last)
     cond = torch.randn(batch, 1024, device=device)
+    count = iter(range(1, 1 << 30))
 
-    def step():
+    def step():  # the trainer's own step: bf16 autocast inside diffusion_loss, Adam, EMA
         t = torch.randint(0, 1000, (batch,), device=device)
         noise = torch.randn_like(x0)
-        with autocast(device):
-            eps = forward(add_noise(x0, noise, t, abar), t, cond)
-        loss = F.mse_loss(eps.float(), noise)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        training_step(model, optimizer, ema, next(count), x0, cond, t, noise, forward=forward)
 
     for _ in range(5):  # warm-up (and compilation)
         step()

@@ -11,50 +11,45 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
-import torch.nn.functional as F
 
-from a2i.diffusion.sample import sample
-from a2i.diffusion.schedule import Schedule, add_noise
+from a2i.diffusion.sampling import sample
+from a2i.diffusion.train import EMA, training_step
 from a2i.diffusion.unet import UNet
 
 BASELINE_TRAIN_STEP_S = 10.38  # UNet_conditional + Linear(1024, 256), batch 12, fp32, this CPU
 PEAK_RSS_LIMIT_GIB = 3.0
 
 PEAK_SCRIPT = """
-import json, resource, torch, torch.nn.functional as F
-from a2i.diffusion.schedule import Schedule, add_noise
+import json, resource, torch
+from test_diffusion_bench import train_step
 from a2i.diffusion.unet import UNet
 torch.manual_seed(0)
-model = UNet("thesis").to(memory_format=torch.channels_last)
-opt = torch.optim.Adam(model.parameters(), lr=3e-4, fused=True); abar = Schedule().alphas_cumprod()
-x0, cond = torch.randn(12, 3, 64, 64).contiguous(memory_format=torch.channels_last), torch.randn(12, 1024)
+model = UNet("thesis")
+step = train_step(model, torch.optim.Adam(model.parameters(), lr=3e-4, fused=True), batch=12)
 for _ in range(2):
-    t = torch.randint(0, 1000, (12,)); noise = torch.randn_like(x0)
-    cond = torch.where(torch.rand(12, 1) < 0.2, torch.zeros_like(cond), cond)
-    loss = F.mse_loss(model(add_noise(x0, noise, t, abar), t, cond), noise)
-    opt.zero_grad(); loss.backward(); opt.step()
+    step()
 print(json.dumps({"peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}))
 """
 
 
 def train_step(model, optimizer, batch: int):
-    """One training step as `a2i.diffusion.train` runs it on the CPU (channels_last, fused Adam)."""
+    """The trainer's own step (`a2i.diffusion.train.training_step`: loss, fused Adam, EMA) on random data in
+    channels_last, with the thesis' 20 % condition dropout."""
     model.to(memory_format=torch.channels_last)
-    abar = Schedule().alphas_cumprod()
-    x0 = torch.randn(batch, 3, 64, 64).contiguous(memory_format=torch.channels_last)
+    ema = EMA(model, 0.995)
+    x0 = torch.randn(batch, 3, model.image_size, model.image_size).contiguous(memory_format=torch.channels_last)
     cond = torch.randn(batch, 1024)
+    count = iter(range(1, 1 << 30))
 
     def step():
         t = torch.randint(0, 1000, (batch,))
-        noise = torch.randn_like(x0)
+        noise = torch.randn_like(x0).contiguous(memory_format=torch.channels_last)
         dropped = torch.where(torch.rand(batch, 1) < 0.2, torch.zeros_like(cond), cond)
-        loss = F.mse_loss(model(add_noise(x0, noise, t, abar), t, dropped), noise)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+        training_step(model, optimizer, ema, next(count), x0, dropped, t, noise)
 
     return step
 
@@ -69,7 +64,8 @@ def test_thesis_train_step_batch12(benchmark):
 
 
 def test_thesis_train_peak_memory():
-    out = subprocess.run([sys.executable, "-c", PEAK_SCRIPT], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", PEAK_SCRIPT], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).parent)  # a fresh process: the peak of one training step alone
     peak = json.loads(out.stdout.strip().splitlines()[-1])["peak_rss_gib"]
     print(f"thesis train step b12 peak RSS: {peak:.2f} GiB")
     assert peak < PEAK_RSS_LIMIT_GIB

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from a2i.diffusion.sample import generate_images, load_generator
-from a2i.diffusion.schedule import Schedule
+from a2i.diffusion.checkpoint import load_generator
+from a2i.diffusion.sampling import generate_images
 from a2i.diffusion.train import train
 from a2i.diffusion.unet import UNet
 
@@ -43,7 +43,7 @@ def test_training_on_cuda_keeps_data_on_the_gpu_and_loads_on_cpu(root, compile_m
 def test_cuda_sampling_is_seeded():
     model = UNet("tiny").cuda().eval()
     cond = np.random.default_rng(0).normal(size=(6, 1024)).astype(np.float32)
-    kwargs = dict(sampler="dpmpp", steps=5, guidance=3.0, schedule=Schedule(), batch_size=3,
+    kwargs = dict(sampler="dpmpp", steps=5, guidance=3.0, batch_size=3,
                   device=torch.device("cuda"))
     first = generate_images(model, cond, seed=1, **kwargs)
     np.testing.assert_array_equal(first, generate_images(model, cond, seed=1, **kwargs))

@@ -3,6 +3,7 @@
 from a2i.config import DownloadConfig, load_section_config
 from a2i.data.download import download
 from a2i.stage import run_stage
+from a2i.variants import DOWNLOADS
 
 if __name__ == "__main__":
-    run_stage(__doc__, lambda: download(**load_section_config(DownloadConfig).kwargs()))
+    run_stage(__doc__, lambda: download(DOWNLOADS, **load_section_config(DownloadConfig).kwargs()))

@@ -4,13 +4,13 @@ from a2i.config import EvaluateConfig, load_section_config
 from a2i.devices import select_device
 from a2i.evaluation.evaluate import evaluate_variant
 from a2i.stage import Option, run_stage
-from a2i.variants import CLASSIFIER, METRICS, PREPARED, samples_dir
+from a2i.variants import CLASSIFIER, CONFUSION_PLOTS, METRICS, PREPARED, samples_dir
 
 
 def evaluate(variant: str, device: str) -> None:
     config = load_section_config(EvaluateConfig)
     evaluate_variant(variant, PREPARED, samples_dir(variant), CLASSIFIER, METRICS / "evaluate" / variant,
-                     f"plots/confusion/{variant}", **config.kwargs(), device=str(select_device(device)))
+                     CONFUSION_PLOTS / variant, **config.kwargs(), device=str(select_device(device)))
 
 
 if __name__ == "__main__":

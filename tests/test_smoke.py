@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,7 +17,7 @@ from a2i import params, resources, thesis
 from a2i.audioclip.checkpoint import expected_entries
 from a2i.audioclip.embed import load_audio_encoder, read_heads
 from a2i.data.layout import SAMPLE_RATE
-from a2i.diffusion.sample import checkpoints, load_generator
+from a2i.diffusion.checkpoint import checkpoints, load_generator
 from a2i.evaluation.classifier import FEATURES_NAME, load_classifier
 from a2i.variants import CLASSIFIER, METRICS, PREPARED, audioclip_model, diffusion_dir, embeddings_dir, samples_dir
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from a2i import params, thesis
-from a2i.audioclip.finetune import FinetuneConfig
+from a2i.config import FinetuneConfig
 from a2i.evaluation.evaluate import feature_space
 
 THESIS = ["profile=thesis", "data=suburmp"]

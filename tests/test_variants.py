@@ -1,6 +1,7 @@
 import pytest
 
-from a2i.variants import Variant, evaluation_name, grid, sample_name
+from a2i.variants import (Variant, checkpoint_epoch, checkpoint_name, evaluation_name, grid, parse_sample_name,
+                          sample_name)
 
 
 def test_parse_round_trip():
@@ -30,3 +31,14 @@ def test_grid_lists_every_cell_then_the_study_variants():
     study = {"alignment": "text", "length": 2, "variants": ["nocfg", "pca"]}
     names = [v.name for v in grid([1, 2], ["text", "mutual"], study)]
     assert names == ["text-1s", "mutual-1s", "text-2s", "mutual-2s", "text-2s-nocfg", "text-2s-pca"]
+
+
+def test_file_names_parse_back():
+    assert checkpoint_epoch(checkpoint_name(70)) == 70
+    assert checkpoint_epoch("epoch_070.pt.tmp") is None and checkpoint_epoch("best.pt") is None
+    for epoch, guidance, seed in [(4, 3.0, 0), (70, 1.5, 2), (100, 0.0, 11)]:
+        assert parse_sample_name(sample_name(epoch, guidance, seed)) == (epoch, guidance, seed)
+    # only the names sample_name writes: not another spelling of the same numbers, not a near miss
+    assert parse_sample_name("epoch_004_g3.0_s0") is None
+    assert parse_sample_name("epoch_004_g3_s0_extra") is None
+    assert parse_sample_name("epoch_004_g1e+-3_s0") is None

@@ -25,7 +25,7 @@ from torch.utils.data import WeightedRandomSampler
 from tqdm import tqdm
 
 from a2i.audioclip.checkpoint import create_model
-from a2i.audioclip.embed import embed_audio, load_audio_encoder, parse_embedding
+from a2i.audioclip.embed import embed_audio, parse_embedding
 from a2i.audioclip.model import AudioCLIP
 from a2i.audioclip.preprocess import preprocess_images
 from a2i.config import FinetuneConfig
@@ -33,12 +33,7 @@ from a2i.data.dataset import PreparedDataset
 from a2i.data.layout import INSTRUMENTS
 from a2i.devices import select_device
 from a2i.io import save_torch, write_json
-from a2i.variants import METRICS, PREPARED, audioclip_model
-
-__all__ = [
-    "FinetuneConfig", "balanced_sampler", "class_texts", "contrastive_loss", "finetune", "heads_state",
-    "image_query_sets", "load_audio_encoder", "query_accuracy", "run_finetune", "setup_optimizer",
-]
+from a2i.variants import METRICS, PREPARED, audioclip_model, live_path
 
 log = logging.getLogger(__name__)
 
@@ -271,7 +266,7 @@ def run_finetune(embedding: str, params: FinetuneConfig | dict[str, Any], prepar
     config = FinetuneConfig.of(params)
     model_path = Path(model_path or audioclip_model(variant.embedding))
     metrics_path = Path(metrics_path or METRICS / "finetune" / f"{variant.embedding}.json")
-    live_dir = Path(live_dir or Path("dvclive") / "finetune" / variant.embedding)
+    live_dir = Path(live_dir or live_path("finetune", variant.embedding))
 
     train = PreparedDataset(prepared, variant.length, "train")
     test = PreparedDataset(prepared, variant.length, "test")

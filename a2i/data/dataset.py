@@ -11,6 +11,7 @@ from torch.utils.data import Dataset
 
 from a2i.data.layout import SAMPLE_RATE, SPLITS
 from a2i.data.prepare import index_name
+from a2i.variants import embeddings_dir
 
 
 class PreparedDataset(Dataset):
@@ -60,3 +61,16 @@ class PreparedDataset(Dataset):
         """int16 [len(rows), 1, L*44100] for the given index rows."""
         starts = self._starts[np.asarray(rows, dtype=np.int64)]
         return np.asarray(self._map("tracks")[starts[:, None] + np.arange(self.frames)])[:, None]
+
+
+def load_embeddings(root: Path, embedding: str, split: str, rows: int) -> np.ndarray:
+    """float32 [rows, 1024] of `data/embeddings/<embedding>/<split>.npy`, checked against the index length."""
+    path = root / embeddings_dir(embedding) / f"{split}.npy"
+    if not path.is_file():
+        raise ValueError(f"{path} not found (run `embed --embedding {embedding}` first)")
+    array = np.load(path)
+    if array.shape != (rows, 1024):
+        raise ValueError(f"{path} has shape {array.shape}, expected ({rows}, 1024) to match its index")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{path} contains NaN or Inf")
+    return array.astype(np.float32, copy=False)

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import torch
 
+from a2i.diffusion.unet import UNet
 from a2i.io import content_digest, save_torch
+from a2i.variants import checkpoint_epoch
 
 DIGEST = "sha256"  # the key of the digest, over everything else in the checkpoint
 WEIGHTS = ("model", "ema")
@@ -27,7 +29,7 @@ def load_checkpoint(path: Path) -> dict:
     must be CPU tensors; load_state_dict moves weights to their module's device); not yet verified."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as error:  # a damaged file can fail in any layer (zip, pickle, storage): report, don't crash
+    except Exception:  # a damaged file can fail in any layer (zip, pickle, storage): report, don't crash
         raise ValueError(damaged(path, "unreadable (truncated or damaged)")) from None
     if not isinstance(state, dict) or not {"config", *WEIGHTS} <= state.keys():
         raise ValueError(damaged(path, "not a diffusion training checkpoint of a2i"))
@@ -56,3 +58,27 @@ def read_checkpoint(path: Path) -> dict:
 def damaged(path: Path, why: str) -> str:
     """The one-line error for a checkpoint that cannot be trusted, and how to get a good one back."""
     return f"{path}: {why}; run `dvc checkout {Path(path).parent}` or delete it and re-run `dvc repro`"
+
+
+def checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
+    """(epoch, path) of the `epoch_EEE.pt` files in a run directory, oldest first."""
+    found = ((checkpoint_epoch(path.name), path) for path in Path(run_dir).glob("epoch_*.pt"))
+    return sorted((epoch, path) for epoch, path in found if epoch is not None)
+
+
+def load_generator(path: str | Path, device: torch.device | str = "cpu") -> tuple[UNet, dict]:
+    """(EMA U-Net in eval mode, run config) from a verified training checkpoint (a2i.diffusion.checkpoint);
+    ValueError naming the file when it is damaged or its weights do not fit the U-Net profile its config names."""
+    path = Path(path)
+    state = read_checkpoint(path)
+    config = state["config"]
+    try:
+        model = UNet(**config["model"])
+    except (KeyError, TypeError) as err:
+        raise ValueError(f"{path}: not a diffusion checkpoint of a2i ({type(err).__name__}: {err})") from None
+    try:
+        model.load_state_dict(state["ema"])
+    except RuntimeError:
+        raise ValueError(f"{path}: weights do not fit the '{config['model']['profile']}' U-Net profile "
+                         f"named in its config (a checkpoint of another profile?)") from None
+    return model.to(device, memory_format=torch.channels_last).eval(), config

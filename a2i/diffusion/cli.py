@@ -54,7 +54,7 @@ def generate_cmd(model: Path, audio: Path, seconds: float | None, n: int, guidan
                  seed: int, audio_model: Path | None, device: torch.device | None, output: Path) -> None:
     """Draw images for your own audio clip with a trained model."""
     from a2i.diffusion.generate import generate
-    from a2i.diffusion.sample import image_grid, save_png
+    from a2i.diffusion.images import image_grid, save_png
 
     try:
         images = generate(model, audio, seconds=seconds, n=n, guidance=guidance, sampler=sampler, steps=steps,

@@ -12,8 +12,8 @@ import torchaudio
 
 from a2i.data.layout import SAMPLE_RATE
 from a2i.devices import select_device
-from a2i.diffusion.sample import checkpoints, generate_images, load_generator
-from a2i.diffusion.schedule import Schedule
+from a2i.diffusion.checkpoint import checkpoints, load_generator
+from a2i.diffusion.sampling import generate_images
 from a2i.variants import audioclip_model
 
 log = logging.getLogger(__name__)
@@ -77,5 +77,4 @@ def generate(model: str | Path, audio: str | Path, *, seconds: float | None = No
         embedding = encoder(clip.to(device)).float().cpu().numpy()
     log.info("%s: embedded %s with %s", checkpoint, audio, audio_model)
     return generate_images(unet, np.repeat(embedding, n, axis=0), sampler=sampler, steps=steps, guidance=guidance,
-                           seed=seed, schedule=Schedule(**config["model"]["schedule"]), batch_size=n, device=device,
-                           source=checkpoint)
+                           seed=seed, batch_size=n, device=device, source=checkpoint)

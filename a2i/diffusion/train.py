@@ -21,18 +21,18 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from a2i.config import TrainConfig
-from a2i.data.dataset import PreparedDataset
+from a2i.data.dataset import PreparedDataset, load_embeddings
 from a2i.devices import select_device, set_threads
-from a2i.diffusion.checkpoint import DIGEST, load_checkpoint, save_checkpoint, verify_checkpoint
-from a2i.diffusion.sample import autocast, checkpoints, class_grid, generate_images, load_embeddings
+from a2i.diffusion.checkpoint import DIGEST, checkpoints, load_checkpoint, save_checkpoint, verify_checkpoint
+from a2i.diffusion.images import class_grid
+from a2i.diffusion.sampling import autocast, generate_images
 from a2i.diffusion.schedule import Schedule, add_noise
 from a2i.diffusion.unet import UNet
 from a2i.io import remove_stale_temps
-from a2i.variants import PREPARED, Variant, checkpoint_name, diffusion_dir
+from a2i.variants import PREPARED, Variant, checkpoint_name, diffusion_dir, live_path
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +137,19 @@ def diffusion_loss(model, x0: torch.Tensor, cond: torch.Tensor, t: torch.Tensor,
     return per_sample.mean()
 
 
+def training_step(model: UNet, optimizer: torch.optim.Optimizer, ema: EMA, step: int, x0: torch.Tensor,
+                  cond: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, weighting: str = "eps",
+                  forward=None) -> torch.Tensor:
+    """One optimisation step of the trainer (the loss, Adam, then the EMA update as step `step`); `forward` is the
+    model as called (a DDP or compiled wrapper), by default `model` itself. Returns the detached loss."""
+    loss = diffusion_loss(forward or model, x0, cond, t, noise, model.alphas_cumprod, weighting)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    ema.update(model, step)
+    return loss.detach()
+
+
 def _to_model_space(images: torch.Tensor, device: torch.device) -> torch.Tensor:
     x = images.to(device, non_blocking=True).permute(0, 3, 1, 2).float() / 127.5 - 1
     return x.contiguous(memory_format=torch.channels_last)
@@ -156,8 +169,6 @@ class Trainer:
         self.val_samples = params.val_samples
         if self.config["batch_size"] % world:
             raise ValueError(f"train.batch_size={self.config['batch_size']} is not divisible by {world} processes")
-        self.schedule = Schedule(**self.config["model"]["schedule"])
-        self.alphas_cumprod = self.schedule.alphas_cumprod(device)
         self.train_images = _on_device(self.train.images, device)
         self.train_cond = _on_device(self.train.cond, device)
 
@@ -235,7 +246,7 @@ class Trainer:
         """Indices, t, noise and condition-dropout mask of batch i, drawn identically on every rank."""
         b = self.config["batch_size"]
         idx = order[i * b:(i + 1) * b]
-        t = torch.randint(0, self.schedule.timesteps, (b,), generator=self.generator, device=self.device)
+        t = torch.randint(0, self.model.schedule.timesteps, (b,), generator=self.generator, device=self.device)
         noise = torch.randn((b, *self.image_shape), generator=self.generator, device=self.device)
         drop = torch.rand((b,), generator=self.generator, device=self.device) < self.config["p_uncond"]
         share = slice(self.rank * b // self.world, (self.rank + 1) * b // self.world)
@@ -254,14 +265,9 @@ class Trainer:
             cond = self.train_cond[idx_data].to(self.device, non_blocking=True)
             cond = torch.where(drop[:, None], torch.zeros_like(cond), cond)
             noise = noise.contiguous(memory_format=torch.channels_last)
-            loss = diffusion_loss(self.forward, x0, cond, t, noise, self.alphas_cumprod,
-                                  self.config["loss_weighting"])
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
             self.step += 1
-            self.ema.update(self.model, self.step)
-            total += loss.detach()
+            total += training_step(self.model, self.optimizer, self.ema, self.step, x0, cond, t, noise,
+                                   self.config["loss_weighting"], forward=self.forward)
         if self.world > 1:
             dist.all_reduce(total)
             total /= self.world
@@ -279,14 +285,14 @@ class Trainer:
         n = min(self.val_samples, len(self.val.labels))
         generator = torch.Generator().manual_seed(self.config["seed"] + 1)
         rows = torch.randperm(len(self.val.labels), generator=generator)[:n]
-        t = torch.randint(0, self.schedule.timesteps, (n,), generator=generator)
+        t = torch.randint(0, self.model.schedule.timesteps, (n,), generator=generator)
         noise = torch.randn((n, *self.image_shape), generator=generator)
         total = 0.0
         for start in range(0, n, 64):
             part = slice(start, start + 64)
             x0 = _to_model_space(self.val.images[rows[part]], self.device)
             loss = diffusion_loss(self.ema.model, x0, self.val.cond[rows[part]].to(self.device),
-                                  t[part].to(self.device), noise[part].to(self.device), self.alphas_cumprod)
+                                  t[part].to(self.device), noise[part].to(self.device), self.ema.model.alphas_cumprod)
             total += float(loss) * len(rows[part])
         return total / n
 
@@ -296,7 +302,7 @@ class Trainer:
         guidance = self.preview.guidance if self.config["p_uncond"] > 0 else 1.0
         images = generate_images(self.ema.model, self.val.cond[rows].numpy(), sampler=self.preview.sampler,
                                  steps=self.preview.steps, guidance=guidance, seed=self.config["seed"],
-                                 schedule=self.schedule, batch_size=len(rows), device=self.device)
+                                 batch_size=len(rows), device=self.device)
         return class_grid(images, self.val.labels[rows], per_class=1)
 
 
@@ -304,7 +310,7 @@ def _live(root: Path, variant: str, resume_epoch: int):
     """dvclive logger; on resume, history rows after the checkpoint (a killed run's tail) are dropped."""
     from dvclive import Live
 
-    live = Live(dir=str(root / "dvclive" / "train" / variant), dvcyaml=False, save_dvc_exp=False,
+    live = Live(dir=str(root / live_path("train", variant)), dvcyaml=False, save_dvc_exp=False,
                 resume=resume_epoch > 0)
     for tsv in Path(live.plots_dir, "metrics").rglob("*.tsv") if resume_epoch else ():
         lines = tsv.read_text().splitlines()

@@ -249,6 +249,7 @@ class UNet(nn.Module):
                        "pca_components": pca_components, "schedule": schedule.as_dict(), "image_size": image_size,
                        "output_skip": output_skip, "context_tokens": context_tokens, "standardize": standardize,
                        "pca_scale": pca_scale, "encoding_norm": encoding_norm}
+        self.schedule = schedule  # the samplers read it from here: a model cannot be sampled with another one
         self.register_buffer("alphas_cumprod", schedule.alphas_cumprod())
         spec = get_profile(profile)
         w0, w1, w2, w3 = spec.widths

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import re
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,12 +28,11 @@ from a2i.evaluation import stats
 from a2i.evaluation.classifier import ClassifierFeatures, load_classifier, predict, real_split
 from a2i.evaluation.fid import FrechetReference, InceptionFeatures, resolve_inception_weights
 from a2i.io import atomic_path, save_npz, sha256_file, write_csv, write_json
-from a2i.variants import Variant, evaluation_name, sample_name
+from a2i.variants import Variant, evaluation_name, parse_sample_name
 
 log = logging.getLogger(__name__)
 
 REFERENCE_SPLITS = ("train", "test")
-_SAMPLE = re.compile(r"^epoch_(?P<epoch>\d+)_g(?P<guidance>[0-9.e+-]+)_s(?P<seed>\d+)$")
 
 
 # ------------------------------------------------------------------------------------------ generated samples
@@ -52,12 +50,10 @@ def discover_samples(samples_dir: str | Path) -> dict[tuple[int, float], list[Sa
     samples_dir = Path(samples_dir)
     groups: dict[tuple[int, float], list[SampleFile]] = defaultdict(list)
     for path in sorted(samples_dir.glob("*.npz")):
-        match = _SAMPLE.match(path.stem)
-        if not match:
+        parsed = parse_sample_name(path.stem)
+        if parsed is None:
             raise ValueError(f"{path}: not named like a2i.variants.sample_name (epoch_EEE_gG_sS.npz)")
-        sample = SampleFile(int(match["epoch"]), float(match["guidance"]), int(match["seed"]), path)
-        if sample_name(sample.epoch, sample.guidance, sample.seed) != path.stem:
-            raise ValueError(f"{path}: not named like a2i.variants.sample_name (epoch_EEE_gG_sS.npz)")
+        sample = SampleFile(*parsed, path)
         groups[(sample.epoch, sample.guidance)].append(sample)
     if not groups:
         raise ValueError(f"{samples_dir} holds no generated samples (epoch_EEE_gG_sS.npz; run the sample stage)")

@@ -16,10 +16,12 @@ import torch
 import torch.nn.functional as F
 
 from a2i.audioclip import AudioCLIP
+from a2i.audioclip.embed import load_audio_encoder
 from a2i.audioclip.finetune import (
-    FinetuneConfig, balanced_sampler, class_texts, contrastive_loss, finetune, image_query_sets, load_audio_encoder,
-    query_accuracy, run_finetune, setup_optimizer,
+    balanced_sampler, class_texts, contrastive_loss, finetune, image_query_sets, query_accuracy, run_finetune,
+    setup_optimizer,
 )
+from a2i.config import FinetuneConfig
 from a2i.data.dataset import PreparedDataset
 from a2i.data.layout import INSTRUMENTS, SAMPLE_RATE
 

@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from a2i.diffusion.sample import (class_grid, generate_images, guidance_plan, guided_eps, image_grid, sample,
-                                  to_uint8)
+from a2i.diffusion.images import class_grid, image_grid, to_uint8
+from a2i.diffusion.sample import guidance_plan
+from a2i.diffusion.sampling import generate_images, guided_eps, sample
 from a2i.diffusion.schedule import Schedule, add_noise
 from a2i.variants import Variant
 
@@ -136,6 +137,7 @@ class Broken(torch.nn.Module):
     """A denoiser whose weights went bad: the same eps everywhere."""
 
     image_size = 8
+    schedule = Schedule()
 
     def __init__(self, eps: float):
         super().__init__()
@@ -150,4 +152,4 @@ class Broken(torch.nn.Module):
 def test_broken_samples_are_an_error_naming_their_source(eps, why):
     with pytest.raises(ValueError, match=rf"^ckpt\.pt: {why} \(dpmpp, guidance 2, seed 0\): its weights are broken$"):
         generate_images(Broken(eps), np.zeros((4, 1024)), sampler="dpmpp", steps=2, guidance=2.0, seed=0,
-                        schedule=Schedule(), batch_size=2, device=torch.device("cpu"), source="ckpt.pt")
+                        batch_size=2, device=torch.device("cpu"), source="ckpt.pt")

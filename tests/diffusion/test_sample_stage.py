@@ -88,7 +88,7 @@ def test_compare_samplers_writes_both_runs_on_the_same_conditions(trained):
 
 def test_compare_samplers_command_scores_both_runs_with_the_classifier(trained, monkeypatch):
     save_classifier(trained / "clf.pt", InstrumentClassifier(), {})  # untrained: the wiring, not the score
-    module = importlib.import_module("a2i.diffusion.sample")  # the package exports a function of that name
+    module = importlib.import_module("a2i.diffusion.sample")
     monkeypatch.setattr(module, "compare_samplers", functools.partial(
         compare_samplers, root=trained, runs=(("ddpm", 20), ("dpmpp", 2))))
     result = CliRunner().invoke(main, ["compare-samplers", "--variant", "text-1s", "--per-class", "1",

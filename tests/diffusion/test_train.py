@@ -11,7 +11,8 @@ import torch
 
 import a2i.diffusion.train as train_module
 from a2i.diffusion.checkpoint import DIGEST, save_checkpoint
-from a2i.diffusion.sample import checkpoints, load_generator, sample_variant
+from a2i.diffusion.checkpoint import checkpoints, load_generator
+from a2i.diffusion.sample import sample_variant
 from a2i.diffusion.train import train
 from a2i.io import save_torch, sha256_file
 from a2i.variants import Variant

@@ -12,7 +12,7 @@ from a2i import params, variants
 from a2i.data.layout import INSTRUMENTS
 from a2i.evaluation.evaluate import write_confusion
 from a2i.io import save_npz, write_json
-from a2i.report import figures, statistics, tables
+from a2i.report import figures, tables
 from a2i.report.build import build_report
 
 EPOCHS = (2, 4)

@@ -6,7 +6,6 @@ freedom, t = sqrt(27), p = 1 - 2/pi * atan(sqrt(27)) = 0.121.
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from a2i.data.layout import INSTRUMENTS
