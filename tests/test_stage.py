@@ -111,3 +111,36 @@ def test_sigterm_ends_a_stage_in_one_line_after_its_clean_ups(tmp_path):
     _, stderr = process.communicate(timeout=30)
     assert process.returncode == 1 and stderr == "error: terminated by SIGTERM\n"
     assert [p.name for p in tmp_path.iterdir()] == ["stage.py"]
+
+
+REPO = Path(__file__).resolve().parent.parent
+# (script, its options, a bad value of its own section, the one line it must fail with)
+BAD_VALUES = [
+    ("synthesize", [], ("synthesize", "train_performances", 0),
+     "synthesize.train_performances=0 is not an integer >= 1"),
+    ("download", [], ("download", "retries", -1), "download.retries=-1 is not an integer >= 0"),
+    ("prepare", [], ("prepare", "image_size", 0), "prepare.image_size=0 is not an integer >= 1"),
+    ("finetune", ["--embedding", "text-1s"], ("finetune", "lr", 0), "finetune.lr=0 is not a number > 0"),
+    ("embed", ["--embedding", "text-1s"], ("embed", "batch_size", 0), "embed.batch_size=0 is not an integer >= 1"),
+    ("train", ["--variant", "text-1s"], ("train", "batch_size", 0), "train.batch_size=0 is not an integer >= 1"),
+    ("sample", ["--variant", "text-1s"], ("sample", "steps", 0), "sample.steps=0 is not an integer >= 1"),
+    ("classify", [], ("classify", "epochs", 0), "classify.epochs=0 is not an integer >= 1"),
+    ("evaluate", ["--variant", "text-1s"], ("evaluate", "bootstrap", 0), "evaluate.bootstrap=0 is not an integer >= 1"),
+    ("report", [], ("report", "guidance", -1), "report.guidance=-1 is not a number >= 0"),
+]
+
+
+@pytest.mark.parametrize("script, options, bad, line", BAD_VALUES, ids=[row[0] for row in BAD_VALUES])
+def test_every_stage_rejects_a_bad_value_of_its_section_before_reading_data(tmp_path, script, options, bad, line):
+    # The folder holds params.yaml and nothing else: a stage that read any data first would fail on that instead.
+    import yaml
+
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    section, key, value = bad
+    params[section][key] = value
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    result = subprocess.run([sys.executable, str(REPO / "stages" / f"{script}.py"), *options], cwd=tmp_path,
+                            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines() == [f"error: {line}"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]  # and wrote nothing
