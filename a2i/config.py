@@ -458,10 +458,7 @@ class Grid:
 
     lengths: list[int] = rule(list_of(LENGTH))
     alignments: list[str] = rule(list_of(one_of(ALIGNMENTS)))
-    checkpoint_every: int = rule(integer(1))
     study: Study = nested(Study)
-    cfg_scales: list[float] = rule(list_of(number(0)))
-    seeds: list[int] = rule(list_of(SEED))
 
 
 # ------------------------------------------------------------------------------------------------ all of it

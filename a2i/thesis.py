@@ -37,14 +37,14 @@ RECIPE: tuple[Entry, ...] = (
     # -- the experiment grid (4.3) and studies (4.4, 4.5)
     _e("lengths", [1, 2, 3, 4, 5], "4.2.1, 4.3.2", "size"),
     _e("alignments", ["text", "frozen", "mutual"], "4.3.1", "size"),
-    _e("checkpoint_every", 10, "4.3.3", "size"),
-    _e("cfg_scales", [1, 3, 5, 7, 9, 11], "4.4", "size"),
+    _e("train.checkpoint_every", 10, "4.3.3", "size"),
+    _e("sample.cfg_scales", [1, 3, 5, 7, 9, 11], "4.4", "size"),
     _e("study.alignment", "text", "4.4, 4.5", "size"),
     _e("study.length", 4, "4.4, 4.5", "size"),
     _e("study.variants", ["nocfg", "pca", "nonorm"], "4.4, 4.5, 5.4 (Figure 5.10)", "size"),
     _e("study.epoch", 70, "Tables 5.7 and 5.9 repeat Table 5.2's text-4s epoch-70 cell (68.66%)", "method",
        "null: the final checkpoint; the thesis' studies use epoch 70"),
-    _e("seeds", [0], "silent: one sampling run per checkpoint (4.3.3)", "size"),
+    _e("sample.seeds", [0], "silent: one sampling run per checkpoint (4.3.3)", "size"),
     # -- data (4.2.1)
     _e("prepare.image_size", 64, "4.2.1", "size"),
     _e("prepare.silence_peak", 450, "4.2.1"),

@@ -81,7 +81,7 @@ def test_the_profiles_validate(overrides):
     ("lengths", [11], "lengths[0]=11 is not an integer in 1..10"),
     ("study__variants", ["nocfg", "big"], "study.variants[1]='big' is not one of nocfg, pca, nonorm"),
     ("report__dataset", "urmp", "report.dataset='urmp' is not one of synthetic, suburmp"),
-    ("seeds", [-1], "seeds[0]=-1 is not an integer >= 0"),
+    ("sample__seeds", [-1], "sample.seeds[0]=-1 is not an integer >= 0"),
     ("synthesize__performance_seconds", 2.0, "synthesize.performance_seconds=2.0 is not a multiple of 0.1 s >= 2.6"),
 ])
 def test_a_bad_value_is_one_line_naming_key_value_and_what_is_allowed(committed, key, value, line):
