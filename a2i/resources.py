@@ -52,7 +52,8 @@ def usage_line(stage: str, run_s: float) -> str:
     gpu = _gib(torch.cuda.max_memory_allocated()) if on_gpu else "-"
     usage = resource.getrusage(resource.RUSAGE_SELF)
     rss = _gib(usage.ru_maxrss * 1024)  # Linux: KiB
-    return (f"{TAG} stage={stage} wall_s={wall_s:.1f} startup_s={startup} cpu_s={usage.ru_utime + usage.ru_stime:.1f} device={device} "
+    cpu_s = usage.ru_utime + usage.ru_stime
+    return (f"{TAG} stage={stage} wall_s={wall_s:.1f} startup_s={startup} cpu_s={cpu_s:.1f} device={device} "
             f"peak_rss_gib={rss} peak_gpu_gib={gpu}")
 
 

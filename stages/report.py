@@ -12,8 +12,9 @@ from a2i.variants import CONFUSION_PLOTS, METRICS, PREPARED, REPORT, grid
 def report() -> None:
     config = load_section_config(ReportConfig)
     build_report(out=REPORT, metrics_dir=METRICS, plots_dir=CONFUSION_PLOTS, prepared=PREPARED,
-                 grid=grid(config.lengths, config.alignments, asdict(config.study)), guidance=config.guidance, cfg_sweep=config.cfg_sweep, study_epoch=config.study.epoch,
-                 dataset=config.dataset, params=load_params())
+                 grid=grid(config.lengths, config.alignments, asdict(config.study)), guidance=config.guidance,
+                 cfg_sweep=config.cfg_sweep, study_epoch=config.study.epoch, dataset=config.dataset,
+                 params=load_params())
 
 
 if __name__ == "__main__":

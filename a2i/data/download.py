@@ -289,7 +289,8 @@ def download(out: str | Path, items: list[str], source: str = "url", local_dir: 
         raise DownloadError(f"download.local_dir '{local_dir}' is not a folder (needed with source: local)")
     if source == "local" and Path(local_dir).resolve().is_relative_to(out.resolve()):
         # the links replace what is in `out`, and DVC deletes `out` before it reruns the stage
-        raise DownloadError(f"download.local_dir '{local_dir}' is inside the download folder '{out}'; move the files out")
+        raise DownloadError(f"download.local_dir '{local_dir}' is inside the download folder '{out}'; "
+                            "move the files out")
     fetched = {}
     for name in items:
         try:

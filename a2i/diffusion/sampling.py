@@ -64,8 +64,9 @@ def generate_images(model: UNet, cond: np.ndarray | torch.Tensor, *, sampler: st
                     guidance: float, seed: int, batch_size: int, device: torch.device,
                     ddpm_variance: str = "fixed_small", source: str | Path = "the model") -> np.ndarray:
     """uint8 [n, S, S, 3] (S = model.image_size), one image per condition row, sampled with the noise schedule
-    the model was trained with (`model.schedule`); the same seed gives the same images. Non-finite samples, or images that are all one value, are a ValueError naming `source` (the
-    checkpoint): broken weights, whose black images would otherwise be scored."""
+    the model was trained with (`model.schedule`); the same seed gives the same images. Non-finite samples, or
+    images that are all one value, are a ValueError naming `source` (the checkpoint): broken weights, whose black
+    images would otherwise be scored."""
     cond = torch.as_tensor(np.asarray(cond, np.float32))
     generator = torch.Generator(device=device).manual_seed(seed)
     run = f"{sampler}, guidance {guidance:g}, seed {seed}"
