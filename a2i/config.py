@@ -22,10 +22,10 @@ from a2i.data.layout import INSTRUMENTS
 from a2i.diffusion.schedule import DDPM_VARIANCES, LOSS_WEIGHTINGS, SAMPLERS
 from a2i.evaluation import LR_SCHEDULES
 from a2i.params import load_params
-from a2i.variants import ALIGNMENTS, STUDIES, SYNTHETIC
+from a2i.variants import ALIGNMENTS, STUDIES, SYNTHETIC, Variant
 
-# The size profiles of a2i.audioclip.profiles.PROFILES and a2i.diffusion.unet.PROFILES (a test checks they agree).
-PROFILES = ("tiny", "thesis")
+# The model sizes of a2i.audioclip.sizes.SIZES and a2i.diffusion.unet.SIZES (a test checks they agree).
+MODEL_SIZES = ("tiny", "thesis")
 DEVICES = ("auto", "cpu", "cuda")  # a2i.devices.select_device
 PROJECTIONS = ("fc", "pca")
 DATASETS = ("synthetic", "suburmp")
@@ -303,9 +303,16 @@ class PrepareConfig(Section):
     lengths: list[float] = rule(list_of(SECONDS))
     silence_peak: int = rule(integer(0, 32767))
     image_size: int = rule(integer(1))
+    hr_image_size: int = rule(integer(1))  # the super-resolution stages' targets
     crop: dict[str, list[float]] = rule(MappingOf("a mapping of instrument to box", one_of(INSTRUMENTS), BOX))
     trim: dict[str, list[float]] = rule(MappingOf("a mapping of performance to span", TEXT, SPAN))
     on_bad_file: str = rule(one_of(ON_BAD_FILE))
+
+    def cross_checks(self) -> list[str]:
+        if self.hr_image_size <= self.image_size or self.hr_image_size % self.image_size:
+            return [f"prepare.hr_image_size={self.hr_image_size} is not a multiple of prepare.image_size="
+                    f"{self.image_size} above it (the super-resolution factor)"]
+        return []
 
 
 @dataclass(frozen=True)
@@ -314,7 +321,7 @@ class FinetuneConfig(Section):
 
     NAME = "finetune"
     OPERATIONAL = ("device",)
-    profile: str = rule(one_of(PROFILES))
+    model_size: str = rule(one_of(MODEL_SIZES))
     checkpoint: str | None = rule(optional(TEXT))
     allow_random_init: bool = rule(BOOLEAN)
     epochs: int = rule(integer(0))
@@ -358,7 +365,7 @@ class Preview:
 class TrainConfig(Section):
     NAME = "train"
     OPERATIONAL = ("threads",)
-    profile: str = rule(one_of(PROFILES))
+    model_size: str = rule(one_of(MODEL_SIZES))
     projection: str = rule(one_of(PROJECTIONS))
     pca_components: int = rule(integer(1))
     dropout: float = rule(number(0, 1, open_high=True))
@@ -438,6 +445,52 @@ class EvaluateConfig(Section):
 
 
 @dataclass(frozen=True)
+class TrainSRConfig(Section):
+    """`train_sr`: the diffusion super-resolution model, prepare.image_size -> prepare.hr_image_size (ours: the
+    thesis' future work, 6.2)."""
+
+    NAME = "train_sr"
+    OPERATIONAL = ("threads",)
+    model_size: str = rule(one_of(MODEL_SIZES))
+    embedding: str = rule(TEXT)  # whose train samples (their frames; with `audio`, their embeddings) it trains on
+    audio: bool = rule(BOOLEAN)
+    steps: int = rule(integer(1))
+    batch_size: int = rule(integer(1))
+    lr: float = rule(number(0, open_low=True))
+    loss_weighting: str = rule(one_of(LOSS_WEIGHTINGS))
+    output_skip: bool = rule(BOOLEAN)
+    t_start: int | None = rule(optional(integer(1)))
+    residual: bool = rule(BOOLEAN)
+    residual_scale: float = rule(number(0, open_low=True))
+    aug_max: int = rule(integer(1))
+    ema_decay: float = rule(number(0, 1, open_high=True))
+    threads: int | None = rule(optional(integer(1)))
+    seed: int = rule(SEED)
+
+    def cross_checks(self) -> list[str]:
+        try:
+            Variant.parse(self.embedding)
+        except ValueError as error:
+            return [f"train_sr.embedding={self.embedding!r}: {error}"]
+        return []
+
+
+@dataclass(frozen=True)
+class SampleSRConfig(Section):
+    """`sample_sr`: upsampling the test images of the checkpoint selected on validation (main grid, `guidance`)."""
+
+    NAME = "sample_sr"
+    OPERATIONAL = ("threads",)
+    guidance: float = rule(number(0))
+    sampler: str = rule(one_of(SAMPLERS))
+    steps: int = rule(integer(1))
+    aug_level: int = rule(integer(0))
+    batch_size: int = rule(integer(1))
+    threads: int | None = rule(optional(integer(1)))
+    seed: int = rule(SEED)
+
+
+@dataclass(frozen=True)
 class ReportConfig(Section):
     NAME = "report"
     guidance: float = rule(number(0))
@@ -449,7 +502,8 @@ class ReportConfig(Section):
 
 
 SECTIONS: tuple[type[Section], ...] = (SynthesizeConfig, DownloadConfig, PrepareConfig, FinetuneConfig, EmbedConfig,
-                                       TrainConfig, SampleConfig, ClassifyConfig, EvaluateConfig, ReportConfig)
+                                       TrainConfig, SampleConfig, ClassifyConfig, EvaluateConfig, TrainSRConfig,
+                                       SampleSRConfig, ReportConfig)
 
 
 @dataclass(frozen=True)
@@ -483,6 +537,7 @@ def check_params(params: dict[str, Any]) -> Params:
     problems = [p.removeprefix("params.") for p in problems]
     problems += _lengths_prepared(grid, sections["prepare"]) + _sweep_checkpoint(sections["train"], sections["sample"])
     problems += _fit_synthetic(sections["prepare"], sections["synthesize"])
+    problems += _sr_length_prepared(sections["train_sr"], sections["prepare"])
     if problems:
         raise ConfigError(problems)
     return Params(grid, sections)
@@ -498,6 +553,12 @@ def _lengths_prepared(grid: Grid | None, prepare: PrepareConfig | None) -> list[
     if grid.study.variants and grid.study.length not in prepare.lengths:
         problems.append(f"study.length={grid.study.length!r} is not in prepare.lengths={prepare.lengths!r}")
     return problems
+
+
+def _sr_length_prepared(train_sr: TrainSRConfig | None, prepare: PrepareConfig | None) -> list[str]:
+    if train_sr is None or prepare is None or Variant.parse(train_sr.embedding).length in prepare.lengths:
+        return []
+    return [f"train_sr.embedding={train_sr.embedding!r} is not of a length in prepare.lengths={prepare.lengths!r}"]
 
 
 def _sweep_checkpoint(train: TrainConfig | None, sample: SampleConfig | None) -> list[str]:
@@ -537,3 +598,13 @@ def load_section_config(cls: type[S], path: str | Path = "params.yaml") -> S:
     if problems:
         raise ConfigError(problems)
     return section
+
+
+def load_grid_config(path: str | Path = "params.yaml") -> Grid:
+    """The experiment grid (the top-level `lengths`, `alignments`, `study`), validated."""
+    problems: list[str] = []
+    params = load_params(path)
+    grid = parse_section(Grid, "params", {f.name: params.get(f.name) for f in dataclasses.fields(Grid)}, problems)
+    if problems:
+        raise ConfigError([p.removeprefix("params.") for p in problems])
+    return grid

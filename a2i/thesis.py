@@ -49,7 +49,7 @@ RECIPE: tuple[Entry, ...] = (
     _e("prepare.image_size", 64, "4.2.1", "size"),
     _e("prepare.silence_peak", 450, "4.2.1"),
     # -- AudioCLIP fine-tuning (3.2, 4.3.1)
-    _e("finetune.profile", "thesis", "3.2 (ESResNeXt-fbsp audio head, CLIP RN50 towers, 1024-d)", "size"),
+    _e("finetune.model_size", "thesis", "3.2 (ESResNeXt-fbsp audio head, CLIP RN50 towers, 1024-d)", "size"),
     _e("finetune.checkpoint", AUDIOCLIP_CHECKPOINT, "3.2.3 (the released partially trained weights)", "method",
        "null: a randomly initialised AudioCLIP; Table 5.1's epoch-0 column and everything after it change meaning"),
     _e("finetune.allow_random_init", False, "3.2.3", "method",
@@ -66,7 +66,7 @@ RECIPE: tuple[Entry, ...] = (
     _e("finetune.bn_recalibration_batches", 0, "silent: the reference keeps running batch-norm statistics",
        "method", "a head trained at a high learning rate needs its batch-norm statistics re-estimated"),
     # -- the diffusion model (3.3.2) and its training (3.3.3, 4.3.3)
-    _e("train.profile", "thesis", "3.3.2 (64/128/256/256 U-Net, attention after every block)", "size"),
+    _e("train.model_size", "thesis", "3.3.2 (64/128/256/256 U-Net, attention after every block)", "size"),
     _e("train.projection", "fc", "3.3.2 (4.5 studies PCA as a variant)"),
     _e("train.pca_components", 256, "4.5"),
     _e("train.dropout", 0.1, "silent: 5.4 names Dropout and LayerNorm in the encoding layer, not the rate"),
@@ -104,6 +104,9 @@ RECIPE: tuple[Entry, ...] = (
        "null: the final checkpoint"),
     _e("sample.per_class", None, "4.3.3 (the whole test split)", "size"),
     _e("sample.val_per_class", 20, "ours: validation conditions for model selection", "addition"),
+    # -- super-resolution: the thesis' first item of future work (6.2), ours
+    _e("prepare.hr_image_size", 256, "6.2 (future work: the GAN peers' 256x256, Table 5.3)", "addition"),
+    _e("train_sr.model_size", "thesis", "6.2 (future work; the base U-Net's widths)", "addition"),
     # -- evaluation (2.4.3, 5.2.2, 5.2.3)
     _e("classify.noise_std", 0.0, "2.4.3, 4.3.1 (a CNN trained on the real images)", "method",
        "pixel noise in training makes adherence judge the instrument shown rather than sampler noise left in "

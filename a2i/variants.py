@@ -74,6 +74,10 @@ SAMPLES = Path("data/samples")
 AUDIOCLIP_MODELS = Path("models/audioclip")
 DIFFUSION_MODELS = Path("models/diffusion")
 CLASSIFIER = Path("models/classifier.pt")
+CLASSIFIER_HR = Path("models/classifier_hr.pt")  # the same classifier trained at prepare.hr_image_size
+SUPERRES_MODEL = Path("models/superres.pt")
+SAMPLES_SR = Path("data/samples_sr")  # <method>/<sample_name>.npz: the selected checkpoint's test images upsampled
+UPSAMPLERS = ("bicubic", "diffusion")
 METRICS = Path("metrics")
 COUNTS = METRICS / "counts.json"
 REPORT = Path("report")
@@ -84,6 +88,12 @@ SAMPLER_CHECKS = Path("data/sampler_check")  # `a2i compare-samplers`, outside t
 
 def live_path(stage: str, name: str) -> Path:
     return LIVE / stage / name
+
+
+def upsampled_dir(method: str) -> Path:
+    if method not in UPSAMPLERS:
+        raise ValueError(f"upsampling method must be one of {UPSAMPLERS}, got '{method}'")
+    return SAMPLES_SR / method
 
 
 def audioclip_model(embedding: str) -> Path:

@@ -5,7 +5,9 @@
 - `embed`: embeddings/s of the fine-tuned audio head (`embed_audio`, 1 s and 5 s);
 - `train`: training images/s of the thesis U-Net (bf16 autocast + channels_last; eager and torch.compile;
   batch 12 as the thesis and 128);
-- `sample`: seconds to draw 5,000 images with DPM-Solver++ 25 steps + classifier-free guidance.
+- `sample`: seconds to draw 5,000 images with DPM-Solver++ 25 steps + classifier-free guidance;
+- `superres`: training images/s of the thesis-size super-resolution model (64 -> 256, batch 16, bf16) and
+  upsampled images/s (DPM-Solver++ 25 steps), through `train_superres` and `upscale` on random data.
 
 Last, the runtimes these rates give for the thesis grid: the train split sizes of Table 4.1 times the thesis'
 epochs and batch sizes (5 x batch 10 fine-tuning, 100 x batch 12 diffusion), 10 checkpoints x the test split.
@@ -30,6 +32,7 @@ from a2i.config import FinetuneConfig
 from a2i.data.dataset import PreparedDataset
 from a2i.data.layout import INSTRUMENTS, SAMPLE_RATE
 from a2i.diffusion.sampling import autocast, sample
+from a2i.diffusion.superres import train_superres, upscale
 from a2i.diffusion.train import EMA, training_step
 from a2i.diffusion.unet import UNet
 from a2i.report.tables import published
@@ -72,7 +75,7 @@ def finetune_seconds_per_step(root: Path, alignment: str, seconds: int, steps: t
     train, test = PreparedDataset(root, seconds, "train"), PreparedDataset(root, seconds, "test")
     times = []
     for n in (steps[0],) + steps:
-        config = FinetuneConfig(profile="thesis", checkpoint=None, allow_random_init=True, epochs=1, batch_size=10,
+        config = FinetuneConfig(model_size="thesis", checkpoint=None, allow_random_init=True, epochs=1, batch_size=10,
                                 lr=5e-5, lr_gamma=0.96, momentum=0.9, weight_decay=5e-4, same_class_negatives=False,
                                 max_steps_per_epoch=n, bn_recalibration_batches=0, device="cuda", seed=0)
         torch.manual_seed(0)
@@ -122,6 +125,29 @@ def sampling_seconds(n: int, batch: int) -> float:
                        generator=generator)
 
     return timed(run)
+
+
+def superres_rates(steps: int, images: int) -> tuple[float, float]:
+    """(training images/s, upsampled images/s) of the thesis-size super-resolution model, 64 -> 256."""
+    rng = np.random.default_rng(0)
+    low = rng.integers(0, 256, (256, 64, 64, 3), dtype=np.uint8)
+    high = rng.integers(0, 256, (256, 256, 256, 3), dtype=np.uint8)
+    kwargs = dict(model_kwargs={"size": "thesis", "low_size": 64, "high_size": 256}, batch_size=16, lr=1e-4,
+                  aug_max=250, ema_decay=0.9999, loss_weighting="eps", seed=0, device="cuda", progress=False)
+    train_superres(low, high, None, steps=5, **kwargs)  # warm-up (cuDNN autotuning)
+    model = None
+
+    def run():
+        nonlocal model
+        model, _ = train_superres(low, high, None, steps=steps, **kwargs)
+
+    train_rate = 16 * steps / timed(run)
+    batch = low[:min(images, 64)]
+    upscale(model, batch, None, sampler="dpmpp", steps=25, aug_level=100, seed=0, batch_size=64, device="cuda")
+    repeats = np.concatenate([batch] * max(1, images // len(batch)))
+    sample_rate = len(repeats) / timed(lambda: upscale(model, repeats, None, sampler="dpmpp", steps=25, aug_level=100,
+                                                       seed=0, batch_size=64, device="cuda"))
+    return train_rate, sample_rate
 
 
 def split_sizes() -> pd.DataFrame:
@@ -182,6 +208,9 @@ def main() -> None:
     rates["sample_s_per_image"] = seconds / args.images
     emit(stage="sample", sample_images=args.images, sampler="dpmpp-25+cfg", seconds=round(seconds, 1),
          batch=args.sample_batch)
+    train_rate, sample_rate = superres_rates(args.steps, images=256)
+    emit(stage="superres", low=64, high=256, batch=16, precision="bf16", train_images_per_s=round(train_rate, 1),
+         upscaled_images_per_s=round(sample_rate, 1), sampler="dpmpp-25")
     measure_unet(rates, compiled=True, steps=args.steps)  # last: compilation takes the longest
     projected_hours(rates)
 

@@ -1,13 +1,27 @@
-"""DVC stage `classify`: the instrument classifier on the real images (thesis 2.4.3, 4.3.1)."""
+"""DVC stage `classify`: the instrument classifier on the real images (thesis 2.4.3, 4.3.1); `--resolution hr` trains
+the same classifier on the high-resolution crops, the judge of the super-resolution stages."""
 
 from a2i.config import ClassifyConfig, load_section_config
 from a2i.devices import select_device
 from a2i.evaluation.classifier import classify
 from a2i.stage import Option, run_stage
-from a2i.variants import CLASSIFIER, METRICS, PREPARED
+from a2i.variants import CLASSIFIER, CLASSIFIER_HR, METRICS, PREPARED
+
+RESOLUTIONS = {  # the images it trains on, the model, its metrics
+    "base": ("images.npy", CLASSIFIER, METRICS / "classifier.json"),
+    "hr": ("images_hr.npy", CLASSIFIER_HR, METRICS / "classifier_hr.json"),
+}
+
+
+def train_classifier(resolution: str, device: str) -> None:
+    if resolution not in RESOLUTIONS:
+        raise ValueError(f"--resolution must be one of {', '.join(RESOLUTIONS)}, got '{resolution}'")
+    images_file, model, metrics = RESOLUTIONS[resolution]
+    classify(PREPARED, model, metrics, **load_section_config(ClassifyConfig).kwargs(),
+             device=str(select_device(device)), images_file=images_file)
+
 
 if __name__ == "__main__":
-    run_stage(__doc__, lambda device: classify(PREPARED, CLASSIFIER, METRICS / "classifier.json",
-                                               **load_section_config(ClassifyConfig).kwargs(),
-                                               device=str(select_device(device))),
+    run_stage(__doc__, train_classifier, Option("resolution", "base (prepare.image_size) or hr (hr_image_size)",
+                                                default="base"),
               Option("device", "auto (a free GPU, else the CPU), cpu, cuda or cuda:<index>", default="auto"))

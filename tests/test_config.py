@@ -57,8 +57,8 @@ def test_the_profiles_validate(overrides):
     ("sample__ddpm_variance", "fixed", "sample.ddpm_variance='fixed' is not one of fixed_small, fixed_large"),
     ("train__loss_weighting", "x0", "train.loss_weighting='x0' is not one of eps, v"),
     ("train__projection", "lda", "train.projection='lda' is not one of fc, pca"),
-    ("train__profile", "huge", "train.profile='huge' is not one of tiny, thesis"),
-    ("finetune__profile", "huge", "finetune.profile='huge' is not one of tiny, thesis"),
+    ("train__model_size", "huge", "train.model_size='huge' is not one of tiny, thesis"),
+    ("finetune__model_size", "huge", "finetune.model_size='huge' is not one of tiny, thesis"),
     ("train__batch_size", -1, "train.batch_size=-1 is not an integer >= 1"),
     ("train__epochs", 2.5, "train.epochs=2.5 is not an integer >= 1"),
     ("finetune__batch_size", 1, "finetune.batch_size=1 is not an integer >= 2"),
@@ -106,10 +106,10 @@ def test_every_problem_is_reported_together(committed):
 
 @pytest.mark.parametrize("overrides,line", [
     (["lengths=[1,3]", "prepare.lengths=[1,2]"], "lengths=3 is not in prepare.lengths=[1, 2]"),
-    (["lengths=[8]", "study.variants=[]"], "prepare.lengths[0]=8 is not at most 7 s, half of "
+    (["lengths=[8]", "study.variants=[]", "study.length=8"], "prepare.lengths[0]=8 is not at most 7 s, half of "
                                             "synthesize.performance_seconds=14"),
     (["profile=micro", "lengths=[3]", "study.length=3"], "prepare.lengths[0]=3 is not at most 2 s"),
-    (["study.length=3"], "study.length=3 is not in prepare.lengths=[1, 2]"),
+    (["study.length=3", "train_sr.embedding=text-2s"], "study.length=3 is not in prepare.lengths=[2]"),
     (["study.epoch=3"], "sample.cfg_epoch=3 is not a checkpoint epoch of train.epochs=4 and "
                         "train.checkpoint_every=2"),
     (["profile=thesis"], "finetune.checkpoint is null: the thesis fine-tunes the released"),
@@ -131,7 +131,7 @@ def test_values_are_normalised_as_the_stages_read_them(committed):
     assert sample.guidance == 3.0 and isinstance(sample.guidance, float) and sample.cfg_scales == [1.0, 3.0, 5.0]
     train = TrainConfig.from_params(committed["train"])
     assert TrainConfig.of(train) is train
-    assert config.PrepareConfig.from_params(committed["prepare"]).kwargs()["lengths"] == [1, 2]  # index_1s_...
+    assert config.PrepareConfig.from_params(committed["prepare"]).kwargs()["lengths"] == [2]  # index_2s_...
 
 
 def test_a_section_alone_reports_only_its_own_problems(committed):
@@ -139,11 +139,11 @@ def test_a_section_alone_reports_only_its_own_problems(committed):
         FinetuneConfig.from_params({**committed["finetune"], "epochs": -1})
 
 
-def test_the_profiles_named_are_those_of_both_models():
-    from a2i.audioclip.profiles import PROFILES as AUDIOCLIP
-    from a2i.diffusion.unet import PROFILES as UNET
+def test_the_model_sizes_are_those_of_both_models():
+    from a2i.audioclip.sizes import SIZES as AUDIOCLIP
+    from a2i.diffusion.unet import SIZES as UNET
 
-    assert set(config.PROFILES) == set(AUDIOCLIP) == set(UNET)
+    assert set(config.MODEL_SIZES) == set(AUDIOCLIP) == set(UNET)
 
 
 def test_validation_imports_no_heavy_library():

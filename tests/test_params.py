@@ -12,7 +12,7 @@ def test_committed_params_equal_composition_of_conf():
 def test_profiles_and_groups_compose():
     thesis = params.compose(overrides=["profile=thesis", "data=suburmp", "projection=pca"])
     assert thesis["lengths"] == [1, 2, 3, 4, 5]
-    assert thesis["train"]["profile"] == "thesis" and thesis["train"]["projection"] == "pca"
+    assert thesis["train"]["model_size"] == "thesis" and thesis["train"]["projection"] == "pca"
     assert thesis["prepare"]["raw"].startswith("data/download/")
     assert thesis["prepare"]["lengths"] == thesis["lengths"]  # interpolations resolved as dvc does
 

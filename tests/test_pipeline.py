@@ -12,6 +12,7 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from project_copy import attempt, copy_project, run
@@ -50,6 +51,19 @@ def test_exp_run_then_noop_repro(project):
     for name in ("table_4_1", "table_5_1", "table_5_2", "table_5_4", "table_5_5", "table_5_9"):
         assert (project / "report" / f"{name}.csv").is_file(), name
     assert (project / "report" / "README.md").read_text().startswith("# a2i report")
+    # The super-resolution stages upsampled the selected checkpoint's test images 32 -> 64, both ways.
+    assert set(summary["upsampling"]) == {"bicubic", "diffusion"}
+    assert {row["resolution"] for row in summary["upsampling"].values()} == {64.0}
+    selected = json.loads((project / "data" / "samples_sr" / "selected.json").read_text())
+    assert (selected["variant"], selected["epoch"]) == (summary["best_variant"], summary["best_epoch"])
+    for method in ("bicubic", "diffusion"):
+        (upsampled,) = sorted((project / "data" / "samples_sr" / method).glob("*.npz"))
+        with np.load(upsampled) as archive, np.load(project / "data" / "samples" / selected["variant"]
+                                                   / upsampled.name) as base:
+            assert archive["images"].shape == (len(base["images"]), 64, 64, 3)
+            assert (archive["labels"] == base["labels"]).all() and (archive["rows"] == base["rows"]).all()
+    assert (project / "report" / "table_5_3_superres.csv").is_file()
+    assert (project / "report" / "figure_superres.png").stat().st_size > 1000
     # dvc repro never recomposes: params.yaml now holds the micro composition and nothing is stale.
     output = run(project, "dvc", "repro")
     assert "Running stage" not in output, output

@@ -34,7 +34,7 @@ def test_the_smoke_profile_only_caps_the_amount_of_work():
     composed = params.compose(overrides=["profile=smoke"])
     found = {d.key: d for d in thesis.departures(composed)}
     assert {key for key, d in found.items() if d.kind == "method"} == UNAVOIDABLE
-    for key in ("finetune.profile", "train.profile", "prepare.image_size", "finetune.batch_size",
+    for key in ("finetune.model_size", "train.model_size", "prepare.image_size", "finetune.batch_size",
                 "train.batch_size", "train.loss_weighting", "sample.sampler", "sample.ddpm_variance"):
         assert key not in found, key
     assert (composed["synthesize"]["frame_width"], composed["synthesize"]["frame_height"]) == (1920, 1080)
@@ -63,7 +63,7 @@ def test_every_stage_ran_and_logged_its_resources(smoke):
 def test_the_audio_head_has_the_thesis_layout_and_embeds_to_1024(project, smoke):
     path = project / audioclip_model(CELL)
     heads = read_heads(path)
-    assert (heads["profile"], heads["pretrained"], heads["image"]) == ("thesis", False, None)
+    assert (heads["size"], heads["pretrained"], heads["image"]) == ("thesis", False, None)
     manifest = {key.removeprefix("audio."): entry for key, entry in expected_entries().items()
                 if key.startswith("audio.")}
     assert {key: (tuple(value.shape), value.dtype) for key, value in heads["audio"].items()} == manifest
@@ -87,9 +87,9 @@ def test_the_checkpoint_loads_into_the_thesis_unet(project, smoke):
     found = checkpoints(project / diffusion_dir(CELL))
     assert [epoch for epoch, _ in found] == [1]
     model, config = load_generator(found[-1][1])
-    assert {key: config["model"][key] for key in ("profile", "projection", "image_size", "output_skip",
+    assert {key: config["model"][key] for key in ("size", "projection", "image_size", "output_skip",
                                                   "context_tokens", "standardize")} == {
-        "profile": "thesis", "projection": "fc", "image_size": 64, "output_skip": False, "context_tokens": 1,
+        "size": "thesis", "projection": "fc", "image_size": 64, "output_skip": False, "context_tokens": 1,
         "standardize": False}
     assert (config["loss_weighting"], config["batch_size"]) == ("eps", 12)
     assert 16e6 < sum(p.numel() for p in model.parameters()) < 18e6  # 64/128/256/256: 17.0 M

@@ -126,6 +126,10 @@ BAD_VALUES = [
     ("sample", ["--variant", "text-1s"], ("sample", "steps", 0), "sample.steps=0 is not an integer >= 1"),
     ("classify", [], ("classify", "epochs", 0), "classify.epochs=0 is not an integer >= 1"),
     ("evaluate", ["--variant", "text-1s"], ("evaluate", "bootstrap", 0), "evaluate.bootstrap=0 is not an integer >= 1"),
+    ("classify", ["--resolution", "hr"], ("classify", "lr", 0), "classify.lr=0 is not a number > 0"),
+    ("train_sr", [], ("train_sr", "steps", 0), "train_sr.steps=0 is not an integer >= 1"),
+    ("sample_sr", [], ("sample_sr", "aug_level", -1), "sample_sr.aug_level=-1 is not an integer >= 0"),
+    ("evaluate_sr", [], ("evaluate", "bootstrap", 0), "evaluate.bootstrap=0 is not an integer >= 1"),
     ("report", [], ("report", "guidance", -1), "report.guidance=-1 is not a number >= 0"),
 ]
 

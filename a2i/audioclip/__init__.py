@@ -5,7 +5,7 @@ from importlib import import_module
 # Resolved on first use (PEP 562): importing a2i.audioclip.cli must not load torch and open_clip for `a2i --help`.
 _EXPORTS = {
     "CheckpointError": "checkpoint", "create_model": "checkpoint", "load_pretrained": "checkpoint",
-    "verify_checkpoint": "checkpoint", "PROFILES": "profiles", "AudioCLIP": "model", "preprocess_images": "preprocess",
+    "verify_checkpoint": "checkpoint", "SIZES": "sizes", "AudioCLIP": "model", "preprocess_images": "preprocess",
     "tokenize_labels": "preprocess", "validate_audio": "preprocess",
 }
 

@@ -152,14 +152,14 @@ def verify_checkpoint(path: str | Path) -> dict:
 
 
 def load_pretrained(model: torch.nn.Module, path: str | Path) -> dict:
-    """Load a released AudioCLIP checkpoint into a thesis-profile `AudioCLIP` (strict).
+    """Load a released AudioCLIP checkpoint into a thesis-size `AudioCLIP` (strict).
 
     Returns {"path", "sha256", "known"}: `known` is the release file name when the sha256 matches the
     Partial or Full training checkpoint, else None (with a logged warning naming the file).
     """
-    if getattr(model, "profile", None) != "thesis":
-        raise CheckpointError(f"{path}: released weights only fit the 'thesis' profile, the model is "
-                              f"{getattr(model, 'profile', None)!r}")
+    if getattr(model, "size", None) != "thesis":
+        raise CheckpointError(f"{path}: released weights only fit the 'thesis' size, the model is "
+                              f"{getattr(model, 'size', None)!r}")
     path = Path(path)
     state_dict = read_state_dict(path)
     expected = {key: (tuple(value.shape), value.dtype) for key, value in model.state_dict().items()}
@@ -177,15 +177,15 @@ def load_pretrained(model: torch.nn.Module, path: str | Path) -> dict:
     return {"path": str(path), "sha256": sha256, "known": known}
 
 
-def create_model(profile: str, checkpoint: str | Path | None) -> tuple[AudioCLIP, dict]:
-    """AudioCLIP of `profile`, with released weights when `checkpoint` is a path.
+def create_model(size: str, checkpoint: str | Path | None) -> tuple[AudioCLIP, dict]:
+    """AudioCLIP of `size`, with released weights when `checkpoint` is a path.
 
     Returns (model, info); info has `pretrained` (bool) and, when loaded, `checkpoint_sha256` and
     `checkpoint_known` (release file name or None). A null checkpoint logs a warning: random weights.
     """
-    model = AudioCLIP(profile)
+    model = AudioCLIP(size)
     if checkpoint is None:
-        log.warning("audioclip checkpoint is null: using RANDOM AudioCLIP weights (profile %s)", profile)
+        log.warning("audioclip checkpoint is null: using RANDOM AudioCLIP weights (size %s)", size)
         return model, {"pretrained": False}
     loaded = load_pretrained(model, checkpoint)
     return model, {"pretrained": True, "checkpoint_sha256": loaded["sha256"], "checkpoint_known": loaded["known"]}

@@ -16,7 +16,7 @@ from torch import nn
 from tqdm import tqdm
 
 from a2i.audioclip.esresnext import ESResNeXtFBSP
-from a2i.audioclip.profiles import profile_config
+from a2i.audioclip.sizes import size_config
 from a2i.config import EmbedConfig
 from a2i.data.dataset import PreparedDataset
 from a2i.data.layout import SPLITS
@@ -26,7 +26,7 @@ from a2i.variants import PREPARED, Variant, audioclip_model, embeddings_dir
 
 log = logging.getLogger(__name__)
 
-HEADS_KEYS = ("profile", "alignment", "length_s", "pretrained", "audio", "image")
+HEADS_KEYS = ("size", "alignment", "length_s", "pretrained", "audio", "image")
 
 
 def read_heads(path: str | Path) -> dict[str, Any]:
@@ -49,11 +49,11 @@ def load_audio_encoder(path: str | Path, device: str | torch.device = "cpu") -> 
 
 
 def _audio_encoder(heads: dict[str, Any], path: str | Path, device: str | torch.device) -> nn.Module:
-    encoder = ESResNeXtFBSP(profile_config(heads["profile"]).audio)
+    encoder = ESResNeXtFBSP(size_config(heads["size"]).audio)
     try:
         encoder.load_state_dict(heads["audio"], strict=True)
     except RuntimeError as error:
-        raise ValueError(f"{path}: audio head does not fit profile {heads['profile']!r}: "
+        raise ValueError(f"{path}: audio head does not fit size {heads['size']!r}: "
                          f"{str(error).splitlines()[0]}") from None
     return encoder.to(device).eval()
 

@@ -251,7 +251,7 @@ def _log(live, **values: float) -> None:
 def heads_state(model: AudioCLIP, alignment: str, length_s: int, pretrained: bool) -> dict[str, Any]:
     """What `embed` and `a2i generate` need: the audio head, and the image head when it was trained."""
     return {
-        "profile": model.profile, "alignment": alignment, "length_s": length_s, "pretrained": pretrained,
+        "size": model.size, "alignment": alignment, "length_s": length_s, "pretrained": pretrained,
         "audio": {k: v.detach().cpu() for k, v in model.audio.state_dict().items()},
         "image": ({k: v.detach().cpu() for k, v in model.visual.state_dict().items()}
                   if alignment == "mutual" else None),
@@ -271,7 +271,7 @@ def run_finetune(embedding: str, params: FinetuneConfig | dict[str, Any], prepar
     train = PreparedDataset(prepared, variant.length, "train")
     test = PreparedDataset(prepared, variant.length, "test")
     torch.manual_seed(config.seed)  # random init (no checkpoint) is part of the run
-    model, info = create_model(config.profile, config.checkpoint)
+    model, info = create_model(config.model_size, config.checkpoint)
     model.to(select_device(config.device))
 
     with Live(dir=str(live_dir), dvcyaml=False, save_dvc_exp=False) as live:
@@ -279,7 +279,7 @@ def run_finetune(embedding: str, params: FinetuneConfig | dict[str, Any], prepar
         metrics = finetune(model, variant.alignment, train, test, config, live)
 
     save_torch(model_path, heads_state(model, variant.alignment, variant.length, info["pretrained"]))
-    metrics = {"alignment": variant.alignment, "length_s": variant.length, "profile": config.profile,
+    metrics = {"alignment": variant.alignment, "length_s": variant.length, "model_size": config.model_size,
                "pretrained": info["pretrained"], "checkpoint_sha256": info.get("checkpoint_sha256"), **metrics}
     write_json(metrics_path, metrics)
     log.info("%s: best query accuracy %.3f at epoch %d", variant.embedding, metrics["best_query_acc"],

@@ -1,7 +1,7 @@
 """AudioCLIP: CLIP RN50 image and text towers (open_clip) plus the ESResNeXt-fbsp audio head.
 
 Parameter names, shapes and dtypes equal the released AudioCLIP checkpoints (Partial / Full training), so
-they load with `strict=True`. The `tiny` profile is the same code with reduced widths and depths for CPU runs.
+they load with `strict=True`. The `tiny` size is the same code with reduced widths and depths for CPU runs.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from torch import nn
 
 from a2i.audioclip.esresnext import ESResNeXtFBSP
 from a2i.audioclip.preprocess import CONTEXT_LENGTH, tokenize_labels, validate_audio
-from a2i.audioclip.profiles import profile_config
+from a2i.audioclip.sizes import size_config
 from a2i.data.layout import SAMPLE_RATE
 
 VOCAB_SIZE = 49408
@@ -31,8 +31,8 @@ class AudioCLIP(CLIP):
     Random init downloads nothing; load released weights with `a2i.audioclip.load_pretrained`.
     """
 
-    def __init__(self, profile: str = "thesis"):
-        config = profile_config(profile)
+    def __init__(self, size: str = "thesis"):
+        config = size_config(size)
         vision = CLIPVisionCfg(layers=config.vision_layers, width=config.vision_width, image_size=config.image_size,
                                patch_size=None)
         text = CLIPTextCfg(context_length=CONTEXT_LENGTH, vocab_size=VOCAB_SIZE, width=config.text_width,
@@ -40,7 +40,7 @@ class AudioCLIP(CLIP):
         # quick_gelu: the OpenAI RN50 weights were trained with QuickGELU (nn.GELU moves text by 1e-2);
         # logit_scale starts at 1.0 as in the reference's CLIP copy
         super().__init__(config.embed_dim, vision, text, quick_gelu=True, init_logit_scale=1.0)
-        self.profile = profile
+        self.size = size
         self.image_size = config.image_size
         self.audio = ESResNeXtFBSP(config.audio)
         self.logit_scale_ai = nn.Parameter(torch.tensor(math.log(100.0)))

@@ -228,19 +228,20 @@ def validate_crop(crop: dict) -> dict:
     return crop
 
 
-def read_frame(path: Path, instrument: str, crop: dict, size: int) -> np.ndarray:
-    """uint8 [size, size, 3]: crop, then antialiased resize (JPEG DCT-downscaled first when much larger)."""
+def read_frame(path: Path, instrument: str, crop: dict, sizes: tuple[int, ...]) -> list[np.ndarray]:
+    """uint8 [size, size, 3] per size of `sizes`: the same crop, each antialiased-resized from one decode (JPEG
+    DCT-downscaled first when much larger than the largest size)."""
     try:
         with Image.open(path) as image:
             if image.format != "JPEG":
                 raise BadFile(path, f"format {image.format}, expected JPEG")
             box = crop_box(instrument, crop, *image.size)
-            scale = min((box[2] - box[0]), (box[3] - box[1])) / (2 * size)
+            scale = min((box[2] - box[0]), (box[3] - box[1])) / (2 * max(sizes))
             if scale >= 2:  # decode at 1/2..1/8 size, still >= 2x the target: fast and still antialiased
                 image.draft("RGB", (int(image.size[0] / scale), int(image.size[1] / scale)))
                 box = crop_box(instrument, crop, *image.size)
-            rgb = image.convert("RGB").resize((size, size), Image.Resampling.LANCZOS, box=box)
-            return np.asarray(rgb)
+            rgb = image.convert("RGB")
+            return [np.asarray(rgb.resize((size, size), Image.Resampling.LANCZOS, box=box)) for size in sizes]
     except BadFile:
         raise
     except (OSError, ValueError, SyntaxError) as error:
@@ -299,18 +300,23 @@ def index_name(length_s: float, split: str) -> str:
 # ---------------------------------------------------------------- the stage
 
 INDEX_COLUMNS = ["performance", "instrument", "label", "start", "image", "t_ms", "s_ms"]
+IMAGE_FILES = ("images.npy", "images_hr.npy")  # the crops at prepare.image_size and at prepare.hr_image_size
 
 
 def prepare(raw: str | Path, out: str | Path, lengths, silence_peak: int = 450, image_size: int = 64,
             crop: dict | None = None, trim: dict | None = None, on_bad_file: str = "error",
-            metrics: str | Path | None = None) -> Path:
+            metrics: str | Path | None = None, hr_image_size: int | None = None) -> Path:
     """Build `out/` (tracks.npy, images.npy, performances.csv, images.csv, index_<L>s_<split>.csv,
     counts.csv, skipped.csv) from a Sub-URMP root. The folder is built aside and swapped in at the end.
+    `hr_image_size`: also images_hr.npy, the same crops at this side (the super-resolution stages' targets).
     `metrics`: also write the counts there as a DVC metric (JSON: split -> length -> instrument -> samples)."""
     lengths = validate_lengths(lengths)
     crop, trim = validate_crop(dict(crop or {})), validate_trim(dict(trim or {}))
     if image_size < 1:
         raise ValueError(f"prepare.image_size must be >= 1, got {image_size}")
+    if hr_image_size is not None and hr_image_size <= image_size:
+        raise ValueError(f"prepare.hr_image_size must be above prepare.image_size={image_size}, got {hr_image_size}")
+    sizes = (image_size,) if hr_image_size is None else (image_size, hr_image_size)
     bad = BadFiles(on_bad_file)
     pairs = scan(Path(raw), bad)
     performances = _group(pairs)
@@ -322,7 +328,7 @@ def prepare(raw: str | Path, out: str | Path, lengths, silence_peak: int = 450, 
     _remove(tmp)
     tmp.mkdir(parents=True)
     try:
-        _build(performances, tmp, lengths, silence_peak, image_size, crop, trim, bad)
+        _build(performances, tmp, lengths, silence_peak, sizes, crop, trim, bad)
         write_csv(tmp / "counts.csv", _counts(tmp, pairs, lengths))
         write_csv(tmp / "skipped.csv", bad.frame())
         _remove(out)
@@ -353,7 +359,7 @@ def _group(pairs: list[Pair]) -> dict[str, list[Pair]]:
 
 
 def _build(performances: dict[str, list[Pair]], tmp: Path, lengths: list[float], silence_peak: int,
-           image_size: int, crop: dict, trim: dict, bad: BadFiles) -> None:
+           sizes: tuple[int, ...], crop: dict, trim: dict, bad: BadFiles) -> None:
     # Track extents follow from the names alone, so tracks.npy is filled in place (memory O(one performance)).
     extents, offset = {}, 0
     for name, group in performances.items():
@@ -363,7 +369,8 @@ def _build(performances: dict[str, list[Pair]], tmp: Path, lengths: list[float],
         offset += segments * SEGMENT
     n_pairs = sum(len(g) for g in performances.values())
     tracks = np.lib.format.open_memmap(tmp / "tracks.npy", "w+", np.int16, (offset,))
-    images = np.lib.format.open_memmap(tmp / ".images.npy", "w+", np.uint8, (n_pairs, image_size, image_size, 3))
+    images = [np.lib.format.open_memmap(tmp / f".{name}", "w+", np.uint8, (n_pairs, size, size, 3))
+              for name, size in zip(IMAGE_FILES, sizes)]
     image_rows: list[dict] = []
     perf_rows: list[dict] = []
     samples: dict[tuple[float, str], list[pd.DataFrame]] = {(L, s): [] for L in lengths for s in SPLITS}
@@ -371,7 +378,7 @@ def _build(performances: dict[str, list[Pair]], tmp: Path, lengths: list[float],
         for name, group in performances.items():
             offset, first, segments = extents[name]
             result = _read_pairs(group, images, image_rows, tracks[offset:offset + segments * SEGMENT], first,
-                                 crop, image_size, bad, progress)
+                                 crop, sizes, bad, progress)
             if result is None:
                 continue
             track, ks = result
@@ -386,7 +393,8 @@ def _build(performances: dict[str, list[Pair]], tmp: Path, lengths: list[float],
             perf_rows.append(_performance_row(name, group[0], offset, track, len(ks)))
     tracks.flush()
     del tracks
-    _save_images(tmp, images, len(image_rows))
+    for name, array in zip(IMAGE_FILES, images):
+        _save_images(tmp, name, array, len(image_rows))
     write_csv(tmp / "performances.csv", pd.DataFrame(perf_rows))
     write_csv(tmp / "images.csv", pd.DataFrame(image_rows, columns=["image", "performance", "instrument", "label",
                                                                      "t_ms"]))
@@ -395,15 +403,17 @@ def _build(performances: dict[str, list[Pair]], tmp: Path, lengths: list[float],
         write_csv(tmp / index_name(length, split), frame[INDEX_COLUMNS])
 
 
-def _read_pairs(group: list[Pair], images: np.ndarray, image_rows: list[dict], out: np.ndarray, first: int,
-                crop: dict, image_size: int, bad: BadFiles, progress) -> tuple[Track, np.ndarray] | None:
-    """Read one performance's pairs: frames into `images`, chunks into its track (`out`); None if all bad."""
+def _read_pairs(group: list[Pair], images: list[np.ndarray], image_rows: list[dict], out: np.ndarray, first: int,
+                crop: dict, sizes: tuple[int, ...], bad: BadFiles, progress) -> tuple[Track, np.ndarray] | None:
+    """Read one performance's pairs: frames into `images` (one array per size), chunks into its track (`out`);
+    None if all bad."""
     ks, chunks = [], []
     for pair in group:
         progress.update()
         try:
             mono = read_chunk(pair.wav)
-            images[len(image_rows)] = read_frame(pair.jpg, pair.instrument, crop, image_size)
+            for array, frame in zip(images, read_frame(pair.jpg, pair.instrument, crop, sizes)):
+                array[len(image_rows)] = frame
         except BadFile as error:
             bad(error)
             continue
@@ -444,18 +454,19 @@ def _performance_row(name: str, pair: Pair, offset: int, track: Track, chunks: i
             "disagreeing_segments": track.disagreeing}
 
 
-def _save_images(tmp: Path, images: np.memmap, rows: int) -> None:
-    """images.npy holds only the rows of pairs that were read (skipped pairs leave no gap)."""
+def _save_images(tmp: Path, name: str, images: np.memmap, rows: int) -> None:
+    """`name` (images.npy, images_hr.npy) holds only the rows of pairs that were read (skipped pairs leave no
+    gap)."""
     images.flush()
     if rows == len(images):
         del images
-        os.replace(tmp / ".images.npy", tmp / "images.npy")
+        os.replace(tmp / f".{name}", tmp / name)
         return
-    kept = np.lib.format.open_memmap(tmp / "images.npy", "w+", np.uint8, (rows, *images.shape[1:]))
+    kept = np.lib.format.open_memmap(tmp / name, "w+", np.uint8, (rows, *images.shape[1:]))
     kept[:] = images[:rows]
     kept.flush()
     del kept, images
-    (tmp / ".images.npy").unlink()
+    (tmp / f".{name}").unlink()
 
 
 def _counts(tmp: Path, pairs: list[Pair], lengths: list[float]) -> pd.DataFrame:

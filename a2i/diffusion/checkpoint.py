@@ -68,7 +68,7 @@ def checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
 
 def load_generator(path: str | Path, device: torch.device | str = "cpu") -> tuple[UNet, dict]:
     """(EMA U-Net in eval mode, run config) from a verified training checkpoint (a2i.diffusion.checkpoint);
-    ValueError naming the file when it is damaged or its weights do not fit the U-Net profile its config names."""
+    ValueError naming the file when it is damaged or its weights do not fit the U-Net size its config names."""
     path = Path(path)
     state = read_checkpoint(path)
     config = state["config"]
@@ -79,6 +79,6 @@ def load_generator(path: str | Path, device: torch.device | str = "cpu") -> tupl
     try:
         model.load_state_dict(state["ema"])
     except RuntimeError:
-        raise ValueError(f"{path}: weights do not fit the '{config['model']['profile']}' U-Net profile "
-                         f"named in its config (a checkpoint of another profile?)") from None
+        raise ValueError(f"{path}: weights do not fit the '{config['model']['size']}' U-Net size "
+                         f"named in its config (a checkpoint of another size?)") from None
     return model.to(device, memory_format=torch.channels_last).eval(), config

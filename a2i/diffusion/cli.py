@@ -49,20 +49,30 @@ def _device(ctx: click.Context, param: click.Parameter, value: str | None) -> to
               help="Fine-tuned AudioCLIP heads [default: models/audioclip/<the model's embedding>.pt].")
 @click.option("--device", default=None, callback=_device,
               help="cpu, cuda, cuda:1 [default: cuda when available].")
+@click.option("--upscale", type=click.Path(path_type=Path), default=None,
+              help="Super-resolution checkpoint (models/superres.pt): also write <output>_hr.png, the images upsampled.")
+@click.option("--aug-level", type=click.IntRange(min=0), default=100,
+              help="Noise level of the low-resolution input when upscaling (sample_sr.aug_level).")
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="PNG grid to write.")
 def generate_cmd(model: Path, audio: Path, seconds: float | None, n: int, guidance: float, sampler: str, steps: int,
-                 seed: int, audio_model: Path | None, device: torch.device | None, output: Path) -> None:
-    """Draw images for your own audio clip with a trained model."""
+                 seed: int, audio_model: Path | None, device: torch.device | None, upscale: Path | None,
+                 aug_level: int, output: Path) -> None:
+    """Draw images for your own audio clip with a trained model (and upsample them with --upscale)."""
     from a2i.diffusion.generate import generate
     from a2i.diffusion.images import image_grid, save_png
 
     try:
-        images = generate(model, audio, seconds=seconds, n=n, guidance=guidance, sampler=sampler, steps=steps,
-                          seed=seed, audio_model=audio_model, device=device)
+        images, high = generate(model, audio, seconds=seconds, n=n, guidance=guidance, sampler=sampler,
+                                steps=steps, seed=seed, audio_model=audio_model, device=device, upscale=upscale,
+                                aug_level=aug_level)
     except ValueError as error:
         raise click.ClickException(str(error)) from None
     save_png(image_grid(images, columns=n), output)
     click.echo(f"wrote {output} ({n} images)")
+    if high is not None:
+        high_output = output.with_name(f"{output.stem}_hr{output.suffix}")
+        save_png(image_grid(high, columns=n), high_output)
+        click.echo(f"wrote {high_output} ({n} images, {high.shape[1]}x{high.shape[2]})")
 
 
 @click.command("compare-samplers", context_settings={"show_default": True})

@@ -14,6 +14,8 @@ from a2i.data.layout import SAMPLE_RATE
 from a2i.devices import select_device
 from a2i.diffusion.checkpoint import checkpoints, load_generator
 from a2i.diffusion.sampling import generate_images
+from a2i.diffusion.superres import load_superres
+from a2i.diffusion.superres import upscale as upscale_images
 from a2i.variants import audioclip_model
 
 log = logging.getLogger(__name__)
@@ -55,10 +57,12 @@ def resolve_checkpoint(model: str | Path) -> Path:
 
 def generate(model: str | Path, audio: str | Path, *, seconds: float | None = None, n: int = 4,
              guidance: float = 3.0, sampler: str = "dpmpp", steps: int = 25, seed: int = 0,
-             audio_model: str | Path | None = None, device: torch.device | None = None) -> np.ndarray:
-    """uint8 [n, S, S, 3] images (S: the U-Net's image size) for one audio clip. `audio_model` defaults to the
-    fine-tuned head the model's embeddings came from (`models/audioclip/<embedding>.pt`); `seconds` to the model's
-    clip length."""
+             audio_model: str | Path | None = None, device: torch.device | None = None,
+             upscale: str | Path | None = None, aug_level: int = 100) -> tuple[np.ndarray, np.ndarray | None]:
+    """(uint8 [n, S, S, 3] images (S: the U-Net's image size) for one audio clip, the same upsampled by the
+    super-resolution checkpoint `upscale` (models/superres.pt; its sampler and steps as `sampler`, `steps`) or None).
+    `audio_model` defaults to the fine-tuned head the model's embeddings came from (`models/audioclip/<embedding>.pt`);
+    `seconds` to the model's clip length."""
     from a2i.audioclip.embed import load_audio_encoder, read_heads
 
     if n < 1:
@@ -68,13 +72,22 @@ def generate(model: str | Path, audio: str | Path, *, seconds: float | None = No
     unet, config = load_generator(checkpoint, device)
     audio_model = Path(audio_model or audioclip_model(config["embedding"]))
     heads = read_heads(audio_model)
-    if heads["profile"] != config["model"]["profile"]:
-        raise ValueError(f"{audio_model}: an audio head of profile '{heads['profile']}', but {checkpoint} is a "
-                         f"'{config['model']['profile']}' model: fine-tune and train under the same profile")
+    if heads["size"] != config["model"]["size"]:
+        raise ValueError(f"{audio_model}: an audio head of size '{heads['size']}', but {checkpoint} is a "
+                         f"'{config['model']['size']}' model: fine-tune and train at the same model size")
     clip = read_clip(audio, float(seconds if seconds is not None else config["length_s"]))
     encoder = load_audio_encoder(audio_model, device)
     with torch.no_grad():
         embedding = encoder(clip.to(device)).float().cpu().numpy()
     log.info("%s: embedded %s with %s", checkpoint, audio, audio_model)
-    return generate_images(unet, np.repeat(embedding, n, axis=0), sampler=sampler, steps=steps, guidance=guidance,
-                           seed=seed, batch_size=n, device=device, source=checkpoint)
+    cond = np.repeat(embedding, n, axis=0)
+    images = generate_images(unet, cond, sampler=sampler, steps=steps, guidance=guidance, seed=seed, batch_size=n,
+                             device=device, source=checkpoint)
+    if upscale is None:
+        return images, None
+    superres = load_superres(upscale, device)
+    if superres.low_size != images.shape[1]:
+        raise ValueError(f"{upscale} upsamples {superres.low_size}x{superres.low_size} images, {checkpoint} draws "
+                         f"{images.shape[1]}x{images.shape[1]}")
+    return images, upscale_images(superres, images, cond, sampler=sampler, steps=steps, aug_level=aug_level,
+                                  seed=seed, batch_size=n, device=device, source=upscale)

@@ -32,22 +32,63 @@ def guided_eps(model: Denoiser, x: torch.Tensor, t: torch.Tensor, cond: torch.Te
     return eps_u + guidance * (eps_c - eps_u)
 
 
+def _timesteps_below(scheduler, steps: int, t_start: int, timesteps: int, device: torch.device) -> torch.Tensor:
+    """The `steps` lowest timesteps of the coarsest schedule of `scheduler` (set_timesteps(n), n minimal) that has
+    at least `steps` timesteps below `t_start`, so that the first of them lies as close below t_start as the
+    sampler's spacing allows. Leaves `scheduler` set to that schedule, its begin index (where the scheduler has
+    one: DPM-Solver++ counts its steps from it) at the first timestep kept."""
+    def below(n: int) -> int:
+        scheduler.set_timesteps(n, device=device)
+        return int((scheduler.timesteps < t_start).sum())
+
+    low, high = steps, timesteps  # below(T) = t_start >= steps: every integer timestep
+    while low < high:  # bisection for the smallest n; below(n) grows with n
+        middle = (low + high) // 2
+        low, high = (low, middle) if below(middle) >= steps else (middle + 1, high)
+    if below(low) < steps:
+        raise ValueError(f"the {type(scheduler).__name__} has no schedule with {steps} timesteps below {t_start}")
+    begin = len(scheduler.timesteps) - steps
+    if hasattr(scheduler, "set_begin_index"):
+        scheduler.set_begin_index(begin)
+    return scheduler.timesteps[begin:]
+
+
 @torch.no_grad()
 def sample(model: Denoiser, cond: torch.Tensor, *, shape: tuple[int, ...], sampler: str, steps: int, guidance: float,
            generator: torch.Generator, schedule: Schedule = Schedule(), ddpm_variance: str = "fixed_small",
-           progress: bool = False) -> torch.Tensor:
+           progress: bool = False, x_init: torch.Tensor | None = None, t_start: int | None = None) -> torch.Tensor:
     """Draw one x0 per row of `cond` ([B, 1024]); `shape` is one sample's shape, e.g. (3, 64, 64).
 
     `sampler`: `ddpm` (ancestral; use steps = T; its posterior variance `ddpm_variance`), `ddim` (eta 0) or
     `dpmpp` (DPM-Solver++ 2M). All noise comes from `generator` (on cond's device). Returns x0 in model space,
     unclamped, float32.
+
+    With `x_init` ([B, *shape], model space) and `t_start` (1..T) the chain starts from x_init instead of pure
+    noise, as SDEdit (Meng et al. 2022, "SDEdit: Guided Image Synthesis and Editing with Stochastic Differential
+    Equations") and diffusers' img2img: x_init is noised to the first timestep kept, q(x_t0 | x_init), and only
+    timesteps below t_start are visited, `steps` of them (the lowest of the coarsest schedule with that many
+    below t_start). Without them (the default) nothing changes.
     """
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
+    if (x_init is None) != (t_start is None):
+        raise ValueError("x_init and t_start go together: pass both to start from x_init, or neither")
     scheduler = schedule.scheduler(sampler, ddpm_variance)
-    scheduler.set_timesteps(steps, device=cond.device)
-    x = torch.randn((cond.shape[0], *shape), generator=generator, device=cond.device) * scheduler.init_noise_sigma
-    for t in tqdm(scheduler.timesteps, desc=f"{sampler}-{steps}", disable=not progress, leave=False):
+    if t_start is None:
+        scheduler.set_timesteps(steps, device=cond.device)
+        x = torch.randn((cond.shape[0], *shape), generator=generator, device=cond.device) * scheduler.init_noise_sigma
+        timesteps = scheduler.timesteps
+    else:
+        if not steps <= t_start <= schedule.timesteps:
+            raise ValueError(f"t_start must be in [steps, {schedule.timesteps}] ({steps} steps below it), got "
+                             f"{t_start}")
+        if tuple(x_init.shape) != (cond.shape[0], *shape):
+            raise ValueError(f"x_init must be [{cond.shape[0]}, {', '.join(map(str, shape))}], got "
+                             f"{list(x_init.shape)}")
+        timesteps = _timesteps_below(scheduler, steps, t_start, schedule.timesteps, cond.device)
+        noise = torch.randn((cond.shape[0], *shape), generator=generator, device=cond.device)
+        x = scheduler.add_noise(x_init.to(cond.device, torch.float32), noise, timesteps[:1])
+    for t in tqdm(timesteps, desc=f"{sampler}-{steps}", disable=not progress, leave=False):
         eps = guided_eps(model, x, t.to(cond.device, torch.long).reshape(1), cond, guidance)
         x = scheduler.step(eps, t, x, generator=generator).prev_sample
     return x

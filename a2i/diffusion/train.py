@@ -62,7 +62,7 @@ def run_config(variant: Variant, params: TrainConfig | dict, image_size: int) ->
         "variant": variant.name,
         "embedding": variant.embedding,
         "length_s": variant.length,
-        "model": {"profile": config.profile, "projection": variant.projection(config.projection),
+        "model": {"size": config.model_size, "projection": variant.projection(config.projection),
                   "dropout": config.dropout, "pca_components": config.pca_components,
                   "schedule": schedule.as_dict(), "image_size": image_size,
                   "output_skip": config.output_skip, "context_tokens": config.context_tokens,

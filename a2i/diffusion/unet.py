@@ -35,7 +35,7 @@ EMB_DIM = 256
 
 
 @dataclass(frozen=True)
-class Profile:
+class UNetSize:
     """Network size. `attn_max_size`: attention blocks only at feature maps of at most this side."""
 
     widths: tuple[int, int, int, int]
@@ -43,18 +43,18 @@ class Profile:
     attn_max_size: int
 
 
-PROFILES = {
+SIZES = {
     # Capelle's widths with the two-DoubleConv bottleneck; attention after all six down/up blocks.
-    "thesis": Profile(widths=(64, 128, 256, 256), heads=4, attn_max_size=64),
+    "thesis": UNetSize(widths=(64, 128, 256, 256), heads=4, attn_max_size=64),
     # CPU demo: same code, narrow layers, attention only at 8x8 (at 16x16 too costs 20% more per step).
-    "tiny": Profile(widths=(8, 16, 32, 32), heads=2, attn_max_size=8),
+    "tiny": UNetSize(widths=(8, 16, 32, 32), heads=2, attn_max_size=8),
 }
 
 
-def get_profile(name: str) -> Profile:
-    if name not in PROFILES:
-        raise ValueError(f"unknown U-Net profile '{name}' (choose from {sorted(PROFILES)})")
-    return PROFILES[name]
+def get_size(name: str) -> UNetSize:
+    if name not in SIZES:
+        raise ValueError(f"unknown U-Net size '{name}' (choose from {sorted(SIZES)})")
+    return SIZES[name]
 
 
 def timestep_embedding(t: torch.Tensor, dim: int = EMB_DIM) -> torch.Tensor:
@@ -134,20 +134,24 @@ class Attention(nn.Module):
 
 
 class AttentionBlock(nn.Module):
-    """Self-attention, cross-attention to the condition tokens, feed-forward; pre-norm residuals (LDM style)."""
+    """Self-attention, cross-attention to the condition tokens (`cross`), feed-forward; pre-norm residuals (LDM
+    style). Without `cross` (a network with no condition tokens) it is self-attention and feed-forward only."""
 
-    def __init__(self, dim: int, heads: int):
+    def __init__(self, dim: int, heads: int, cross: bool = True):
         super().__init__()
-        self.norm_self, self.norm_cross, self.norm_ff = nn.LayerNorm(dim), nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.norm_self = nn.LayerNorm(dim)
+        self.norm_cross = nn.LayerNorm(dim) if cross else None
+        self.norm_ff = nn.LayerNorm(dim)
         self.self_attn = Attention(dim, heads)
-        self.cross_attn = Attention(dim, heads, context_dim=EMB_DIM)
+        self.cross_attn = Attention(dim, heads, context_dim=EMB_DIM) if cross else None
         self.ff = nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.Linear(dim, dim))
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None) -> torch.Tensor:
         b, c, h, w = x.shape
         tokens = x.flatten(2).transpose(1, 2)
         tokens = tokens + self.self_attn(self.norm_self(tokens))
-        tokens = tokens + self.cross_attn(self.norm_cross(tokens), context)
+        if self.cross_attn is not None:
+            tokens = tokens + self.cross_attn(self.norm_cross(tokens), context)
         tokens = tokens + self.ff(self.norm_ff(tokens))
         return tokens.transpose(1, 2).reshape(b, c, h, w)
 
@@ -223,14 +227,55 @@ class PCAProjection(nn.Module):
         return (cond - self.mean) @ self.basis
 
 
-class UNet(nn.Module):
+class Levels(nn.Module):
+    """The U-Net's three 2x down levels, bottleneck and three up levels, with attention blocks on the feature maps
+    of side <= the profile's `attn_max_size`; shared by the base U-Net and the super-resolution one."""
+
+    def build_levels(self, c_in: int, spec: Profile, image_size: int, cross: bool = True) -> None:
+        w0, w1, w2, w3 = spec.widths
+        self.inc = DoubleConv(c_in, w0)
+        self.downs = nn.ModuleList([Down(w0, w1), Down(w1, w2), Down(w2, w3)])
+        self.bottleneck = nn.Sequential(DoubleConv(w3, w3), DoubleConv(w3, w3))
+        self.ups = nn.ModuleList([Up(w3 + w2, w1), Up(w1 + w1, w0), Up(w0 + w0, w0)])
+        self.outc = nn.Conv2d(w0, 3, 1)
+
+        # Feature-map side after each block: downs S/2, S/4, S/8, ups S/4, S/2, S (64x64: 32/16/8, 16/32/64).
+        def attention(dim: int, side: int) -> nn.Module:
+            return AttentionBlock(dim, spec.heads, cross) if side <= spec.attn_max_size else None
+
+        self.down_attn = nn.ModuleList([attention(c, image_size // f) for c, f in ((w1, 2), (w2, 4), (w3, 8))])
+        self.up_attn = nn.ModuleList([attention(c, image_size // f) for c, f in ((w1, 4), (w0, 2), (w0, 1))])
+
+    def levels(self, x: torch.Tensor, emb: torch.Tensor, context: torch.Tensor | None) -> torch.Tensor:
+        """The network's raw output F for input `x`, embedding `emb` added in every block, attention `context`."""
+        skips = [self.inc(x)]
+        h = skips[0]
+        for down, attn in zip(self.downs, self.down_attn):
+            h = down(h, emb)
+            h = attn(h, context) if attn is not None else h
+            skips.append(h)
+        h = self.bottleneck(skips.pop())
+        for up, attn in zip(self.ups, self.up_attn):
+            h = up(h, skips.pop(), emb)
+            h = attn(h, context) if attn is not None else h
+        return self.outc(h)
+
+    def noise(self, out: torch.Tensor, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """The predicted noise from the raw output: F itself, or with `output_skip` sqrt(1 - abar) x + sqrt(abar) F."""
+        if not self.output_skip:
+            return out
+        abar = self.alphas_cumprod[t].view(-1, 1, 1, 1)
+        return (1 - abar).sqrt() * x + abar.sqrt() * out
+
+
+class UNet(Levels):
     """`unet(x [B,3,S,S], t [B] int, cond [B,1024])` -> predicted noise [B,3,S,S], S = `image_size` (64 in the
     thesis; a multiple of 8).
 
     `cond` all zeros is the unconditional (classifier-free guidance) input, in training and sampling alike.
     """
 
-    def __init__(self, profile: str = "thesis", projection: str = "fc", dropout: float = 0.1,
+    def __init__(self, size: str = "thesis", projection: str = "fc", dropout: float = 0.1,
                  pca_components: int = EMB_DIM, schedule: dict | None = None, image_size: int = 64,
                  output_skip: bool = False, context_tokens: int = 1, standardize: bool = False,
                  pca_scale: bool = False, encoding_norm: bool = True):
@@ -245,32 +290,18 @@ class UNet(nn.Module):
         if context_tokens < 1:
             raise ValueError(f"context_tokens must be >= 1, got {context_tokens}")
         schedule = Schedule(**(schedule or {}))
-        self.config = {"profile": profile, "projection": projection, "dropout": dropout,
+        self.config = {"size": size, "projection": projection, "dropout": dropout,
                        "pca_components": pca_components, "schedule": schedule.as_dict(), "image_size": image_size,
                        "output_skip": output_skip, "context_tokens": context_tokens, "standardize": standardize,
                        "pca_scale": pca_scale, "encoding_norm": encoding_norm}
         self.schedule = schedule  # the samplers read it from here: a model cannot be sampled with another one
         self.register_buffer("alphas_cumprod", schedule.alphas_cumprod())
-        spec = get_profile(profile)
-        w0, w1, w2, w3 = spec.widths
         self.output_skip, self.context_tokens = output_skip, context_tokens
         self.project = (EncodingLayer(dropout, standardize, encoding_norm) if projection == "fc"
                         else PCAProjection(pca_components, pca_scale))
         # The thesis cross-attends to the projected condition itself (one token); more tokens need a learned map.
         self.to_context = nn.Linear(EMB_DIM, context_tokens * EMB_DIM) if context_tokens > 1 else nn.Identity()
-
-        self.inc = DoubleConv(3, w0)
-        self.downs = nn.ModuleList([Down(w0, w1), Down(w1, w2), Down(w2, w3)])
-        self.bottleneck = nn.Sequential(DoubleConv(w3, w3), DoubleConv(w3, w3))
-        self.ups = nn.ModuleList([Up(w3 + w2, w1), Up(w1 + w1, w0), Up(w0 + w0, w0)])
-        self.outc = nn.Conv2d(w0, 3, 1)
-
-        # Feature-map side after each block: downs S/2, S/4, S/8, ups S/4, S/2, S (64x64: 32/16/8, 16/32/64).
-        def attention(dim: int, side: int) -> nn.Module:
-            return AttentionBlock(dim, spec.heads) if side <= spec.attn_max_size else None
-
-        self.down_attn = nn.ModuleList([attention(c, image_size // f) for c, f in ((w1, 2), (w2, 4), (w3, 8))])
-        self.up_attn = nn.ModuleList([attention(c, image_size // f) for c, f in ((w1, 4), (w0, 2), (w0, 1))])
+        self.build_levels(3, get_size(size), image_size)
 
     @property
     def image_size(self) -> int:
@@ -285,19 +316,4 @@ class UNet(nn.Module):
         c = self.project(cond.float())
         emb = timestep_embedding(t) + c
         context = self.to_context(c).view(c.shape[0], self.context_tokens, EMB_DIM)
-
-        skips = [self.inc(x)]
-        h = skips[0]
-        for down, attn in zip(self.downs, self.down_attn):
-            h = down(h, emb)
-            h = attn(h, context) if attn is not None else h
-            skips.append(h)
-        h = self.bottleneck(skips.pop())
-        for up, attn in zip(self.ups, self.up_attn):
-            h = up(h, skips.pop(), emb)
-            h = attn(h, context) if attn is not None else h
-        out = self.outc(h)
-        if not self.output_skip:
-            return out
-        abar = self.alphas_cumprod[t].view(-1, 1, 1, 1)
-        return (1 - abar).sqrt() * x + abar.sqrt() * out
+        return self.noise(self.levels(x, emb, context), x, t)

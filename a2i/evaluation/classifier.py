@@ -38,12 +38,13 @@ _INDEX = re.compile(r"^index_(\d+)s_(train|val|test)\.csv$")
 class RealSplit:
     images: np.ndarray  # uint8 [n, S, S, 3]
     labels: np.ndarray  # int64 [n]
-    rows: np.ndarray  # rows of images.npy
+    rows: np.ndarray  # rows of the images file (images.npy, images_hr.npy: the same rows)
     length_s: int
 
 
-def real_split(prepared: str | Path, split: str) -> RealSplit:
-    """The distinct real images of `split` (and their labels) at the smallest prepared length."""
+def real_split(prepared: str | Path, split: str, images_file: str = "images.npy") -> RealSplit:
+    """The distinct real images of `split` (and their labels) at the smallest prepared length, from `images_file`
+    (images_hr.npy: the same frames at prepare.hr_image_size)."""
     prepared = Path(prepared)
     lengths = sorted({int(m[1]) for f in prepared.glob("index_*s_*.csv") if (m := _INDEX.match(f.name))})
     if not lengths:
@@ -57,10 +58,12 @@ def real_split(prepared: str | Path, split: str) -> RealSplit:
     if index.groupby("image")["label"].nunique().max() > 1:
         raise ValueError(f"{index_path}: one image row carries two labels")
     frames = index.drop_duplicates("image").sort_values("image")
-    images = np.load(prepared / "images.npy", mmap_mode="r")
+    if not (prepared / images_file).is_file():
+        raise ValueError(f"{prepared / images_file} not found (run the prepare stage)")
+    images = np.load(prepared / images_file, mmap_mode="r")
     rows = frames["image"].to_numpy(np.int64)
     if rows.min() < 0 or rows.max() >= len(images):
-        raise ValueError(f"{index_path}: image rows outside images.npy (0..{len(images) - 1})")
+        raise ValueError(f"{index_path}: image rows outside {images_file} (0..{len(images) - 1})")
     return RealSplit(np.ascontiguousarray(images[rows]), frames["label"].to_numpy(np.int64), rows, lengths[0])
 
 
@@ -243,9 +246,11 @@ def load_classifier(path: str | Path, device: str = "cpu") -> InstrumentClassifi
 
 def classify(prepared: str | Path, model_path: str | Path, metrics_path: str | Path, epochs: int,
              batch_size: int, lr: float, min_accuracy: float, seed: int, noise_std: float = 0.0,
-             augment: bool = False, lr_schedule: str = "constant", device: str = "cpu") -> dict:
-    """The `classify` stage: train on real train images, select on val, report test; fail below min_accuracy."""
-    splits = {split: real_split(prepared, split) for split in ("train", "val", "test")}
+             augment: bool = False, lr_schedule: str = "constant", device: str = "cpu",
+             images_file: str = "images.npy") -> dict:
+    """The `classify` stage: train on real train images (of `images_file`), select on val, report test; fail below
+    min_accuracy."""
+    splits = {split: real_split(prepared, split, images_file) for split in ("train", "val", "test")}
     _check_disjoint(splits)
     training = train_classifier(splits["train"], splits["val"], epochs, batch_size, lr, seed, noise_std, augment,
                                 lr_schedule, device)

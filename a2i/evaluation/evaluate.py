@@ -13,6 +13,7 @@ Real-image statistics are computed once per split and feature extractor and cach
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 from collections import defaultdict
@@ -28,7 +29,7 @@ from a2i.evaluation import stats
 from a2i.evaluation.classifier import ClassifierFeatures, load_classifier, predict, real_split
 from a2i.evaluation.fid import FrechetReference, InceptionFeatures, resolve_inception_weights
 from a2i.io import atomic_path, save_npz, sha256_file, write_csv, write_json
-from a2i.variants import Variant, evaluation_name, parse_sample_name
+from a2i.variants import UPSAMPLERS, Variant, evaluation_name, parse_sample_name
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +116,19 @@ def reference(images: np.ndarray, extractor, identity: str, cache: Path) -> Frec
     # The root too: cached or not, the same numbers come out to the last bit.
     save_npz(path, mu=fresh.mu.numpy(), sigma=fresh.sigma.numpy(), root=fresh.root.numpy())
     return fresh
+
+
+def real_references(prepared: str | Path, images_file: str, extractor, identity: str, batch_size: int,
+                    device: str) -> tuple[dict[str, FrechetReference], dict[str, int]]:
+    """The Frechet references of the real train and test images of `images_file`, and their sizes."""
+    references, n_real = {}, {}
+    for split in REFERENCE_SPLITS:
+        real = real_split(prepared, split, images_file)
+        # Batch size and device change the features' last bits: part of the key, for bit-equal metrics.
+        key = f"{identity}|batch_size={batch_size}|device={device}"
+        references[split] = reference(real.images, extractor, key, stats_cache_dir())
+        n_real[f"n_real_{split}"] = len(real.labels)
+    return references, n_real
 
 
 # ------------------------------------------------------------------------------------------ one group
@@ -205,13 +219,7 @@ def evaluate_variant(variant: str, prepared: str | Path, samples_dir: str | Path
     classifier = load_classifier(classifier_path, device)
     extractor, identity, prefix = feature_space(fid_weights, classifier, classifier_path, batch_size, device,
                                                 allow_fid_classifier)
-    references, n_real = {}, {}
-    for split in REFERENCE_SPLITS:
-        real = real_split(prepared, split)
-        # Batch size and device change the features' last bits: part of the key, for bit-equal metrics.
-        key = f"{identity}|batch_size={batch_size}|device={device}"
-        references[split] = reference(real.images, extractor, key, stats_cache_dir())
-        n_real[f"n_real_{split}"] = len(real.labels)
+    references, n_real = real_references(prepared, "images.npy", extractor, identity, batch_size, device)
     identification = {"variant": parsed.name, "alignment": parsed.alignment, "length_s": parsed.length,
                       "study": parsed.study or ""}
     results = {}
@@ -234,6 +242,34 @@ def evaluate_variant(variant: str, prepared: str | Path, samples_dir: str | Path
                         result.predicted, title)
         write_json(Path(metrics_dir) / f"{name}.json", result.metrics)
     return [result.metrics for result in results.values()]
+
+
+def evaluate_upsampled(prepared: str | Path, samples_sr: str | Path, classifier_path: str | Path,
+                       metrics_dir: str | Path, fid_weights: str | None, bootstrap: int, batch_size: int, seed: int,
+                       allow_fid_classifier: bool = True, device: str = "cpu") -> dict[str, dict]:
+    """The `evaluate_sr` stage: adherence (the classifier trained at the high resolution) and Frechet distances to
+    the real high-resolution train and test crops of each upsampling method's images
+    (`<samples_sr>/<method>/`), with the same bootstrap as `evaluate_variant`; `<metrics_dir>/<method>.json`
+    each, written at the end."""
+    selected = json.loads((Path(samples_sr) / "selected.json").read_text())
+    classifier = load_classifier(classifier_path, device)
+    extractor, identity, prefix = feature_space(fid_weights, classifier, classifier_path, batch_size, device,
+                                                allow_fid_classifier)
+    references, n_real = real_references(prepared, "images_hr.npy", extractor, identity, batch_size, device)
+    results = {}
+    for method in UPSAMPLERS:
+        groups = discover_samples(Path(samples_sr) / method)
+        if len(groups) != 1:
+            raise ValueError(f"{Path(samples_sr) / method}: expected the images of one checkpoint, found {len(groups)}")
+        files = next(iter(groups.values()))
+        result = evaluate_group(files, classifier, extractor, references, prefix, bootstrap, seed, batch_size, device)
+        results[method] = {"method": method, **selected, "resolution": classifier.image_size, **result.metrics,
+                           "feature_extractor": extractor.name, **n_real, "bootstrap": bootstrap}
+        log.info("%s upsampling of %s: adherence %.4f, %s_test %.2f", method, selected["variant"],
+                 result.metrics["adherence"], prefix, result.metrics[f"{prefix}_test"])
+    for method, metrics in results.items():
+        write_json(Path(metrics_dir) / f"{method}.json", metrics)
+    return results
 
 
 def write_confusion(csv_path: Path, png_path: Path, actual: np.ndarray, predicted: np.ndarray, title: str) -> None:

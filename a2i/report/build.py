@@ -12,6 +12,7 @@ import pandas as pd
 
 from a2i import thesis, variants
 from a2i.data.layout import LABELS
+from a2i.evaluation.selection import best_row, main_grid, select_best
 from a2i.evaluation.stats import collect_metrics
 from a2i.io import write_csv, write_json, write_text
 from a2i.report import figures, statistics, tables
@@ -45,32 +46,6 @@ def only_grid(frame: pd.DataFrame, column: str, expected: list[str], folder: Pat
     if stale:
         log.info("%s: leaving out %s (not in this experiment's grid)", folder, ", ".join(stale))
     return frame[frame[column].isin(expected)].reset_index(drop=True)
-
-
-def best_row(evaluations: pd.DataFrame, column: str = "adherence") -> pd.Series:
-    """The (variant, checkpoint, guidance) with the highest `column` (ties: earliest epoch, then variant order)."""
-    ranked = evaluations.sort_values([column, "epoch"], ascending=[False, True], kind="stable")
-    return ranked.iloc[0]
-
-
-def _key(row: pd.Series) -> tuple:
-    return row["variant"], int(row["epoch"]), float(row["guidance"])
-
-
-def select_best(test: pd.DataFrame, val: pd.DataFrame, guidance: float) -> tuple[pd.Series, float, pd.Series]:
-    """(the main-grid checkpoint with the best validation adherence, as its test row; that validation adherence;
-    the thesis-style best on test itself). The thesis picks its best model (Figure 5.3) by test adherence over the
-    main grid at the main guidance; the maximum over many noisy cells is biased upwards, so the headline is
-    selected on validation."""
-    main_test, main_val = tables.main_grid(test, guidance), tables.main_grid(val, guidance)
-    if main_val.empty:
-        raise ValueError("no validation metrics of the main grid (metrics/evaluate/<variant>/val): run the sample "
-                         "and evaluate stages of this pipeline version")
-    chosen = best_row(main_val)
-    selected = main_test[[_key(row) == _key(chosen) for _, row in main_test.iterrows()]]
-    if selected.empty:
-        raise ValueError(f"{chosen['variant']} epoch {chosen['epoch']} has validation but no test metrics")
-    return selected.iloc[0], float(chosen["adherence"]), best_row(main_test)
 
 
 def summary(selected: pd.Series, on_test: pd.Series, val_adherence: float, classifier: dict, dataset: str,
@@ -183,7 +158,7 @@ def build_report(*, out: Path, metrics_dir: Path, plots_dir: Path, prepared: Pat
                 "No Inception weights were available: `fid_classifier` is the Frechet distance in the instrument "
                 "classifier's penultimate features. It is **not** FID and not comparable with the thesis' values.")
     note = THESIS_NOTE[dataset]
-    main = tables.main_grid(evaluations, guidance)
+    main = main_grid(evaluations, guidance)
     cfg = tables.cfg_rows(evaluations, cfg_sweep, study_epoch)
 
     sections = [
@@ -204,6 +179,8 @@ def build_report(*, out: Path, metrics_dir: Path, plots_dir: Path, prepared: Pat
     ]
     sections += _thesis_extras(out, evaluations, selected, finetune, prepared, plots_dir, guidance, cfg_sweep,
                                study_epoch, fid_test, fid_train)
+    upsampled = load_upsampled(metrics_dir / "evaluate_sr", selected)
+    sections.append(_superres_section(out, selected, upsampled, prepared, fid_test))
 
     figures.query_accuracy(finetune, out / "figure_5_1_query_accuracy.png")
     figures.best_by_variant(main, "adherence", out / "figure_5_2_adherence.png", lower_is_better=False,
@@ -214,15 +191,66 @@ def build_report(*, out: Path, metrics_dir: Path, plots_dir: Path, prepared: Pat
     checkpoint = variants.evaluation_name(int(selected["epoch"]), float(selected["guidance"]))
     # The evaluate stage drew every confusion matrix; Figure 5.3 is the best checkpoint's, as in the thesis.
     shutil.copyfile(plots_dir / selected["variant"] / f"{checkpoint}.png", out / "figure_5_3_confusion.png")
-    grids = _image_grids(out, main, tables.main_grid(validation, guidance), prepared)
+    grids = _image_grids(out, main, main_grid(validation, guidance), prepared)
 
     card = recipe_card(params, finetune, str(selected["feature_extractor"]))
     result = summary(selected, on_test, val_adherence, classifier, dataset, fid_test, card)
+    result["upsampling"] = {row["method"]: {key: float(row[key]) for key in (
+        "resolution", "adherence", "adherence_ci_low", "adherence_ci_high", f"{row_fid(row)}_test")}
+        for _, row in upsampled.iterrows()}
     write_json(metrics_dir / "summary.json", result)
     write_text(out / "README.md", _readme(result, _card_markdown(card, params), sections, grids, fid_note))
     log.info("report written to %s; best variant %s (selected on validation; test adherence %.3f)", out,
              result["best_variant"], result["best_adherence"])
     return result
+
+
+def load_upsampled(folder: Path, selected: pd.Series) -> pd.DataFrame:
+    """The evaluate_sr metrics (one row per upsampling method) of the selected checkpoint's images."""
+    rows = [json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))]
+    if not rows:
+        raise ValueError(f"no super-resolution metrics in {folder}: run the evaluate_sr stage")
+    frame = pd.DataFrame(rows)
+    chosen = (selected["variant"], int(selected["epoch"]), float(selected["guidance"]))
+    stale = [row for row in rows if (row["variant"], row["epoch"], row["guidance"]) != chosen]
+    if stale:
+        raise ValueError(f"{folder} scores {stale[0]['variant']} epoch {stale[0]['epoch']}, not the selected "
+                         f"checkpoint {chosen[0]} epoch {chosen[1]}: run sample_sr and evaluate_sr again")
+    return frame
+
+
+def row_fid(row: pd.Series) -> str:
+    """`fid` or `fid_classifier`: the Frechet distance an evaluate row holds."""
+    return "fid" if row["feature_extractor"] != "classifier_penultimate" else "fid_classifier"
+
+
+def _superres_section(out: Path, selected: pd.Series, upsampled: pd.DataFrame, prepared: Path, fid_test: str) -> str:
+    """Table 5.3's rows of ours at the base and the high resolution, and the base / bicubic / diffusion figure."""
+    image_size = np.load(prepared / "images.npy", mmap_mode="r").shape[1]
+    fid = row_fid(upsampled.iloc[0])
+    table = tables.upsampling_rows(selected.rename({fid_test: f"{fid}_test",
+                                                    f"{fid_test}_ci_low": f"{fid}_test_ci_low",
+                                                    f"{fid_test}_ci_high": f"{fid}_test_ci_high"}),
+                                   upsampled, f"{fid}_test", image_size)
+    checkpoint = variants.evaluation_name(int(selected["epoch"]), float(selected["guidance"]))
+    name = sorted(variants.samples_dir(selected["variant"]).glob(f"{checkpoint}_s*.npz"))[0].name  # the first seed
+    with np.load(variants.samples_dir(selected["variant"]) / name) as base:
+        columns, labels, rows = {f"generated {image_size}": base["images"]}, base["labels"], base["rows"]
+    for method in variants.UPSAMPLERS:
+        with np.load(variants.upsampled_dir(method) / name) as archive:
+            columns[method] = archive["images"]
+    index = pd.read_csv(prepared / f"index_{int(selected['length_s'])}s_test.csv")
+    high = np.load(prepared / "images_hr.npy", mmap_mode="r")
+    columns[f"real {high.shape[1]}"] = np.asarray(high[index["image"].to_numpy()[rows]])
+    figures.upsampling_comparison(columns, labels, out / "figure_superres.png")
+    space = "" if fid == "fid" else ", in the high-resolution classifier's features (not comparable with the base row)"
+    note = (f"Beyond the thesis (its future work, 6.2): the selected checkpoint's test images upsampled "
+            f"{image_size} -> {high.shape[1]} by the diffusion super-resolution model (`train_sr`, `sample_sr`) and "
+            "by bicubic interpolation, the baseline it has to beat. Each resolution is judged by a classifier "
+            f"trained at that resolution; the Frechet distances at the high resolution are to the real "
+            f"high-resolution test crops{space}.")
+    return (_section("Table 5.3 (continued): ours at the base and the high resolution", _write_table(
+        out, "table_5_3_superres", table), None, note) + "\n![upsampling](figure_superres.png)\n")
 
 
 def _study_sections(out: Path, evaluations: pd.DataFrame, cfg: pd.DataFrame, cfg_sweep: str, guidance: float,
@@ -314,7 +342,7 @@ def _thesis_extras(out: Path, test: pd.DataFrame, selected: pd.Series, finetune:
     """Markdown sections of the footnote, Table 5.3, the statistics and the four figures; writes their files.
     `test`: the test-split metrics; `selected`: the best checkpoint (selected on validation); `study_epoch`: the
     CFG and projection studies' checkpoint (None: each variant's final one)."""
-    main = tables.main_grid(test, guidance)
+    main = main_grid(test, guidance)
     image_size = np.load(prepared / "images.npy", mmap_mode="r").shape[1]
     caveat = (f"Resolutions differ (peers up to 256x256, ours {image_size}x{image_size}): not a like-for-like "
               "comparison." + ("" if fid_test == "fid_test" else " `fid_classifier` is not FID, not comparable."))

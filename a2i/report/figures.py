@@ -92,6 +92,23 @@ def image_grid(real: np.ndarray, real_labels: np.ndarray, fake: np.ndarray, fake
     _save(fig, path)
 
 
+def upsampling_comparison(columns: dict[str, np.ndarray], labels: np.ndarray, path: Path) -> None:
+    """One row per instrument (its first image), one column per entry of `columns` (e.g. base, bicubic, diffusion,
+    real high-resolution): the same generated image at each stage, each drawn at the same display size."""
+    fig, axes = plt.subplots(len(INSTRUMENTS), len(columns), figsize=(len(columns) * 1.3, len(INSTRUMENTS) * 1.3))
+    for label, name in enumerate(INSTRUMENTS):
+        picks = np.flatnonzero(labels == label)
+        for c, images in enumerate(columns.values()):
+            ax = axes[label, c]
+            ax.axis("off")
+            if len(picks):
+                ax.imshow(images[picks[0]], interpolation="nearest")
+        axes[label, 0].text(-0.1, 0.5, name, ha="right", va="center", fontsize=7, transform=axes[label, 0].transAxes)
+    for c, title in enumerate(columns):
+        axes[0, c].set_title(title, fontsize=7)
+    _save(fig, path)
+
+
 def mean_brightness(images: np.ndarray) -> np.ndarray:
     """Per-image mean pixel value (0-255): the exposure the thesis sees vary in Figures 5.9 and 5.10."""
     return images.reshape(len(images), -1).mean(axis=1)

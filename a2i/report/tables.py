@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from a2i.data.layout import INSTRUMENTS
+from a2i.evaluation.selection import main_grid
 
 PUBLISHED = Path(__file__).with_name("published")
 ALIGNMENT_ORDER = {"frozen": 0, "mutual": 1, "text": 2}  # the thesis lists Frozen, Mutual, Text
@@ -60,12 +61,6 @@ def table_5_1(finetune: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def main_grid(evaluations: pd.DataFrame, guidance: float) -> pd.DataFrame:
-    """The concurrent experiments (thesis 4.3): plain variants at the main guidance, every checkpoint."""
-    main = evaluations[(evaluations["study"].fillna("") == "") & (evaluations["guidance"] == guidance)]
-    return main
-
-
 def by_epoch(evaluations: pd.DataFrame, guidance: float, column: str, percent: bool) -> pd.DataFrame:
     """A (Time, Alignment) x epoch table of one metric: Tables 5.2, 5.4 and 5.5."""
     main = main_grid(evaluations, guidance)
@@ -91,6 +86,22 @@ def table_5_3(evaluations: pd.DataFrame, fid_column: str, guidance: float, image
     peers = pd.DataFrame({"Method": peers["Method"], "Resolution": peers["Method"].map(PEER_RESOLUTION).fillna(""),
                           metric: peers["FID"].astype(float)})
     return pd.concat([peers, ours], ignore_index=True)
+
+
+def upsampling_rows(selected: pd.Series, upsampled: pd.DataFrame, fid_column: str, image_size: int) -> pd.DataFrame:
+    """Table 5.3's rows of the selected checkpoint: its images at `image_size` and each upsampling of them at the
+    high resolution (adherence by the classifier of that resolution, the Frechet distance in its feature space when
+    there is no FID), with 95% intervals."""
+    rows = [(f"Ours ({selected['variant']}, epoch {int(selected['epoch'])})", image_size, selected)]
+    rows += [(f"Ours + {row['method']} upsampling", int(row["resolution"]), row) for _, row in upsampled.iterrows()]
+
+    def interval(row: pd.Series, name: str, digits: int) -> str:
+        return f"{row[name]:.{digits}f} ({row[f'{name}_ci_low']:.{digits}f}-{row[f'{name}_ci_high']:.{digits}f})"
+
+    return pd.DataFrame({"Method": [name for name, _, _ in rows],
+                         "Resolution": [f"{size}x{size}" for _, size, _ in rows],
+                         "Adherence (95% CI)": [interval(row, "adherence", 3) for _, _, row in rows],
+                         f"{fid_column} (95% CI)": [interval(row, fid_column, 1) for _, _, row in rows]})
 
 
 def top_confusions(confusion: pd.DataFrame, top: int) -> pd.DataFrame:

@@ -55,8 +55,8 @@ def test_load_pretrained_names_a_known_release(good_file, monkeypatch, caplog):
     assert info["known"] == "AudioCLIP-Partial-Training.pt" and caplog.text == ""
 
 
-def test_load_pretrained_refuses_other_profiles_and_bad_files(good_file, tmp_path):
-    with pytest.raises(CheckpointError, match="only fit the 'thesis' profile"):
+def test_load_pretrained_refuses_other_sizes_and_bad_files(good_file, tmp_path):
+    with pytest.raises(CheckpointError, match="only fit the 'thesis' size"):
         load_pretrained(create_model("tiny", None)[0], good_file)
     state = constant_state_dict()
     state["audio.fc.weight"] = torch.zeros(527, 2048)
@@ -67,7 +67,7 @@ def test_load_pretrained_refuses_other_profiles_and_bad_files(good_file, tmp_pat
 def test_create_model_without_checkpoint_is_random_and_says_so(caplog):
     with caplog.at_level(logging.WARNING):
         model, info = create_model("tiny", None)
-    assert info == {"pretrained": False} and model.profile == "tiny"
+    assert info == {"pretrained": False} and model.size == "tiny"
     assert "RANDOM AudioCLIP weights" in caplog.text
 
 
@@ -139,7 +139,7 @@ def test_unreadable_files_say_why(good_file, tmp_path, capsys):
     with pytest.raises(CheckpointError, match="holds a list, not a state dict"):
         verify_checkpoint(save(tmp_path / "list.pt", [torch.zeros(1)]))
     with pytest.raises(CheckpointError, match=r"nested dicts under \['audio'\]; a training checkpoint"):
-        verify_checkpoint(save(tmp_path / "nested.pt", {"audio": {"w": torch.zeros(1)}, "profile": "tiny"}))
+        verify_checkpoint(save(tmp_path / "nested.pt", {"audio": {"w": torch.zeros(1)}, "size": "tiny"}))
     with pytest.raises(CheckpointError, match="no such file"):
         verify_checkpoint(tmp_path / "absent.pt")
 

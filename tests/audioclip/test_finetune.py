@@ -28,7 +28,7 @@ from a2i.data.layout import INSTRUMENTS, SAMPLE_RATE
 REPO = Path(__file__).resolve().parents[2]
 TONES_HZ = (180.0, 1400.0, 5200.0, 600.0)  # one clearly different pitch per fixture class
 COLOURS = ((220, 40, 40), (40, 200, 60), (40, 60, 220), (230, 220, 40))
-PARAMS = dict(profile="tiny", checkpoint=None, allow_random_init=True, epochs=1, batch_size=8, lr=0.01,
+PARAMS = dict(model_size="tiny", checkpoint=None, allow_random_init=True, epochs=1, batch_size=8, lr=0.01,
               lr_gamma=0.96, momentum=0.9, weight_decay=5e-4, same_class_negatives=False, max_steps_per_epoch=3,
               bn_recalibration_batches=2, device="cpu", seed=0)
 
@@ -225,7 +225,7 @@ def test_run_finetune_writes_heads_metrics_and_curves_deterministically(prepared
     assert np.allclose(curve["query_acc"], [saved[f"query_acc_epoch{e}"] for e in range(3)])
 
     heads = torch.load(tmp_path / "a" / "m.pt", weights_only=True)
-    assert (heads["profile"], heads["alignment"], heads["length_s"]) == ("tiny", "mutual", 1)
+    assert (heads["size"], heads["alignment"], heads["length_s"]) == ("tiny", "mutual", 1)
     assert heads["pretrained"] is False
     assert heads["image"] is not None and "attnpool.c_proj.weight" in heads["image"]
     encoder = load_audio_encoder(tmp_path / "a" / "m.pt")
@@ -234,7 +234,7 @@ def test_run_finetune_writes_heads_metrics_and_curves_deterministically(prepared
         assert encoder(torch.randn(2, 1, SAMPLE_RATE) * 1000).shape == (2, 1024)
 
 
-def test_thesis_profile_takes_a_finetuning_step(prepared):
+def test_thesis_size_takes_a_finetuning_step(prepared):
     """The full-size towers (random init) go through one text-aligned step and one query evaluation."""
     torch.manual_seed(0)
     model = AudioCLIP("thesis")

@@ -46,7 +46,7 @@ def test_thesis_sizes(meta_thesis):
     assert count(meta_thesis.audio) == 32_104_771
     assert count(meta_thesis.visual) == 38_316_896
     assert count(meta_thesis) == 134_111_910
-    assert meta_thesis.image_size == 224 and meta_thesis.profile == "thesis"
+    assert meta_thesis.image_size == 224 and meta_thesis.size == "thesis"
     # QuickGELU, as the OpenAI RN50 weights were trained (plain GELU shifts text embeddings by 1e-2)
     assert type(meta_thesis.transformer.resblocks[0].mlp.gelu).__name__ == "QuickGELU"
 
@@ -56,14 +56,14 @@ def test_fbsp_frame_counts_match_reference():
     assert [frame_count(s * SR, config.win_length, config.hop_length) for s in (1, 4, 5)] == [77, 313, 392]
 
 
-def test_unknown_profile_is_rejected():
-    with pytest.raises(ValueError, match="unknown AudioCLIP profile 'huge'.*thesis.*tiny"):
+def test_unknown_size_is_rejected():
+    with pytest.raises(ValueError, match="unknown AudioCLIP size 'huge'.*thesis.*tiny"):
         AudioCLIP("huge")
 
 
 def test_tiny_exercises_every_code_path(tiny):
     audio = tiny.audio
-    assert tiny.image_size == 64 and tiny.profile == "tiny"
+    assert tiny.image_size == 64 and tiny.size == "tiny"
     for index in range(1, 5):
         block = getattr(audio, f"layer{index}")[0]
         assert block.conv2.groups > 1 and block.downsample is not None

@@ -130,12 +130,31 @@ def test_crop_boxes(tmp_path):
     pixels[:, 120:] = (0, 0, 255)
     path = tmp_path / "f.jpg"
     Image.fromarray(pixels).save(path, quality=100)
-    centre = read_frame(path, "cello", {}, 16).astype(int)
+    centre = read_frame(path, "cello", {}, (16,))[0].astype(int)
     assert centre.shape == (16, 16, 3)
     assert (centre[:, 2:-2, 1] > 200).all() and (centre[:, 2:-2, [0, 2]] < 60).all()
-    left = read_frame(path, "cello", {"cello": [0.0, 0.0, 0.2, 1.0]}, 8).astype(int)
+    left = read_frame(path, "cello", {"cello": [0.0, 0.0, 0.2, 1.0]}, (8,))[0].astype(int)
     assert (left[..., 0] > 200).all() and (left[..., 1] < 60).all()
-    assert read_frame(path, "violin", {"cello": [0.0, 0.0, 0.2, 1.0]}, 8)[..., 1].mean() > 200
+    assert read_frame(path, "violin", {"cello": [0.0, 0.0, 0.2, 1.0]}, (8,))[0][..., 1].mean() > 200
+
+
+def test_high_resolution_crops_are_the_same_frames_at_the_larger_side(tmp_path):
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    write_performance(raw, "train", "cello", 0, loud_track(2.0))
+    prepare(raw, out, [1], image_size=16, hr_image_size=32)
+    low, high = np.load(out / "images.npy"), np.load(out / "images_hr.npy")
+    assert low.shape == (16, 16, 16, 3) and high.shape == (16, 32, 32, 3)
+    pooled = high.reshape(16, 16, 2, 16, 2, 3).astype(float).mean(axis=(2, 4))
+    assert np.abs(pooled - low).mean() < 4  # one crop, two antialiased sizes
+    prepare(raw, tmp_path / "plain", [1], image_size=16)
+    assert not (tmp_path / "plain" / "images_hr.npy").exists()
+
+
+def test_high_resolution_side_must_be_larger(tmp_path):
+    import pytest
+
+    with pytest.raises(ValueError, match="prepare.hr_image_size must be above prepare.image_size=16, got 16"):
+        prepare(tmp_path, tmp_path / "out", [1], image_size=16, hr_image_size=16)
 
 
 def test_large_frames_are_downscaled_with_antialiasing(tmp_path):
@@ -146,7 +165,7 @@ def test_large_frames_are_downscaled_with_antialiasing(tmp_path):
     pixels[:, ::2] = 255
     path = tmp_path / "hd.jpg"
     Image.fromarray(pixels).save(path, quality=95)
-    image = read_frame(path, "cello", {}, 64).astype(float)
+    image = read_frame(path, "cello", {}, (64,))[0].astype(float)
     assert image.shape == (64, 64, 3)
     assert 100 < image.mean() < 155 and image.std() < 10
 
@@ -176,7 +195,7 @@ def test_real_fixture_files(tmp_path):
     images = np.load(out / "images.npy")
     assert images.shape == (2, 64, 64, 3) and images.dtype == np.uint8 and images.std() > 10
     for path in ["train/double_bass/double_bass00_5000", "train/cello/cello00_6300"]:
-        assert read_frame(FIXTURES / f"img/{path}.jpg", "cello", {}, 64).shape == (64, 64, 3)
+        assert read_frame(FIXTURES / f"img/{path}.jpg", "cello", {}, (64,))[0].shape == (64, 64, 3)
 
 
 def test_every_instrument_gets_counted(tmp_path):

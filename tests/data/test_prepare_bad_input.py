@@ -100,9 +100,10 @@ def test_bad_file_skip_lists_it(raw, tmp_path, case):
 def test_skipped_chunk_leaves_no_hole_in_images(raw, tmp_path):
     _truncate(raw)
     out = tmp_path / "prepared"
-    prepare(raw, out, [1], on_bad_file="skip")
+    prepare(raw, out, [1], on_bad_file="skip", image_size=16, hr_image_size=32)
     index = pd.read_csv(out / "index_1s_train.csv")
     images = pd.read_csv(out / "images.csv")
+    assert len(np.load(out / "images.npy")) == len(np.load(out / "images_hr.npy")) == len(images)
     assert 1000 not in images.t_ms[images.performance == "violin00"].tolist()
     assert images.t_ms[index.image].tolist() == index.t_ms.tolist()
     assert index.s_ms.tolist() == [0, 100, 200, 300, 400]  # s = 500 (t = 1000) is no longer a start

@@ -17,7 +17,7 @@ SPLIT_SIZES = {"train": 8, "val": 2, "test": 2}  # per class
 def train_params(**overrides) -> dict:
     """A `train` section for a few-second run of the tiny profile."""
     params = {
-        "profile": "tiny", "projection": "fc", "pca_components": 256, "dropout": 0.1, "epochs": 2,
+        "model_size": "tiny", "projection": "fc", "pca_components": 256, "dropout": 0.1, "epochs": 2,
         "batch_size": 4, "max_steps_per_epoch": 2, "lr": 1e-3, "loss_weighting": "eps", "p_uncond": 0.2,
         "output_skip": True, "context_tokens": 4, "standardize": True, "pca_scale": True, "ema": True,
         "ema_decay": 0.995, "checkpoint_every": 1, "timesteps": 1000, "beta_start": 1e-4, "beta_end": 0.02,

@@ -73,23 +73,23 @@ def test_too_short_and_unreadable_audio_are_one_line_errors(trained, tmp_path):
     assert not (tmp_path / "x.png").exists()
 
 
-def test_heads_or_checkpoint_of_another_profile_are_refused(trained, tmp_path):
+def test_heads_or_checkpoint_of_another_size_are_refused(trained, tmp_path):
     heads = torch.load(trained / "models" / "audioclip" / "text-1s.pt", weights_only=True)
     other = tmp_path / "thesis-heads.pt"
-    save_torch(other, {**heads, "profile": "thesis"})
+    save_torch(other, {**heads, "size": "thesis"})
     wav = write_wav(tmp_path / "clip.wav", seconds=1.0, rate=44100, channels=1)
     result = CliRunner().invoke(main, ["generate", "--model", str(trained / "models" / "diffusion" / "text-1s"),
                                        "--audio", str(wav), "--audio-model", str(other), "-o", str(tmp_path / "x.png")])
-    assert result.exit_code == 1 and "an audio head of profile 'thesis'" in result.output
+    assert result.exit_code == 1 and "an audio head of size 'thesis'" in result.output
 
     state = torch.load(trained / "models" / "diffusion" / "text-1s" / "epoch_001.pt", weights_only=True)
     del state[DIGEST]
-    state["config"]["model"]["profile"] = "thesis"
+    state["config"]["model"]["size"] = "thesis"
     mislabeled = tmp_path / "epoch_001.pt"
     save_checkpoint(mislabeled, state)  # saved so, not damaged
     result = CliRunner().invoke(main, ["generate", "--model", str(mislabeled), "--audio", str(wav),
                                        "-o", str(tmp_path / "x.png")])
-    assert result.exit_code == 1 and "do not fit the 'thesis' U-Net profile" in result.output
+    assert result.exit_code == 1 and "do not fit the 'thesis' U-Net size" in result.output
 
 
 def test_generate_help_shows_defaults():
@@ -131,3 +131,31 @@ def test_read_clip_refuses_a_length_that_is_not_positive(tmp_path):
     for seconds in (0.0, -1.0, float("nan")):
         with pytest.raises(ValueError, match="seconds must be > 0"):
             read_clip(wav, seconds)
+
+
+def _superres(path: Path, low_size: int) -> Path:
+    from a2i.diffusion.checkpoint import save_checkpoint
+    from a2i.diffusion.superres import SuperResUNet, superres_state
+
+    torch.manual_seed(0)
+    model = SuperResUNet("tiny", low_size=low_size, high_size=2 * low_size, audio=True)
+    save_checkpoint(path, superres_state(model, {}))
+    return path
+
+
+def test_upscale_also_writes_the_upsampled_grid(trained, tmp_path):
+    wav = write_wav(tmp_path / "clip.wav", seconds=1.0, rate=44100, channels=1)
+    out = tmp_path / "out.png"
+    result = run(trained, "--audio", str(wav), "--n", "2", "--upscale", str(_superres(tmp_path / "sr.pt", 64)),
+                 "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert np.asarray(Image.open(out)).shape == (64, 2 * 64, 3)
+    assert np.asarray(Image.open(tmp_path / "out_hr.png")).shape == (128, 2 * 128, 3)
+
+
+def test_upscale_of_another_size_is_refused(trained, tmp_path):
+    wav = write_wav(tmp_path / "clip.wav", seconds=1.0, rate=44100, channels=1)
+    result = run(trained, "--audio", str(wav), "--upscale", str(_superres(tmp_path / "sr.pt", 32)),
+                 "-o", str(tmp_path / "out.png"))
+    assert result.exit_code == 1 and "upsamples 32x32 images" in result.output
+    assert not (tmp_path / "out.png").exists()

@@ -36,7 +36,7 @@ def test_training_writes_complete_checkpoints_and_dvclive_logs(root):
     assert [epoch for epoch, _ in checkpoints(path.parent)] == [1, 2]
     state = torch.load(path, weights_only=True)
     assert set(state) >= {"model", "ema", "optimizer", "rng", "epoch", "config"}
-    assert state["epoch"] == 2 and state["config"]["p_uncond"] == 0.2 and state["config"]["model"]["profile"] == "tiny"
+    assert state["epoch"] == 2 and state["config"]["p_uncond"] == 0.2 and state["config"]["model"]["size"] == "tiny"
     assert not any(torch.equal(state["model"][k], state["ema"][k]) for k in ("outc.weight", "inc.net.0.weight"))
     model, config = load_generator(path)
     assert not model.training and config["variant"] == "text-1s"

@@ -4,13 +4,13 @@ import pytest
 import torch
 
 from a2i.diffusion.schedule import Schedule
-from a2i.diffusion.unet import PROFILES, Attention, PCAProjection, UNet, timestep_embedding
+from a2i.diffusion.unet import SIZES, Attention, PCAProjection, UNet, timestep_embedding
 
 
 def test_the_default_is_the_thesis_network():
     model = UNet()
-    assert model.config["profile"] == "thesis"
-    assert PROFILES["thesis"].widths == (64, 128, 256, 256)
+    assert model.config["size"] == "thesis"
+    assert SIZES["thesis"].widths == (64, 128, 256, 256)
     # Capelle's UNet_conditional with the two-DoubleConv bottleneck has 15.9 M parameters with the encoding
     # layer; the six cross-attention blocks add about 1 M.
     assert 16.5e6 < sum(p.numel() for p in model.parameters()) < 17.5e6
@@ -148,7 +148,7 @@ def test_fc_input_is_standardised_with_the_fitted_statistics_and_saved_with_the_
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"profile": "huge"}, "unknown U-Net profile"),
+    ({"size": "huge"}, "unknown U-Net size"),
     ({"projection": "svd"}, "projection must be"),
     ({"projection": "pca", "pca_components": 128}, "pca_components must be 256"),
     ({"context_tokens": 0}, "context_tokens must be >= 1"),

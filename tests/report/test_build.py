@@ -25,7 +25,8 @@ def _evaluation(variant: str, epoch: int, guidance: float, adherence: float, spl
            "adherence": adherence,
            "adherence_sd": None, "adherence_ci_low": adherence - 0.05, "adherence_ci_high": adherence + 0.05,
            "feature_extractor": "classifier_penultimate",
-           "fid_classifier_train": 10 - adherence, "fid_classifier_test": 12 - adherence}
+           "fid_classifier_train": 10 - adherence, "fid_classifier_test": 12 - adherence,
+           "fid_classifier_test_ci_low": 11 - adherence, "fid_classifier_test_ci_high": 13 - adherence}
     return row | {f"acc_{name}": adherence for name in INSTRUMENTS}
 
 
@@ -73,6 +74,13 @@ def run_dir(tmp_path_factory):
         val = 0.9 if (variant, epoch) == ("text-1s", 2) else 0.3
         write_json(tmp_path / f"metrics/evaluate/{variant}/val/{name}.json",
                    _evaluation(variant, epoch, guidance, val, split="val"))
+    # The super-resolution stages upsampled the selected checkpoint's images (text-1s, epoch 2) to 128x128.
+    np.save(prepared / "images_hr.npy", np.zeros((26, 128, 128, 3), np.uint8))
+    for method, adherence in (("bicubic", 0.5), ("diffusion", 0.6)):
+        save_npz(tmp_path / variants.upsampled_dir(method) / f"{variants.sample_name(2, 3.0, 0)}.npz",
+                 images=np.zeros((26, 128, 128, 3), np.uint8), labels=labels, rows=np.arange(26))
+        write_json(tmp_path / f"metrics/evaluate_sr/{method}.json",
+                   _evaluation("text-1s", 2, 3.0, adherence) | {"method": method, "resolution": 128})
     return tmp_path
 
 
@@ -109,6 +117,29 @@ def test_report_files_and_summary(run_dir, result):
         assert (report / f"figure_{name}.png").stat().st_size > 1000, name
     readme = (report / "README.md").read_text()
     assert "Different dataset" in readme and "not** FID" in readme
+
+
+def test_the_upsampled_rows_of_table_5_3_and_their_figure(run_dir, result):
+    table = pd.read_csv(run_dir / "report/table_5_3_superres.csv")
+    assert table["Method"].tolist() == ["Ours (text-1s, epoch 2)", "Ours + bicubic upsampling",
+                                        "Ours + diffusion upsampling"]
+    assert table["Resolution"].tolist() == ["64x64", "128x128", "128x128"]
+    assert table["Adherence (95% CI)"].tolist() == ["0.620 (0.570-0.670)", "0.500 (0.450-0.550)",
+                                                    "0.600 (0.550-0.650)"]
+    assert (run_dir / "report/figure_superres.png").stat().st_size > 1000
+    assert result["upsampling"]["diffusion"]["adherence"] == pytest.approx(0.6)
+    assert result["upsampling"]["bicubic"]["fid_classifier_test"] == pytest.approx(11.5)
+
+
+def test_upsampling_metrics_of_another_checkpoint_are_a_clear_error(run_dir, tmp_path):
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    write_json(copy / "metrics/evaluate_sr/bicubic.json",
+               _evaluation("text-2s", 4, 3.0, 0.5) | {"method": "bicubic", "resolution": 128})
+    with pytest.raises(ValueError, match="scores text-2s epoch 4, not the selected checkpoint text-1s epoch 2"):
+        _build(copy, out="other")
 
 
 def test_tables_follow_the_thesis_layout(run_dir, result):
@@ -203,7 +234,7 @@ def test_no_validation_metrics_is_a_clear_error(run_dir, result, tmp_path):
 
 
 def build_select(test_rows):
-    from a2i.report.build import select_best
+    from a2i.evaluation.selection import select_best
 
     return select_best(test_rows, test_rows.iloc[:0], 3.0)
 

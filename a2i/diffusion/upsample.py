@@ -1,0 +1,79 @@
+"""The `sample_sr` stage (ours: the thesis' first item of future work, 6.2): the test images of the checkpoint
+selected on validation, upsampled by the super-resolution model of `train_sr` (`a2i.diffusion.superres`) and by
+bicubic interpolation, the baseline it has to beat (`evaluate_sr` scores both at the high resolution).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from a2i.config import SampleSRConfig
+from a2i.data.dataset import PreparedDataset, load_embeddings
+from a2i.devices import select_device, set_threads
+from a2i.diffusion.checkpoint import load_checkpoint
+from a2i.diffusion.superres import bicubic, load_superres, upscale
+from a2i.evaluation.evaluate import discover_samples
+from a2i.evaluation.selection import select_best
+from a2i.evaluation.stats import collect_metrics
+from a2i.io import save_npz, write_json
+from a2i.variants import METRICS, PREPARED, SAMPLES_SR, SUPERRES_MODEL, Variant, samples_dir, upsampled_dir
+
+log = logging.getLogger(__name__)
+
+SELECTED = SAMPLES_SR / "selected.json"  # which checkpoint's images were upsampled
+
+
+def selected_checkpoint(root: Path, grid: list[Variant], guidance: float) -> dict:
+    """{variant, epoch, guidance} of the main-grid checkpoint selected on validation adherence (as the report)."""
+    every = collect_metrics(root / METRICS / "evaluate")
+    names = {v.name for v in grid}
+    if every.empty or not names <= set(every["variant"]):
+        raise ValueError(f"{root / METRICS / 'evaluate'} lacks metrics of {', '.join(sorted(names))}: run their "
+                         "evaluate stages first")
+    every = every[every["variant"].isin(names)]
+    selected, _, _ = select_best(every[every["split"] == "test"], every[every["split"] == "val"], guidance)
+    return {"variant": selected["variant"], "epoch": int(selected["epoch"]), "guidance": float(selected["guidance"])}
+
+
+def _audio_condition(root: Path, model, variant: str, rows: np.ndarray) -> np.ndarray | None:
+    """The test embeddings of the upsampled images, for a model trained with audio (on the same embedding)."""
+    if not model.audio:
+        return None
+    trained_on = load_checkpoint(root / SUPERRES_MODEL)["stats"]["params"]["embedding"]
+    embedding = Variant.parse(variant).embedding
+    if trained_on != embedding:
+        raise ValueError(f"{SUPERRES_MODEL} was trained on {trained_on} embeddings, the selected checkpoint is "
+                         f"conditioned on {embedding}: set train_sr.embedding={embedding}")
+    data = PreparedDataset(root / PREPARED, Variant.parse(variant).length, "test")
+    return load_embeddings(root, embedding, "test", len(data))[rows]
+
+
+def sample_sr(params: SampleSRConfig | dict, grid: list[Variant], root: Path = Path(".")) -> dict:
+    """Upsample every seed's test images of the selected checkpoint with the model and with bicubic
+    interpolation: `data/samples_sr/<method>/<sample_name>.npz` (images, labels, rows), written at the end."""
+    config = SampleSRConfig.of(params)
+    set_threads(config.threads)
+    device = select_device()
+    chosen = selected_checkpoint(root, grid, config.guidance)
+    files = discover_samples(root / samples_dir(chosen["variant"])).get((chosen["epoch"], chosen["guidance"]))
+    if not files:
+        raise ValueError(f"{root / samples_dir(chosen['variant'])} has no samples of the selected checkpoint")
+    model = load_superres(root / SUPERRES_MODEL, device)
+    outputs = []  # (file name, bicubic, diffusion, labels, rows): written once every seed is done
+    for sample in files:
+        with np.load(sample.path) as archive:
+            images, labels, rows = archive["images"], archive["labels"], archive["rows"]
+        log.info("upsampling %s %s: %d images", chosen["variant"], sample.path.stem, len(images))
+        upscaled = upscale(model, images, _audio_condition(root, model, chosen["variant"], rows),
+                           sampler=config.sampler, steps=config.steps, aug_level=config.aug_level,
+                           seed=config.seed + sample.seed, batch_size=config.batch_size, device=device,
+                           source=root / SUPERRES_MODEL)
+        outputs.append((sample.path.name, bicubic(images, model.high_size), upscaled, labels, rows))
+    for name, bicubic_images, diffusion_images, labels, rows in outputs:
+        for method, images in (("bicubic", bicubic_images), ("diffusion", diffusion_images)):
+            save_npz(root / upsampled_dir(method) / name, images=images, labels=labels, rows=rows)
+    write_json(root / SELECTED, chosen)
+    return chosen

@@ -1,0 +1,39 @@
+"""Model selection (ours, beyond the thesis): the best checkpoint of the main grid, chosen on validation.
+
+The thesis picks its best model (Figure 5.3) by test adherence over the main grid at the main guidance; the
+maximum over many noisy cells is biased upwards, so the headline is selected on validation and reported on
+test. The report and the super-resolution stage (which upsamples the selected checkpoint's images) share it.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+
+def main_grid(evaluations: pd.DataFrame, guidance: float) -> pd.DataFrame:
+    """The concurrent experiments (thesis 4.3): plain variants at the main guidance, every checkpoint."""
+    return evaluations[(evaluations["study"].fillna("") == "") & (evaluations["guidance"] == guidance)]
+
+
+def best_row(evaluations: pd.DataFrame, column: str = "adherence") -> pd.Series:
+    """The (variant, checkpoint, guidance) with the highest `column` (ties: earliest epoch, then variant order)."""
+    ranked = evaluations.sort_values([column, "epoch"], ascending=[False, True], kind="stable")
+    return ranked.iloc[0]
+
+
+def _key(row: pd.Series) -> tuple:
+    return row["variant"], int(row["epoch"]), float(row["guidance"])
+
+
+def select_best(test: pd.DataFrame, val: pd.DataFrame, guidance: float) -> tuple[pd.Series, float, pd.Series]:
+    """(the main-grid checkpoint with the best validation adherence, as its test row; that validation adherence;
+    the thesis-style best on test itself)."""
+    main_test, main_val = main_grid(test, guidance), main_grid(val, guidance)
+    if main_val.empty:
+        raise ValueError("no validation metrics of the main grid (metrics/evaluate/<variant>/val): run the sample "
+                         "and evaluate stages of this pipeline version")
+    chosen = best_row(main_val)
+    selected = main_test[[_key(row) == _key(chosen) for _, row in main_test.iterrows()]]
+    if selected.empty:
+        raise ValueError(f"{chosen['variant']} epoch {chosen['epoch']} has validation but no test metrics")
+    return selected.iloc[0], float(chosen["adherence"]), best_row(main_test)
