@@ -45,13 +45,16 @@ def run_stage(doc: str, action: Callable[..., object], *options: Option,
         action(**vars(args))
     except errors as error:
         raise SystemExit("\n".join(f"error: {line}" for line in str(error).splitlines() or [""])) from None
-    log.info(usage_line(_stage_name(vars(args)), time.perf_counter() - start))
+    log.info(usage_line(_stage_name(vars(args), options), time.perf_counter() - start))
 
 
 def _terminated(signum: int, frame) -> None:
     raise SystemExit(f"error: terminated by {signal.Signals(signum).name}")
 
 
-def _stage_name(args: dict[str, str]) -> str:
-    """`train@text-1s`: the script's name and its matrix item (the device option is not part of it)."""
-    return Path(sys.argv[0]).stem + "".join(f"@{value}" for name, value in args.items() if name != "device")
+def _stage_name(args: dict[str, str], options: tuple[Option, ...]) -> str:
+    """`train@text-1s`, `classify@hr`: the script's name and its matrix item, i.e. every option given another
+    value than its default (the device option is never part of it)."""
+    defaults = {option.name: option.default for option in options}
+    return Path(sys.argv[0]).stem + "".join(f"@{value}" for name, value in args.items()
+                                            if name != "device" and value != defaults.get(name))

@@ -1,6 +1,6 @@
 """How fast the tiny U-Net learns to show the right instrument: adherence after N training steps.
 
-The tiny profile's image size and loss weighting were chosen with this script (benchmarks/RESULTS.md, "Learning
+The default run's image size and loss weighting were chosen with this script (benchmarks/RESULTS.md, "Learning
 speed of the tiny U-Net"). In a scratch root that holds a finished run's embeddings and its prepared images,
 area-downsampled to `--image-size`, it runs the stages' own functions: `train` (one checkpoint every `--steps`
 steps), `classify` on the real images of that size, and `sample` at every checkpoint (`--per-class` test

@@ -2,7 +2,7 @@
 
 Measures `embed_audio` over a `PreparedDataset` (memory-mapped reads included) with the encoder that
 `load_audio_encoder` returns from a saved heads file, for the thesis profile at 1 s and 4 s (the issue's
-figures) and the tiny profile of the default run at 1 s and 2 s.
+figures) and the tiny model size of the default run at 1 s and 2 s.
 
     A2I_BENCH_THREADS=1 pytest benchmarks/test_embed_bench.py --benchmark-enable -s
 """

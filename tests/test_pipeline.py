@@ -47,7 +47,12 @@ def test_exp_run_then_noop_repro(project):
     run(project, "dvc", "exp", "run", "-S", "profile=micro")
     summary = json.loads((project / "metrics" / "summary.json").read_text())
     assert {"classifier_test_accuracy", "best_adherence", "best_variant", "feature_extractor"} <= set(summary)
-    assert 0 <= summary["best_adherence"] <= 1
+    # The headline is the selected checkpoint's own test metrics, and the classifier's its metrics file's.
+    best = json.loads((project / "metrics" / "evaluate" / summary["best_variant"]
+                       / f"epoch_{summary['best_epoch']:03d}_g{summary['best_guidance']:g}.json").read_text())
+    assert summary["best_adherence"] == best["adherence"] and summary["best_variant"] == "text-1s"
+    classifier = json.loads((project / "metrics" / "classifier.json").read_text())
+    assert summary["classifier_test_accuracy"] == classifier["test_accuracy"]
     for name in ("table_4_1", "table_5_1", "table_5_2", "table_5_4", "table_5_5", "table_5_9"):
         assert (project / "report" / f"{name}.csv").is_file(), name
     assert (project / "report" / "README.md").read_text().startswith("# a2i report")

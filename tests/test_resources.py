@@ -27,3 +27,14 @@ def test_a_stage_that_ends_well_logs_its_resources(monkeypatch, caplog):
         run_stage("doc", lambda variant: None, Option("variant", "v"))
     rows = resources.parse(caplog.messages)
     assert [row["stage"] for row in rows] == ["train@text-1s"]
+
+
+def test_an_option_at_its_default_is_not_part_of_the_stage_name(monkeypatch, caplog):
+    resolution = Option("resolution", "r", default="base")
+    for argv, name in ((["stages/classify.py"], "classify"), (["stages/classify.py", "--resolution", "hr"],
+                                                               "classify@hr")):
+        monkeypatch.setattr(sys, "argv", argv)
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="a2i.stage"):
+            run_stage("doc", lambda resolution, device: None, resolution, Option("device", "d", default="auto"))
+        assert [row["stage"] for row in resources.parse(caplog.messages)] == [name]

@@ -27,7 +27,7 @@ IMAGE = (64, 64, 3)
 UNAVOIDABLE = {"finetune.checkpoint", "finetune.allow_random_init", "evaluate.fid_weights",
                "evaluate.allow_fid_classifier", "sample.steps", "study.epoch", "sample.cfg_epoch"}
 STAGES = ("synthesize", "prepare", f"finetune@{CELL}", f"embed@{CELL}", f"train@{CELL}", f"sample@{CELL}",
-          "classify", f"evaluate@{CELL}", "report")
+          "classify", "classify@hr", f"evaluate@{CELL}", "train_sr", "sample_sr", "evaluate_sr", "report")
 
 
 def test_the_smoke_profile_only_caps_the_amount_of_work():
@@ -45,7 +45,8 @@ def smoke(project) -> str:
     """The output (stage logs included) of the smoke experiment, also in smoke.log beside the copy; prints the
     stages' resources table."""
     start = time.monotonic()
-    # 8.5 min at load 5 on 2 cores, 14.5 min at load 7: the limit leaves room for a CI machine shared with others.
+    # 11.3 min in `make test` on 2 cores with the super-resolution stages (benchmarks/RESULTS.md): the limit leaves
+    # room for a CI machine shared with others.
     output = run_with_log(project, "dvc", "exp", "run", "-S", "profile=smoke", timeout=1800)
     (project.parent / "smoke.log").write_text(output)
     print(f"\ndvc exp run -S profile=smoke: {time.monotonic() - start:.0f} s ({project.parent / 'smoke.log'})\n"
@@ -116,9 +117,23 @@ def test_the_classifier_was_trained_at_64x64(project, smoke):
 
 
 @pytest.mark.slow
+def test_super_resolution_ran_at_the_thesis_size(project, smoke):
+    from a2i.diffusion.superres import load_superres
+    from a2i.variants import CLASSIFIER_HR, SUPERRES_MODEL, upsampled_dir
+
+    model = load_superres(project / SUPERRES_MODEL)
+    assert (model.config["size"], model.low_size, model.high_size) == ("thesis", 64, 256)
+    assert load_classifier(project / CLASSIFIER_HR).image_size == 256
+    for method in ("bicubic", "diffusion"):
+        (path,) = sorted((project / upsampled_dir(method)).glob("*.npz"))
+        with np.load(path) as saved:
+            assert saved["images"].dtype == np.uint8 and saved["images"].shape == (len(saved["labels"]), 256, 256, 3)
+
+
+@pytest.mark.slow
 def test_the_report_has_every_table_and_the_recipe_card(project, smoke):
     tables = ("table_4_1", "table_5_1", "table_5_2", "table_5_3", "table_5_4", "table_5_5", "table_5_6",
-              "table_5_7", "table_5_8", "statistics")  # 5.9 needs the pca study, not in the smoke run
+              "table_5_7", "table_5_8", "table_5_3_superres", "statistics")  # 5.9 needs the pca study: not here
     for name in tables:
         assert (project / "report" / f"{name}.csv").is_file(), name
     card = json.loads((project / METRICS / "summary.json").read_text())["recipe"]

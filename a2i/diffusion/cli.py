@@ -50,7 +50,8 @@ def _device(ctx: click.Context, param: click.Parameter, value: str | None) -> to
 @click.option("--device", default=None, callback=_device,
               help="cpu, cuda, cuda:1 [default: cuda when available].")
 @click.option("--upscale", type=click.Path(path_type=Path), default=None,
-              help="Super-resolution checkpoint (models/superres.pt): also write <output>_hr.png, the images upsampled.")
+              help="Super-resolution checkpoint (models/superres.pt): also write <output>_hr.png, the images "
+                   "upsampled.")
 @click.option("--aug-level", type=click.IntRange(min=0), default=100,
               help="Noise level of the low-resolution input when upscaling (sample_sr.aug_level).")
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="PNG grid to write.")

@@ -1,4 +1,4 @@
-"""AudioCLIP structure, the tiny profile's shapes and gradients, preprocessing and bad-input errors."""
+"""AudioCLIP structure, the tiny size's shapes and gradients, preprocessing and bad-input errors."""
 
 import logging
 import math

@@ -15,7 +15,7 @@ SPLIT_SIZES = {"train": 8, "val": 2, "test": 2}  # per class
 
 
 def train_params(**overrides) -> dict:
-    """A `train` section for a few-second run of the tiny profile."""
+    """A `train` section for a few-second run of the tiny U-Net."""
     params = {
         "model_size": "tiny", "projection": "fc", "pca_components": 256, "dropout": 0.1, "epochs": 2,
         "batch_size": 4, "max_steps_per_epoch": 2, "lr": 1e-3, "loss_weighting": "eps", "p_uncond": 0.2,
