@@ -5,11 +5,11 @@ from a2i.config import ClassifyConfig, load_section_config
 from a2i.devices import select_device
 from a2i.evaluation.classifier import classify
 from a2i.stage import Option, run_stage
-from a2i.variants import CLASSIFIER, CLASSIFIER_HR, METRICS, PREPARED
+from a2i.variants import CLASSIFIER, CLASSIFIER_HR, HR_IMAGES, IMAGES, METRICS, PREPARED
 
 RESOLUTIONS = {  # the images it trains on, the model, its metrics
-    "base": ("images.npy", CLASSIFIER, METRICS / "classifier.json"),
-    "hr": ("images_hr.npy", CLASSIFIER_HR, METRICS / "classifier_hr.json"),
+    "base": (IMAGES, CLASSIFIER, METRICS / "classifier.json"),
+    "hr": (HR_IMAGES, CLASSIFIER_HR, METRICS / "classifier_hr.json"),
 }
 
 

@@ -30,6 +30,7 @@ from a2i.data import ON_BAD_FILE
 from a2i.data.layout import (CHUNK_MS, HOP_MS, INSTRUMENTS, LABELS, ORIGINAL_SPLITS, SAMPLE_RATE, SPLITS,
                              check_instrument_folders, parse_stem)
 from a2i.io import write_csv, write_json
+from a2i.variants import HR_IMAGES, IMAGES
 
 log = logging.getLogger(__name__)
 
@@ -300,7 +301,7 @@ def index_name(length_s: float, split: str) -> str:
 # ---------------------------------------------------------------- the stage
 
 INDEX_COLUMNS = ["performance", "instrument", "label", "start", "image", "t_ms", "s_ms"]
-IMAGE_FILES = ("images.npy", "images_hr.npy")  # the crops at prepare.image_size and at prepare.hr_image_size
+IMAGE_FILES = (IMAGES, HR_IMAGES)  # the crops at prepare.image_size and at prepare.hr_image_size
 
 
 def prepare(raw: str | Path, out: str | Path, lengths, silence_peak: int = 450, image_size: int = 64,

@@ -46,9 +46,9 @@ from a2i.diffusion.checkpoint import read_checkpoint, save_checkpoint
 from a2i.diffusion.images import to_uint8
 from a2i.diffusion.sampling import autocast, sample
 from a2i.diffusion.schedule import LOSS_WEIGHTINGS, Schedule, add_noise
-from a2i.diffusion.train import EMA, _to_model_space, training_step
+from a2i.diffusion.train import EMA, to_model_space, training_step
 from a2i.diffusion.unet import EMB_DIM, EncodingLayer, Levels, get_size, timestep_embedding
-from a2i.variants import PREPARED, SUPERRES_MODEL, Variant
+from a2i.variants import HR_IMAGES, PREPARED, SUPERRES_MODEL, Variant
 
 log = logging.getLogger(__name__)
 
@@ -231,7 +231,7 @@ def train_superres(low: np.ndarray, high: np.ndarray, cond: np.ndarray | None, *
         def forward(x: torch.Tensor, t: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
             return model(x, t, low_up, aug_t, c)
 
-        x0 = model.target(_to_model_space(high_t[rows], device), base)
+        x0 = model.target(to_model_space(high_t[rows], device), base)
         window += training_step(model, optimizer, ema, step, x0, batch_cond, t, noise, loss_weighting,
                                 forward=forward)
         if step % log_every == 0 or step == steps:
@@ -326,9 +326,6 @@ def upscale(model: SuperResUNet, low: np.ndarray, cond: np.ndarray | None, *, sa
 
 
 # ------------------------------------------------------------------------------------------ the stage
-
-HR_IMAGES = "images_hr.npy"  # written by `prepare` with prepare.hr_image_size
-
 
 def training_pairs(root: Path, embedding: str, audio: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """(low uint8 [n, s, s, 3], high uint8 [n, S, S, 3], the audio embeddings [n, 1024] or None) of the train

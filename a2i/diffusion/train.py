@@ -150,7 +150,7 @@ def training_step(model: UNet, optimizer: torch.optim.Optimizer, ema: EMA, step:
     return loss.detach()
 
 
-def _to_model_space(images: torch.Tensor, device: torch.device) -> torch.Tensor:
+def to_model_space(images: torch.Tensor, device: torch.device) -> torch.Tensor:
     x = images.to(device, non_blocking=True).permute(0, 3, 1, 2).float() / 127.5 - 1
     return x.contiguous(memory_format=torch.channels_last)
 
@@ -261,7 +261,7 @@ class Trainer:
         for i in bar:
             idx, t, noise, drop = self.global_batch(order, i)
             idx_data = idx.to(self.train_images.device)
-            x0 = _to_model_space(self.train_images[idx_data], self.device)
+            x0 = to_model_space(self.train_images[idx_data], self.device)
             cond = self.train_cond[idx_data].to(self.device, non_blocking=True)
             cond = torch.where(drop[:, None], torch.zeros_like(cond), cond)
             noise = noise.contiguous(memory_format=torch.channels_last)
@@ -290,7 +290,7 @@ class Trainer:
         total = 0.0
         for start in range(0, n, 64):
             part = slice(start, start + 64)
-            x0 = _to_model_space(self.val.images[rows[part]], self.device)
+            x0 = to_model_space(self.val.images[rows[part]], self.device)
             loss = diffusion_loss(self.ema.model, x0, self.val.cond[rows[part]].to(self.device),
                                   t[part].to(self.device), noise[part].to(self.device), self.ema.model.alphas_cumprod)
             total += float(loss) * len(rows[part])

@@ -229,9 +229,9 @@ class PCAProjection(nn.Module):
 
 class Levels(nn.Module):
     """The U-Net's three 2x down levels, bottleneck and three up levels, with attention blocks on the feature maps
-    of side <= the profile's `attn_max_size`; shared by the base U-Net and the super-resolution one."""
+    of side <= the size's `attn_max_size`; shared by the base U-Net and the super-resolution one."""
 
-    def build_levels(self, c_in: int, spec: Profile, image_size: int, cross: bool = True) -> None:
+    def build_levels(self, c_in: int, spec: UNetSize, image_size: int, cross: bool = True) -> None:
         w0, w1, w2, w3 = spec.widths
         self.inc = DoubleConv(c_in, w0)
         self.downs = nn.ModuleList([Down(w0, w1), Down(w1, w2), Down(w2, w3)])

@@ -16,30 +16,24 @@ from a2i.devices import select_device, set_threads
 from a2i.diffusion.checkpoint import load_checkpoint
 from a2i.diffusion.superres import bicubic, load_superres, upscale
 from a2i.evaluation.evaluate import discover_samples
-from a2i.evaluation.selection import select_best
+from a2i.evaluation.selection import only_grid, select_best
 from a2i.evaluation.stats import collect_metrics
 from a2i.io import save_npz, write_json
-from a2i.variants import METRICS, PREPARED, SAMPLES_SR, SUPERRES_MODEL, Variant, samples_dir, upsampled_dir
+from a2i.variants import METRICS, PREPARED, SUPERRES_MODEL, UPSAMPLED_CHECKPOINT, Variant, samples_dir, upsampled_dir
 
 log = logging.getLogger(__name__)
 
-SELECTED = SAMPLES_SR / "selected.json"  # which checkpoint's images were upsampled
-
-
 def selected_checkpoint(root: Path, grid: list[Variant], guidance: float) -> dict:
     """{variant, epoch, guidance} of the main-grid checkpoint selected on validation adherence (as the report)."""
-    every = collect_metrics(root / METRICS / "evaluate")
-    names = {v.name for v in grid}
-    if every.empty or not names <= set(every["variant"]):
-        raise ValueError(f"{root / METRICS / 'evaluate'} lacks metrics of {', '.join(sorted(names))}: run their "
-                         "evaluate stages first")
-    every = every[every["variant"].isin(names)]
+    folder = root / METRICS / "evaluate"
+    every = only_grid(collect_metrics(folder), "variant", [v.name for v in grid], folder)
     selected, _, _ = select_best(every[every["split"] == "test"], every[every["split"] == "val"], guidance)
     return {"variant": selected["variant"], "epoch": int(selected["epoch"]), "guidance": float(selected["guidance"])}
 
 
-def _audio_condition(root: Path, model, variant: str, rows: np.ndarray) -> np.ndarray | None:
-    """The test embeddings of the upsampled images, for a model trained with audio (on the same embedding)."""
+def _test_embeddings(root: Path, model, variant: str) -> np.ndarray | None:
+    """The test embeddings of `variant`'s conditions, for a model trained with audio (on the same embedding);
+    None for one without."""
     if not model.audio:
         return None
     trained_on = load_checkpoint(root / SUPERRES_MODEL)["stats"]["params"]["embedding"]
@@ -48,7 +42,7 @@ def _audio_condition(root: Path, model, variant: str, rows: np.ndarray) -> np.nd
         raise ValueError(f"{SUPERRES_MODEL} was trained on {trained_on} embeddings, the selected checkpoint is "
                          f"conditioned on {embedding}: set train_sr.embedding={embedding}")
     data = PreparedDataset(root / PREPARED, Variant.parse(variant).length, "test")
-    return load_embeddings(root, embedding, "test", len(data))[rows]
+    return load_embeddings(root, embedding, "test", len(data))
 
 
 def sample_sr(params: SampleSRConfig | dict, grid: list[Variant], root: Path = Path(".")) -> dict:
@@ -62,12 +56,13 @@ def sample_sr(params: SampleSRConfig | dict, grid: list[Variant], root: Path = P
     if not files:
         raise ValueError(f"{root / samples_dir(chosen['variant'])} has no samples of the selected checkpoint")
     model = load_superres(root / SUPERRES_MODEL, device)
+    embeddings = _test_embeddings(root, model, chosen["variant"])
     outputs = []  # (file name, bicubic, diffusion, labels, rows): written once every seed is done
     for sample in files:
         with np.load(sample.path) as archive:
             images, labels, rows = archive["images"], archive["labels"], archive["rows"]
         log.info("upsampling %s %s: %d images", chosen["variant"], sample.path.stem, len(images))
-        upscaled = upscale(model, images, _audio_condition(root, model, chosen["variant"], rows),
+        upscaled = upscale(model, images, None if embeddings is None else embeddings[rows],
                            sampler=config.sampler, steps=config.steps, aug_level=config.aug_level,
                            seed=config.seed + sample.seed, batch_size=config.batch_size, device=device,
                            source=root / SUPERRES_MODEL)
@@ -75,5 +70,5 @@ def sample_sr(params: SampleSRConfig | dict, grid: list[Variant], root: Path = P
     for name, bicubic_images, diffusion_images, labels, rows in outputs:
         for method, images in (("bicubic", bicubic_images), ("diffusion", diffusion_images)):
             save_npz(root / upsampled_dir(method) / name, images=images, labels=labels, rows=rows)
-    write_json(root / SELECTED, chosen)
+    write_json(root / UPSAMPLED_CHECKPOINT, chosen)
     return chosen

@@ -23,6 +23,7 @@ from tqdm import tqdm
 from a2i.data.layout import INSTRUMENTS
 from a2i.evaluation import LR_SCHEDULES
 from a2i.io import save_torch, write_json
+from a2i.variants import IMAGES
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ class RealSplit:
     length_s: int
 
 
-def real_split(prepared: str | Path, split: str, images_file: str = "images.npy") -> RealSplit:
+def real_split(prepared: str | Path, split: str, images_file: str = IMAGES) -> RealSplit:
     """The distinct real images of `split` (and their labels) at the smallest prepared length, from `images_file`
     (images_hr.npy: the same frames at prepare.hr_image_size)."""
     prepared = Path(prepared)
@@ -247,7 +248,7 @@ def load_classifier(path: str | Path, device: str = "cpu") -> InstrumentClassifi
 def classify(prepared: str | Path, model_path: str | Path, metrics_path: str | Path, epochs: int,
              batch_size: int, lr: float, min_accuracy: float, seed: int, noise_std: float = 0.0,
              augment: bool = False, lr_schedule: str = "constant", device: str = "cpu",
-             images_file: str = "images.npy") -> dict:
+             images_file: str = IMAGES) -> dict:
     """The `classify` stage: train on real train images (of `images_file`), select on val, report test; fail below
     min_accuracy."""
     splits = {split: real_split(prepared, split, images_file) for split in ("train", "val", "test")}

@@ -29,7 +29,8 @@ from a2i.evaluation import stats
 from a2i.evaluation.classifier import ClassifierFeatures, load_classifier, predict, real_split
 from a2i.evaluation.fid import FrechetReference, InceptionFeatures, resolve_inception_weights
 from a2i.io import atomic_path, save_npz, sha256_file, write_csv, write_json
-from a2i.variants import UPSAMPLERS, Variant, evaluation_name, parse_sample_name
+from a2i.variants import (HR_IMAGES, IMAGES, UPSAMPLED_CHECKPOINT, UPSAMPLERS, Variant, evaluation_name,
+                          parse_sample_name, upsampled_dir)
 
 log = logging.getLogger(__name__)
 
@@ -219,7 +220,7 @@ def evaluate_variant(variant: str, prepared: str | Path, samples_dir: str | Path
     classifier = load_classifier(classifier_path, device)
     extractor, identity, prefix = feature_space(fid_weights, classifier, classifier_path, batch_size, device,
                                                 allow_fid_classifier)
-    references, n_real = real_references(prepared, "images.npy", extractor, identity, batch_size, device)
+    references, n_real = real_references(prepared, IMAGES, extractor, identity, batch_size, device)
     identification = {"variant": parsed.name, "alignment": parsed.alignment, "length_s": parsed.length,
                       "study": parsed.study or ""}
     results = {}
@@ -244,23 +245,24 @@ def evaluate_variant(variant: str, prepared: str | Path, samples_dir: str | Path
     return [result.metrics for result in results.values()]
 
 
-def evaluate_upsampled(prepared: str | Path, samples_sr: str | Path, classifier_path: str | Path,
+def evaluate_upsampled(prepared: str | Path, root: str | Path, classifier_path: str | Path,
                        metrics_dir: str | Path, fid_weights: str | None, bootstrap: int, batch_size: int, seed: int,
                        allow_fid_classifier: bool = True, device: str = "cpu") -> dict[str, dict]:
     """The `evaluate_sr` stage: adherence (the classifier trained at the high resolution) and Frechet distances to
-    the real high-resolution train and test crops of each upsampling method's images
-    (`<samples_sr>/<method>/`), with the same bootstrap as `evaluate_variant`; `<metrics_dir>/<method>.json`
-    each, written at the end."""
-    selected = json.loads((Path(samples_sr) / "selected.json").read_text())
+    the real high-resolution train and test crops of each upsampling method's images (`upsampled_dir(method)`
+    under `root`), with the same bootstrap as `evaluate_variant`; `<metrics_dir>/<method>.json` each, written at
+    the end."""
+    selected = json.loads((Path(root) / UPSAMPLED_CHECKPOINT).read_text())
     classifier = load_classifier(classifier_path, device)
     extractor, identity, prefix = feature_space(fid_weights, classifier, classifier_path, batch_size, device,
                                                 allow_fid_classifier)
-    references, n_real = real_references(prepared, "images_hr.npy", extractor, identity, batch_size, device)
+    references, n_real = real_references(prepared, HR_IMAGES, extractor, identity, batch_size, device)
     results = {}
     for method in UPSAMPLERS:
-        groups = discover_samples(Path(samples_sr) / method)
+        folder = Path(root) / upsampled_dir(method)
+        groups = discover_samples(folder)
         if len(groups) != 1:
-            raise ValueError(f"{Path(samples_sr) / method}: expected the images of one checkpoint, found {len(groups)}")
+            raise ValueError(f"{folder}: expected the images of one checkpoint, found {len(groups)}")
         files = next(iter(groups.values()))
         result = evaluate_group(files, classifier, extractor, references, prefix, bootstrap, seed, batch_size, device)
         results[method] = {"method": method, **selected, "resolution": classifier.image_size, **result.metrics,

@@ -7,7 +7,26 @@ test. The report and the super-resolution stage (which upsamples the selected ch
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
 import pandas as pd
+
+log = logging.getLogger(__name__)
+
+
+def only_grid(frame: pd.DataFrame, column: str, expected: list[str], folder: Path) -> pd.DataFrame:
+    """The rows of `frame` whose `column` is in `expected`. Metrics of other variants (left by an earlier run
+    over a larger grid: DVC keeps outputs of stages no longer in the pipeline) are dropped; a missing one is an
+    error."""
+    present = set(frame[column]) if column in frame else set()  # no metrics at all: an empty frame
+    missing = sorted(set(expected) - present)
+    if missing:
+        raise ValueError(f"{folder} has no metrics for {', '.join(missing)}: run their stages first")
+    stale = sorted(present - set(expected))
+    if stale:
+        log.info("%s: leaving out %s (not in this experiment's grid)", folder, ", ".join(stale))
+    return frame[frame[column].isin(expected)].reset_index(drop=True)
 
 
 def main_grid(evaluations: pd.DataFrame, guidance: float) -> pd.DataFrame:

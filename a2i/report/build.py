@@ -12,7 +12,7 @@ import pandas as pd
 
 from a2i import thesis, variants
 from a2i.data.layout import LABELS
-from a2i.evaluation.selection import best_row, main_grid, select_best
+from a2i.evaluation.selection import best_row, main_grid, only_grid, select_best
 from a2i.evaluation.stats import collect_metrics
 from a2i.io import write_csv, write_json, write_text
 from a2i.report import figures, statistics, tables
@@ -33,19 +33,6 @@ def load_finetune(metrics_dir: Path) -> pd.DataFrame:
     frame = pd.DataFrame(rows)
     frame["embedding"] = [f"{a}-{int(length)}s" for a, length in zip(frame["alignment"], frame["length_s"])]
     return frame
-
-
-def only_grid(frame: pd.DataFrame, column: str, expected: list[str], folder: Path) -> pd.DataFrame:
-    """The rows of `frame` whose `column` is in `expected`. Metrics of other variants (left by an earlier run
-    over a larger grid: DVC keeps outputs of stages no longer in the pipeline) are dropped; a missing one is an
-    error."""
-    missing = sorted(set(expected) - set(frame[column]))
-    if missing:
-        raise ValueError(f"{folder} has no metrics for {', '.join(missing)}: run their stages first")
-    stale = sorted(set(frame[column]) - set(expected))
-    if stale:
-        log.info("%s: leaving out %s (not in this experiment's grid)", folder, ", ".join(stale))
-    return frame[frame[column].isin(expected)].reset_index(drop=True)
 
 
 def summary(selected: pd.Series, on_test: pd.Series, val_adherence: float, classifier: dict, dataset: str,
@@ -132,9 +119,11 @@ def _section(title: str, ours: str, published_name: str | None, note: str = "") 
     return text
 
 
-def real_test_images(prepared: Path, length_s: int) -> tuple[np.ndarray, np.ndarray]:
+def real_test_images(prepared: Path, length_s: int,
+                     images_file: str = variants.IMAGES) -> tuple[np.ndarray, np.ndarray]:
+    """The real test frames of each test sample of `length_s` (index order) from `images_file`, and their labels."""
     index = pd.read_csv(prepared / f"index_{length_s}s_test.csv")
-    images = np.load(prepared / "images.npy", mmap_mode="r")
+    images = np.load(prepared / images_file, mmap_mode="r")
     return np.asarray(images[index["image"].to_numpy()]), index["label"].to_numpy()
 
 
@@ -196,7 +185,7 @@ def build_report(*, out: Path, metrics_dir: Path, plots_dir: Path, prepared: Pat
     card = recipe_card(params, finetune, str(selected["feature_extractor"]))
     result = summary(selected, on_test, val_adherence, classifier, dataset, fid_test, card)
     result["upsampling"] = {row["method"]: {key: float(row[key]) for key in (
-        "resolution", "adherence", "adherence_ci_low", "adherence_ci_high", f"{row_fid(row)}_test")}
+        "resolution", "adherence", "adherence_ci_low", "adherence_ci_high", fid_test)}
         for _, row in upsampled.iterrows()}
     write_json(metrics_dir / "summary.json", result)
     write_text(out / "README.md", _readme(result, _card_markdown(card, params), sections, grids, fid_note))
@@ -219,33 +208,25 @@ def load_upsampled(folder: Path, selected: pd.Series) -> pd.DataFrame:
     return frame
 
 
-def row_fid(row: pd.Series) -> str:
-    """`fid` or `fid_classifier`: the Frechet distance an evaluate row holds."""
-    return "fid" if row["feature_extractor"] != "classifier_penultimate" else "fid_classifier"
-
-
 def _superres_section(out: Path, selected: pd.Series, upsampled: pd.DataFrame, prepared: Path, fid_test: str) -> str:
-    """Table 5.3's rows of ours at the base and the high resolution, and the base / bicubic / diffusion figure."""
-    image_size = np.load(prepared / "images.npy", mmap_mode="r").shape[1]
-    fid = row_fid(upsampled.iloc[0])
-    table = tables.upsampling_rows(selected.rename({fid_test: f"{fid}_test",
-                                                    f"{fid_test}_ci_low": f"{fid}_test_ci_low",
-                                                    f"{fid_test}_ci_high": f"{fid}_test_ci_high"}),
-                                   upsampled, f"{fid}_test", image_size)
-    checkpoint = variants.evaluation_name(int(selected["epoch"]), float(selected["guidance"]))
-    name = sorted(variants.samples_dir(selected["variant"]).glob(f"{checkpoint}_s*.npz"))[0].name  # the first seed
-    with np.load(variants.samples_dir(selected["variant"]) / name) as base:
+    """Table 5.3's rows of ours at the base and the high resolution, and the base / bicubic / diffusion figure
+    (the upsampled images and their evaluation share the `evaluate` section's Frechet distance, `fid_test`)."""
+    image_size = np.load(prepared / variants.IMAGES, mmap_mode="r").shape[1]
+    table = tables.upsampling_rows(selected, upsampled, fid_test, image_size)
+    base_path = _first_seed(selected["variant"], int(selected["epoch"]), float(selected["guidance"]))
+    with np.load(base_path) as base:
         columns, labels, rows = {f"generated {image_size}": base["images"]}, base["labels"], base["rows"]
     for method in variants.UPSAMPLERS:
-        with np.load(variants.upsampled_dir(method) / name) as archive:
+        with np.load(variants.upsampled_dir(method) / base_path.name) as archive:
             columns[method] = archive["images"]
-    index = pd.read_csv(prepared / f"index_{int(selected['length_s'])}s_test.csv")
-    high = np.load(prepared / "images_hr.npy", mmap_mode="r")
-    columns[f"real {high.shape[1]}"] = np.asarray(high[index["image"].to_numpy()[rows]])
+    real, _ = real_test_images(prepared, int(selected["length_s"]), variants.HR_IMAGES)
+    high_size = real.shape[1]
+    columns[f"real {high_size}"] = real[rows]
     figures.upsampling_comparison(columns, labels, out / "figure_superres.png")
-    space = "" if fid == "fid" else ", in the high-resolution classifier's features (not comparable with the base row)"
+    space = ("" if fid_test == "fid_test" else
+             ", in the high-resolution classifier's features (not comparable with the base row)")
     note = (f"Beyond the thesis (its future work, 6.2): the selected checkpoint's test images upsampled "
-            f"{image_size} -> {high.shape[1]} by the diffusion super-resolution model (`train_sr`, `sample_sr`) and "
+            f"{image_size} -> {high_size} by the diffusion super-resolution model (`train_sr`, `sample_sr`) and "
             "by bicubic interpolation, the baseline it has to beat. Each resolution is judged by a classifier "
             f"trained at that resolution; the Frechet distances at the high resolution are to the real "
             f"high-resolution test crops{space}.")
@@ -290,9 +271,7 @@ def _image_grids(out: Path, main: pd.DataFrame, main_val: pd.DataFrame, prepared
         chosen = best_row(main_val[main_val["variant"] == variant])
         best = frame[frame["epoch"] == chosen["epoch"]].iloc[0]
         real, real_labels = real_test_images(prepared, int(best["length_s"]))
-        checkpoint = variants.evaluation_name(int(best["epoch"]), float(best["guidance"]))
-        sample = sorted(variants.samples_dir(variant).glob(f"{checkpoint}_s*.npz"))[0]  # the first seed
-        with np.load(sample) as generated:
+        with np.load(_first_seed(variant, int(best["epoch"]), float(best["guidance"]))) as generated:
             figures.image_grid(real, real_labels, generated["images"], generated["labels"],
                                out / f"grid_{variant}.png")
         names.append(f"grid_{variant}.png")
@@ -343,7 +322,7 @@ def _thesis_extras(out: Path, test: pd.DataFrame, selected: pd.Series, finetune:
     `test`: the test-split metrics; `selected`: the best checkpoint (selected on validation); `study_epoch`: the
     CFG and projection studies' checkpoint (None: each variant's final one)."""
     main = main_grid(test, guidance)
-    image_size = np.load(prepared / "images.npy", mmap_mode="r").shape[1]
+    image_size = np.load(prepared / variants.IMAGES, mmap_mode="r").shape[1]
     caveat = (f"Resolutions differ (peers up to 256x256, ours {image_size}x{image_size}): not a like-for-like "
               "comparison." + ("" if fid_test == "fid_test" else " `fid_classifier` is not FID, not comparable."))
     swept = test[test["variant"] == cfg_sweep]
@@ -398,7 +377,7 @@ def _figure_5_4(out: Path, best: pd.Series, prepared: Path, plots_dir: Path, top
     if pairs.empty:
         return title + f"Not in this run ({best['variant']} {checkpoint} confuses no instruments).\n"
     index = pd.read_csv(prepared / f"index_{int(best['length_s'])}s_train.csv")
-    images = np.load(prepared / "images.npy", mmap_mode="r")
+    images = np.load(prepared / variants.IMAGES, mmap_mode="r")
     names = list(dict.fromkeys(pairs[["actual", "predicted"]].to_numpy().ravel()))  # in order of confusion
     rows = {name: np.asarray(images[index.loc[index["label"] == LABELS[name], "image"].to_numpy()[:per_instrument]])
             for name in names}
