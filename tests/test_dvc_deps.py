@@ -157,11 +157,16 @@ def test_threads_and_devices_are_operational():
 
 
 def superfluous(dvc_yaml: dict) -> dict[str, list[str]]:
-    """stage -> the declared `a2i/` files its closure does not reach (they would re-run it for nothing)."""
+    """stage -> the declared `a2i/` files and folders its closure does not reach (they would re-run it for
+    nothing)."""
     extra = {}
     for name, (script, deps) in stages(dvc_yaml).items():
         files = closure(script, through_plumbing=True)
-        unused = sorted(dep for dep in deps if dep.startswith("a2i/") and dep.endswith(".py") and dep not in files)
+
+        def reached(dep: str) -> bool:
+            return dep in files if dep.endswith(".py") else any(f.startswith(f"{dep}/") for f in files)
+
+        unused = sorted(dep for dep in deps if dep.startswith("a2i/") and not reached(dep))
         if unused:
             extra[name] = unused
     return extra
