@@ -1,9 +1,11 @@
-"""Which device a stage runs on, and one GPU per concurrent `dvc queue` worker.
+"""Which device a stage runs on, and N slots per GPU for the concurrent `dvc queue` workers.
 
-`dvc queue start -j N` runs N experiments at once and knows nothing about GPUs. Each training process therefore
-claims a GPU itself: it takes an exclusive lock on `<lock_dir>/gpu<i>.lock` for the first free i and holds it for
-its lifetime (the OS drops the lock when the process dies, so a killed run frees its GPU). Under `torchrun`
-the local rank decides instead.
+`dvc queue start -j K` runs K experiments at once and knows nothing about GPUs. Each process therefore claims a
+slot itself: it takes an exclusive lock on `<lock_dir>/gpu<i>.slot<j>.lock` for the first free slot (every GPU's
+slot 0 before any slot 1, so the processes spread over the GPUs) and holds it for its lifetime (the OS drops the
+lock when the process dies, so a killed run frees its slot). `$A2I_GPU_SLOTS` (default 1) slots per GPU let
+several small runs share one GPU, which one batch-12 run leaves mostly idle. Under `torchrun` the local rank
+decides instead.
 """
 
 from __future__ import annotations
@@ -16,30 +18,45 @@ from pathlib import Path
 import torch
 
 log = logging.getLogger(__name__)
+SLOTS_ENV = "A2I_GPU_SLOTS"
 _held: dict[Path, tuple[int, object]] = {}  # lock dir -> (GPU index, open lock file), for the process' life
 
 
+def gpu_slots() -> int:
+    """Processes per GPU, from `$A2I_GPU_SLOTS` (default 1)."""
+    raw = os.environ.get(SLOTS_ENV, "1")
+    try:
+        slots = int(raw)
+    except ValueError:
+        slots = 0
+    if slots < 1:
+        raise ValueError(f"{SLOTS_ENV}={raw!r} must be an integer >= 1 (processes per GPU)")
+    return slots
+
+
 def claim_gpu(n_gpus: int, lock_dir: str | Path) -> int:
-    """Index of a GPU no other a2i process holds; waits for none (raises if all are taken).
+    """Index of a GPU with a slot no other a2i process holds; waits for none (raises if all are taken).
 
     A process that already holds one keeps it (a flock is per open file, so a second claim would see its own
     lock as another process').
     """
+    slots = gpu_slots()
     lock_dir = Path(lock_dir).resolve()
     if lock_dir in _held:
         return _held[lock_dir][0]
     lock_dir.mkdir(parents=True, exist_ok=True)
-    for index in range(n_gpus):
-        handle = open(lock_dir / f"gpu{index}.lock", "w")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.close()
-            continue
-        _held[lock_dir] = (index, handle)
-        return index
-    raise RuntimeError(f"all {n_gpus} GPUs are held by other a2i processes (locks in {lock_dir}); "
-                       "start no more queue workers than GPUs")
+    for slot in range(slots):
+        for index in range(n_gpus):
+            handle = open(lock_dir / f"gpu{index}.slot{slot}.lock", "w")
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.close()
+                continue
+            _held[lock_dir] = (index, handle)
+            return index
+    raise RuntimeError(f"all {n_gpus} GPUs are held by other a2i processes, {slots} per GPU ({SLOTS_ENV}; locks "
+                       f"in {lock_dir}); start no more queue workers than GPUs x {SLOTS_ENV}")
 
 
 def parse_device(name: str) -> torch.device:

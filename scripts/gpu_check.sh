@@ -4,10 +4,13 @@
 #   1. smoke: the thesis-size smoke run `dvc exp run -S profile=smoke` on a fresh copy of the repository, every
 #      model stage (finetune, embed, train, sample, classify, evaluate) on the GPU; then one table: stage, wall
 #      time, device, peak host memory, peak GPU memory (the `resources:` line each stage logs at its end);
-#   2. throughput of the thesis profile, stage by stage (benchmarks/gpu_throughput.py): fine-tuning seconds per
-#      step, embeddings/s, U-Net training images/s (bf16; eager and torch.compile; batch 12 and 128), seconds to
-#      draw 5,000 images with dpmpp-25 + CFG, and the thesis-grid runtimes these rates give;
-#   3. the CUDA tests (bf16 + channels_last, training with data on the GPU, eager and compiled, seeded sampling).
+#   2. throughput of the exact thesis recipe (benchmarks/gpu_throughput.py, under 8 min on one H100): training
+#      images/s at batch 12, eager vs the CUDA-graph step; aggregate images/s of 1, 2, 4, 8 co-located training
+#      processes (A2I_GPU_SLOTS=8); DDPM-1000 + CFG images/s, eager vs graph, at the best batch of a short sweep;
+#      evaluation images/s; the thesis grid's projected hours, the hardware limit and each path's FLOPs utilisation
+#      (A2I_THROUGHPUT_ARGS="--parts recipe stages" adds the per-stage figures of RESULTS' "GPU: one H100");
+#   3. the CUDA tests (bf16 + channels_last, training with data on the GPU, eager and compiled, seeded sampling,
+#      the graph training step against the eager one over 200 steps, graph DDPM-1000 samples against eager ones).
 # Every part runs even if another fails; the exit status is the first failure's.
 # Usage: scripts/gpu_check.sh [python]   (default: .venv/bin/python, else python)
 #        A2I_GPU_CHECKS="smoke throughput tests" (the default) picks the parts; setup always runs.
@@ -89,7 +92,8 @@ for check in $CHECKS; do
     echo "== $check"
     case $check in
         smoke) smoke "${A2I_SMOKE_LOG:-/tmp/a2i-smoke.log}" || record ;;
-        throughput) "$PY" benchmarks/gpu_throughput.py || record ;;
+        # shellcheck disable=SC2086  # one word per argument
+        throughput) "$PY" benchmarks/gpu_throughput.py ${A2I_THROUGHPUT_ARGS:-} || record ;;
         tests) "$PY" -m pytest benchmarks/test_diffusion_cuda.py -m cuda -q -p no:cacheprovider || record ;;
         *) echo "error: unknown check '$check' (smoke, throughput, tests)"; status=2 ;;
     esac

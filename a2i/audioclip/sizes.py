@@ -29,10 +29,11 @@ SIZES: dict[str, AudioCLIPSize] = {
     "thesis": AudioCLIPSize(image_size=224, vision_layers=(3, 4, 6, 3), vision_width=64,
                       text_width=512, text_heads=8, text_layers=12),
     # every code path of `thesis` (grouped convs, downsampling, five gates, the fbsp bank) at CPU cost:
-    # 64x64 images, a 2-layer text transformer, a 256-point fbsp bank and a one-block-per-stage ResNeXt
+    # 64x64 images, a 2-layer text transformer, a 1024-point fbsp bank at a coarse 4096-sample hop (timbre needs
+    # the frequency resolution more than the time resolution) and a one-block-per-stage ResNeXt
     "tiny": AudioCLIPSize(image_size=64, vision_layers=(1, 1, 1, 1), vision_width=8,
                     text_width=64, text_heads=2, text_layers=2,
-                    audio=AudioHeadConfig(n_fft=256, win_length=224, hop_length=1024, stem_width=8,
+                    audio=AudioHeadConfig(n_fft=1024, win_length=896, hop_length=4096, stem_width=8,
                                           planes=(8, 16, 32, 64), layers=(1, 1, 1, 1),
                                           groups=4, width_per_group=16)),
 }

@@ -20,6 +20,7 @@ from a2i.diffusion.schedule import Schedule
 from a2i.diffusion.unet import UNet
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+GRAPH_WARMUP = 3  # eager steps before a CUDA graph capture: cuDNN's autotuning, lazily created state
 
 
 def guided_eps(model: Denoiser, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, guidance: float) -> torch.Tensor:
@@ -94,11 +95,88 @@ def sample(model: Denoiser, cond: torch.Tensor, *, shape: tuple[int, ...], sampl
     return x
 
 
-def autocast(device: torch.device):
-    """bf16 autocast on CUDA; nothing on CPU (fp32 keeps CPU runs bitwise reproducible)."""
+def autocast(device: torch.device, cache: bool = True):
+    """bf16 autocast on CUDA; nothing on CPU (fp32 keeps CPU runs bitwise reproducible). Inside a CUDA graph
+    `cache` must be off: a weight cast cached before the capture is freed when the context ends, under the graph."""
     if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+        return torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=cache)
     return contextlib.nullcontext()
+
+
+def on_side_stream(step: Callable[[], None]) -> None:
+    """Run `step` eagerly on a side stream: CUDA graph capture needs the work it captures warmed up that way."""
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        step()
+    torch.cuda.current_stream().wait_stream(stream)
+
+
+def captured(step: Callable[[], None]) -> torch.cuda.CUDAGraph:
+    """`step` captured as a CUDA graph (not run: replay it)."""
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        step()
+    return graph
+
+
+def ddpm_coefficients(schedule: Schedule, ddpm_variance: str, device: torch.device) -> dict[str, torch.Tensor]:
+    """Per timestep t, the float32 factors of diffusers' DDPMScheduler.step over every timestep (prev_t = t - 1),
+    computed as it computes them: x0 = (x - sqrt_one_minus_abar eps) / sqrt_abar, x_prev = c_x0 x0 + c_x x +
+    sigma z (sigma 0 at t = 0, where it draws no noise)."""
+    scheduler = schedule.scheduler("ddpm", ddpm_variance)
+    scheduler.set_timesteps(schedule.timesteps)
+    abar = scheduler.alphas_cumprod
+    abar_prev = torch.cat([scheduler.one.reshape(1), abar[:-1]])
+    beta_prod, beta_prod_prev = 1 - abar, 1 - abar_prev
+    current_alpha = abar / abar_prev
+    current_beta = 1 - current_alpha
+    sigma = [torch.zeros(())] + [scheduler._get_variance(t) ** 0.5 for t in range(1, schedule.timesteps)]
+    table = {"sqrt_one_minus_abar": beta_prod ** 0.5, "sqrt_abar": abar ** 0.5,
+             "c_x0": abar_prev ** 0.5 * current_beta / beta_prod,
+             "c_x": current_alpha ** 0.5 * beta_prod_prev / beta_prod,
+             "sigma": torch.stack(sigma).float()}
+    return {name: value.to(device) for name, value in table.items()}
+
+
+@torch.no_grad()
+def sample_ddpm_graphed(model: Denoiser, cond: torch.Tensor, *, shape: tuple[int, ...], guidance: float,
+                        generator: torch.Generator, schedule: Schedule = Schedule(),
+                        ddpm_variance: str = "fixed_small") -> torch.Tensor:
+    """`sample(sampler="ddpm", steps=T)` as one fixed-shape step (both CFG halves in one batch of 2B) that on CUDA
+    is a graph replayed once per timestep, under bf16 autocast: a few launches a step instead of the network's
+    hundreds, and no host syncs (diffusers' step looks its timestep up on the host). Elsewhere it runs eagerly.
+    The draws from `generator` are `sample`'s, in its order: the same samples, bitwise on the CPU."""
+    device = cond.device
+    table = ddpm_coefficients(schedule, ddpm_variance, device)
+    x = torch.randn((cond.shape[0], *shape), generator=generator, device=device)  # init_noise_sigma is 1
+    t = torch.zeros(1, dtype=torch.long, device=device)  # a 1-element index: a 0-d one would be read on the host
+    noise = torch.zeros_like(x)
+
+    def step() -> None:
+        with autocast(device, cache=False):
+            eps = guided_eps(model, x, t, cond, guidance)
+        x0 = (x - table["sqrt_one_minus_abar"][t] * eps) / table["sqrt_abar"][t]
+        x.copy_(table["c_x0"][t] * x0 + table["c_x"][t] * x + table["sigma"][t] * noise)
+
+    graph, warm = None, 0
+    for timestep in range(schedule.timesteps - 1, -1, -1):
+        t.fill_(timestep)
+        if timestep > 0:
+            torch.randn(tuple(x.shape), generator=generator, out=noise)
+        else:
+            noise.zero_()
+        if graph is not None:
+            graph.replay()
+        elif device.type != "cuda":
+            step()
+        elif warm < GRAPH_WARMUP:
+            on_side_stream(step)
+            warm += 1
+        else:
+            graph = captured(step)
+            graph.replay()
+    return x
 
 
 def generate_images(model: UNet, cond: np.ndarray | torch.Tensor, *, sampler: str, steps: int,
@@ -111,13 +189,19 @@ def generate_images(model: UNet, cond: np.ndarray | torch.Tensor, *, sampler: st
     cond = torch.as_tensor(np.asarray(cond, np.float32))
     generator = torch.Generator(device=device).manual_seed(seed)
     run = f"{sampler}, guidance {guidance:g}, seed {seed}"
+    # DDPM over every timestep (the thesis' sampler) as a CUDA graph; the CPU keeps diffusers' step
+    graphed = device.type == "cuda" and sampler == "ddpm" and steps == model.schedule.timesteps
+    shape = (3, model.image_size, model.image_size)
     out = []
     for start in tqdm(range(0, len(cond), batch_size), desc=f"{sampler} g={guidance:g} seed={seed}", leave=False):
         batch = cond[start:start + batch_size].to(device)
         with autocast(device):
-            x = sample(model, batch, shape=(3, model.image_size, model.image_size), sampler=sampler, steps=steps,
-                       guidance=guidance, generator=generator, schedule=model.schedule,
-                       ddpm_variance=ddpm_variance)
+            if graphed:
+                x = sample_ddpm_graphed(model, batch, shape=shape, guidance=guidance, generator=generator,
+                                        schedule=model.schedule, ddpm_variance=ddpm_variance)
+            else:
+                x = sample(model, batch, shape=shape, sampler=sampler, steps=steps, guidance=guidance,
+                           generator=generator, schedule=model.schedule, ddpm_variance=ddpm_variance)
         if not torch.isfinite(x).all():
             raise ValueError(f"{source}: non-finite samples ({run}): its weights are broken")
         out.append(to_uint8(x))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,10 +29,10 @@ from a2i.data.dataset import PreparedDataset, load_embeddings
 from a2i.devices import select_device, set_threads
 from a2i.diffusion.checkpoint import DIGEST, checkpoints, load_checkpoint, save_checkpoint, verify_checkpoint
 from a2i.diffusion.images import class_grid
-from a2i.diffusion.sampling import autocast, generate_images
+from a2i.diffusion.sampling import GRAPH_WARMUP, autocast, captured, generate_images, on_side_stream
 from a2i.diffusion.schedule import Schedule, add_noise
 from a2i.diffusion.unet import UNet
-from a2i.io import remove_stale_temps
+from a2i.io import content_digest, remove_stale_temps
 from a2i.variants import PREPARED, Variant, checkpoint_name, diffusion_dir, live_path
 
 log = logging.getLogger(__name__)
@@ -100,11 +101,19 @@ class EMA:
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
         self.decay = decay
 
+    def weight(self, step: int) -> float:
+        """How far update `step` moves the average towards the weights: 1 - decay_step."""
+        return 1 - min(self.decay, (1 + step) / (10 + step))
+
     @torch.no_grad()
     def update(self, model: torch.nn.Module, step: int) -> None:
-        decay = min(self.decay, (1 + step) / (10 + step))
+        self.lerp(model, self.weight(step))
+
+    @torch.no_grad()
+    def lerp(self, model: torch.nn.Module, weight: float | torch.Tensor) -> None:
+        """Move the average `weight` of the way to `model`'s weights (a device tensor in a CUDA graph)."""
         ema = list(self.model.parameters())
-        torch._foreach_lerp_(ema, [p.detach() for p in model.parameters()], 1 - decay)
+        torch._foreach_lerp_(ema, [p.detach() for p in model.parameters()], weight)
 
 
 def _distributed() -> tuple[int, int]:
@@ -155,6 +164,76 @@ def to_model_space(images: torch.Tensor, device: torch.device) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last)
 
 
+class StaticStep:
+    """The trainer's step with fixed-shape inputs, for a CUDA graph (a few launches instead of hundreds: at the
+    thesis' batch of 12 the eager step is launch-bound). The data lives on the device; each step copies the batch's
+    indices and draws t, noise and the dropout draw from the trainer's generator into static buffers (the draws of
+    `Trainer.global_batch`, in its order), then gather, loss, backward, Adam, EMA and the loss sum run as one
+    graph on CUDA, eagerly elsewhere. Nothing is read back per step: the loss sum stays on the device until
+    `take_total`. The optimiser must be `capturable` on CUDA."""
+
+    def __init__(self, model: UNet, optimizer: torch.optim.Optimizer, ema: EMA, images: torch.Tensor,
+                 cond: torch.Tensor, batch_size: int, p_uncond: float, weighting: str, generator: torch.Generator):
+        device = images.device
+        self.model, self.optimizer, self.ema, self.images, self.cond = model, optimizer, ema, images, cond
+        self.p_uncond, self.weighting, self.generator = p_uncond, weighting, generator
+        self.idx = torch.zeros(batch_size, dtype=torch.long, device=device)
+        self.t = torch.zeros(batch_size, dtype=torch.long, device=device)
+        self.noise = torch.zeros((batch_size, 3, *images.shape[1:3]), device=device)
+        self.uniform = torch.zeros(batch_size, device=device)
+        self.ema_weight = torch.zeros((), device=device)
+        self.total = torch.zeros((), device=device)
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.eager_steps = 0
+
+    def __call__(self, idx: torch.Tensor, ema_weight: float) -> None:
+        """One step on the batch of rows `idx`, the EMA moving `ema_weight` (`EMA.weight`) of the way."""
+        self.idx.copy_(idx, non_blocking=True)
+        self.ema_weight.fill_(ema_weight)
+        size = tuple(self.idx.shape)
+        torch.randint(0, self.model.schedule.timesteps, size, generator=self.generator, out=self.t)
+        torch.randn(tuple(self.noise.shape), generator=self.generator, out=self.noise)
+        torch.rand(size, generator=self.generator, out=self.uniform)
+        if self.graph is not None:
+            self.graph.replay()
+        elif self.images.device.type != "cuda":
+            self.eager_step()
+        elif self.eager_steps < GRAPH_WARMUP:
+            on_side_stream(self.eager_step)
+            self.eager_steps += 1
+        else:
+            self.capture()
+            self.graph.replay()
+
+    def body(self) -> None:
+        x0 = to_model_space(self.images[self.idx], self.images.device)
+        cond = self.cond[self.idx]
+        cond = torch.where((self.uniform < self.p_uncond)[:, None], torch.zeros_like(cond), cond)
+        noise = self.noise.contiguous(memory_format=torch.channels_last)
+        loss = diffusion_loss(self.model, x0, cond, self.t, noise, self.model.alphas_cumprod, self.weighting)
+        loss.backward()
+        self.optimizer.step()
+        self.ema.lerp(self.model, self.ema_weight)
+        self.total += loss.detach()
+
+    def eager_step(self) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        with warnings.catch_warnings():  # the warm-up steps run a capturable Adam uncaptured, as they must
+            warnings.filterwarnings("ignore", "This instance was constructed with capturable=True")
+            self.body()
+
+    def capture(self) -> None:
+        # Gradients set to None first: backward then allocates them in the graph's own memory pool.
+        self.optimizer.zero_grad(set_to_none=True)
+        self.graph = captured(self.body)
+
+    def take_total(self) -> torch.Tensor:
+        """The summed losses since the last call (a device tensor), and the sum reset."""
+        total = self.total.clone()
+        self.total.zero_()
+        return total
+
+
 class Trainer:
     def __init__(self, variant: Variant, params: TrainConfig | dict, root: Path, rank: int, world: int,
                  device: torch.device):
@@ -163,6 +242,9 @@ class Trainer:
         self.train = load_split(variant, "train", root)
         self.val = load_split(variant, "val", root)
         self.config = run_config(variant, params, image_size=self.train.images.shape[1])
+        # the training data too: a persisted checkpoint of the same configuration trained on other images or
+        # embeddings (a new dataset, a re-fine-tuned audio head) must be retrained, not resumed as finished
+        self.config["data"] = content_digest([self.train.images, self.train.cond])
         self.image_shape = (3, *self.train.images.shape[1:3])
         self.run_dir = root / diffusion_dir(variant.name)
         self.preview = params.preview
@@ -177,7 +259,11 @@ class Trainer:
         self.model.fit_condition(self.train.cond)
         self.model.to(device, memory_format=torch.channels_last)
         self.ema = EMA(self.model, self.config["ema_decay"] if self.config["ema"] else 0.0)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.config["lr"], fused=True)
+        # CUDA graphs where they apply: one process, no torch.compile (it would wrap the step itself), data on the GPU
+        graphed = device.type == "cuda" and world == 1 and not self.config["compile"] and \
+            self.train_images.device.type == "cuda"
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.config["lr"], fused=True,
+                                          capturable=graphed)
         self.generator = torch.Generator(device=device).manual_seed(self.config["seed"])
         self.forward = self.model
         if world > 1:
@@ -192,6 +278,13 @@ class Trainer:
             raise ValueError(f"{len(self.train.labels)} training samples are fewer than one batch of "
                              f"train.batch_size={self.config['batch_size']}")
         self.step = 0
+        self.static = self.static_step() if graphed else None
+
+    def static_step(self) -> StaticStep:
+        """The step as a CUDA graph (`StaticStep`), on this trainer's model, optimiser, EMA, data and generator."""
+        return StaticStep(self.model, self.optimizer, self.ema, self.train_images, self.train_cond,
+                          self.config["batch_size"], self.config["p_uncond"], self.config["loss_weighting"],
+                          self.generator)
 
     # ------------------------------------------------------------------ checkpoints
     def state(self, epoch: int) -> dict:
@@ -206,6 +299,8 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.ema.model.load_state_dict(state["ema"])
         self.optimizer.load_state_dict(state["optimizer"])
+        for group in self.optimizer.param_groups:  # the checkpoint's flag is its trainer's (a CUDA graph's) choice
+            group["capturable"] = self.static is not None
         torch.set_rng_state(state["rng"]["torch"])
         self.generator.set_state(state["rng"]["generator"])
         if "cuda" in state["rng"] and self.device.type == "cuda":
@@ -258,7 +353,12 @@ class Trainer:
         total = torch.zeros((), device=self.device)
         bar = tqdm(range(self.steps_per_epoch), desc=f"{self.variant.name} epoch {epoch}", leave=False,
                    disable=self.rank != 0)
+        batch = self.config["batch_size"]
         for i in bar:
+            if self.static is not None:  # one graph replay; the loss sum stays on the device
+                self.step += 1
+                self.static(order[i * batch:(i + 1) * batch], self.ema.weight(self.step))
+                continue
             idx, t, noise, drop = self.global_batch(order, i)
             idx_data = idx.to(self.train_images.device)
             x0 = to_model_space(self.train_images[idx_data], self.device)
@@ -268,6 +368,8 @@ class Trainer:
             self.step += 1
             total += training_step(self.model, self.optimizer, self.ema, self.step, x0, cond, t, noise,
                                    self.config["loss_weighting"], forward=self.forward)
+        if self.static is not None:
+            total = self.static.take_total()
         if self.world > 1:
             dist.all_reduce(total)
             total /= self.world

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from a2i import thesis, variants
-from a2i.data.layout import LABELS
+from a2i.data.layout import LABELS, SAMPLE_RATE
 from a2i.evaluation.selection import best_row, main_grid, only_grid, select_best
 from a2i.evaluation.stats import collect_metrics
 from a2i.io import write_csv, write_json, write_text
@@ -23,6 +23,15 @@ THESIS_NOTE = {
     "synthetic": "**Different dataset.** Our numbers come from the embedded *synthetic* Sub-URMP (tiny models, CPU); "
                  "the thesis' come from the real Sub-URMP. Compare trends, not values.",
     "suburmp": "Our numbers and the thesis' both come from the real Sub-URMP.",
+}
+DATASET_NOTE = {
+    "synthetic": "The embedded Sub-URMP (`a2i/data/synthetic.py`): each performance plays phrases with its own "
+                 "tempo, articulation, dynamics, vibrato and microphone gain on the recorded instrument samples of a "
+                 "General MIDI SoundFont, over a room-noise floor, and shows its own player (drawn by performance "
+                 "number: the same few people play every instrument) in front of a blue curtain, moving with the "
+                 "music. Nothing is added that a real recording lacks.",
+    "suburmp": "Sub-URMP (Chen et al. 2017): 0.5 s chunks and video frames of 13 instruments from the URMP "
+               "recordings.",
 }
 
 
@@ -127,6 +136,26 @@ def real_test_images(prepared: Path, length_s: int,
     return np.asarray(images[index["image"].to_numpy()]), index["label"].to_numpy()
 
 
+def _dataset_section(out: Path, prepared: Path, dataset: str, seconds: int = 2) -> str:
+    """The data the run saw: one frame per performance (the prepared high-resolution crops) and the log-mel
+    spectrogram of `seconds` from the middle of each instrument's first performance."""
+    performances = pd.read_csv(prepared / "performances.csv")
+    frames = pd.read_csv(prepared / "images.csv")
+    images = np.load(prepared / variants.HR_IMAGES, mmap_mode="r")
+    middle = frames.groupby("performance")["image"].median().astype(int)
+    sheet = {name: [np.asarray(images[middle[p]]) for p in group["performance"] if p in middle.index]
+             for name, group in performances.groupby("instrument", sort=False)}
+    figures.contact_sheet(sheet, out / "dataset_frames.png")
+    tracks = np.load(prepared / "tracks.npy", mmap_mode="r")
+    first = performances.drop_duplicates("instrument")
+    examples = {row.instrument: np.array(tracks[row.offset + row.samples // 2 - seconds * SAMPLE_RATE // 2:]
+                                           [:seconds * SAMPLE_RATE]) for row in first.itertuples()}
+    figures.spectrograms(examples, SAMPLE_RATE, out / "dataset_spectrograms.png")
+    return (f"## The dataset\n\n{DATASET_NOTE[dataset]}\n\nOne frame per performance (rows: instruments; the "
+            "crops the models see, at the high resolution):\n\n![frames](dataset_frames.png)\n\n"
+            f"{seconds} s of each instrument (log-mel spectrogram, dB):\n\n![spectrograms](dataset_spectrograms.png)\n")
+
+
 def build_report(*, out: Path, metrics_dir: Path, plots_dir: Path, prepared: Path, grid: list[variants.Variant],
                  guidance: float, cfg_sweep: str, study_epoch: int | None, dataset: str, params: dict) -> dict:
     """Write report/ (tables, figures, grids, README.md) of the experiment over `grid` (see `variants.grid`) and
@@ -151,6 +180,7 @@ def build_report(*, out: Path, metrics_dir: Path, plots_dir: Path, prepared: Pat
     cfg = tables.cfg_rows(evaluations, cfg_sweep, study_epoch)
 
     sections = [
+        _dataset_section(out, prepared, dataset),
         _section("Table 4.1: class instances per dataset variant",
                  _write_table(out, "table_4_1", tables.table_4_1(counts)), "table_4_1", note),
         _section("Table 5.1: AudioCLIP test query accuracy by fine-tuning epoch",

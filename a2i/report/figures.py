@@ -146,3 +146,35 @@ def brightness(real: np.ndarray, samples: dict[str, np.ndarray], path: Path, per
     ax.set(xlabel="per-image mean brightness", ylabel="density")
     ax.legend(fontsize=8)
     _save(fig, path)
+
+
+def contact_sheet(frames: dict[str, list[np.ndarray]], path: Path) -> None:
+    """The dataset at a glance: one row per instrument, one frame (the centre crop) per performance."""
+    columns = max(len(row) for row in frames.values())
+    fig, axes = plt.subplots(len(frames), columns, figsize=(columns * 1.0, len(frames) * 1.0), squeeze=False)
+    for r, (name, row) in enumerate(frames.items()):
+        for c in range(columns):
+            axes[r, c].axis("off")
+            if c < len(row):
+                axes[r, c].imshow(row[c])
+        axes[r, 0].text(-0.1, 0.5, name, ha="right", va="center", fontsize=7, transform=axes[r, 0].transAxes)
+    _save(fig, path)
+
+
+def spectrograms(examples: dict[str, np.ndarray], sample_rate: int, path: Path, per_row: int = 5) -> None:
+    """Log-mel spectrograms (dB) of one audio sample per entry of `examples`, labelled with its key."""
+    import torch
+    import torchaudio
+
+    mel = torchaudio.transforms.MelSpectrogram(sample_rate, n_fft=2048, hop_length=512, n_mels=96, f_max=11025)
+    rows = -(-len(examples) // per_row)
+    fig, axes = plt.subplots(rows, per_row, figsize=(per_row * 2.2, rows * 1.9), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, (name, audio) in zip(axes.flat, examples.items()):
+        power = mel(torch.as_tensor(audio, dtype=torch.float32) / 32768)
+        db = torchaudio.functional.amplitude_to_DB(power, 10.0, 1e-10, 0.0, top_db=80.0)
+        ax.imshow(db.numpy(), origin="lower", aspect="auto", cmap="magma",
+                  extent=(0, len(audio) / sample_rate, 0, power.shape[0]))
+        ax.set_title(name, fontsize=8)
+    _save(fig, path)

@@ -4,8 +4,9 @@ import torch
 
 from a2i.diffusion.images import class_grid, image_grid, to_uint8
 from a2i.diffusion.sample import guidance_plan
-from a2i.diffusion.sampling import generate_images, guided_eps, sample
+from a2i.diffusion.sampling import generate_images, guided_eps, sample, sample_ddpm_graphed
 from a2i.diffusion.schedule import Schedule, add_noise
+from a2i.diffusion.unet import UNet
 from a2i.variants import Variant
 
 from .helpers import sample_params
@@ -153,3 +154,28 @@ def test_broken_samples_are_an_error_naming_their_source(eps, why):
     with pytest.raises(ValueError, match=rf"^ckpt\.pt: {why} \(dpmpp, guidance 2, seed 0\): its weights are broken$"):
         generate_images(Broken(eps), np.zeros((4, 1024)), sampler="dpmpp", steps=2, guidance=2.0, seed=0,
                         batch_size=2, device=torch.device("cpu"), source="ckpt.pt")
+
+
+@pytest.mark.parametrize("variance, guidance", [("fixed_small", 3.0), ("fixed_large", 3.0), ("fixed_small", 1.0)])
+def test_the_fixed_shape_ddpm_loop_draws_the_samples_of_diffusers_ddpm(variance, guidance):
+    # The CUDA-graph DDPM loop, run eagerly as on the CPU, against today's sampler over all 1000 steps: the same
+    # draws and the same float32 arithmetic, so bitwise the same samples and generator state.
+    cond = torch.zeros(6, 1024)
+    cond[:3, :4] = torch.tensor([1.0, -0.5, 0.0, 0.3])
+    generators = [torch.Generator().manual_seed(5) for _ in range(2)]
+    kwargs = dict(shape=(4,), guidance=guidance, ddpm_variance=variance)
+    ours = sample_ddpm_graphed(gaussian_eps, cond, generator=generators[0], **kwargs)
+    theirs = sample(gaussian_eps, cond, sampler="ddpm", steps=1000, generator=generators[1], **kwargs)
+    assert torch.equal(ours, theirs)
+    assert torch.equal(generators[0].get_state(), generators[1].get_state())
+
+
+def test_the_fixed_shape_ddpm_loop_runs_the_unet_as_diffusers_ddpm_does():
+    torch.manual_seed(0)
+    schedule = Schedule(timesteps=20)
+    model = UNet("tiny", schedule=schedule.as_dict()).eval()
+    cond = torch.randn(2, 1024)
+    kwargs = dict(shape=(3, 64, 64), guidance=3.0, schedule=schedule)
+    ours = sample_ddpm_graphed(model, cond, generator=torch.Generator().manual_seed(1), **kwargs)
+    theirs = sample(model, cond, sampler="ddpm", steps=20, generator=torch.Generator().manual_seed(1), **kwargs)
+    assert torch.equal(ours, theirs)

@@ -95,6 +95,20 @@ def test_more_epochs_continue_the_run_and_other_settings_restart_it(root):
     assert torch.load(run / "epoch_001.pt", weights_only=True)["config"]["lr"] == 5e-4
 
 
+def test_a_finished_run_on_other_data_is_retrained_not_resumed(root):
+    # The same parameters over new embeddings (a re-fine-tuned audio head, a new dataset): the persisted
+    # checkpoints DVC keeps between runs must not pass for this data's trained model.
+    train("text-1s", train_params(epochs=1), root)
+    path = root / "models" / "diffusion" / "text-1s" / "epoch_001.pt"
+    before = torch.load(path, weights_only=True)
+    embeddings = root / "data" / "embeddings" / "text-1s" / "train.npy"
+    np.save(embeddings, np.load(embeddings) * 2)
+    train("text-1s", train_params(epochs=1), root)
+    after = torch.load(path, weights_only=True)
+    assert after["config"]["data"] != before["config"]["data"]
+    assert any(not torch.equal(after["model"][key], value) for key, value in before["model"].items())
+
+
 def test_checkpoints_of_another_model_layout_are_replaced_not_loaded(root):
     # A change of the U-Net code (here: the encoding layer before Standardize) with the same parameters.
     train("text-1s", train_params(epochs=1), root)
@@ -273,3 +287,22 @@ def test_two_gloo_processes_train_like_one(root, tmp_path):
     # A weight that moved differently would differ by about lr; rounding-level disagreements stay far below.
     assert float((diff > 0.1 * params["lr"]).float().mean()) < 1e-3
     assert float(diff.max()) < 2 * params["lr"]
+
+
+@pytest.mark.parametrize("weighting", ["eps", "v"])
+def test_the_static_step_trains_like_the_eager_step(root, weighting):
+    # The CUDA-graph step run eagerly (as on the CPU) against the trainer's own step, same seed: the same draws
+    # from the generator and the same arithmetic, so bitwise the same losses, weights and EMA after two epochs.
+    params = train_params(loss_weighting=weighting)
+    eager = train_module.Trainer(Variant.parse("text-1s"), params, root, 0, 1, torch.device("cpu"))
+    eager_losses = [eager.run_epoch(epoch) for epoch in (1, 2)]
+    static = train_module.Trainer(Variant.parse("text-1s"), params, root, 0, 1, torch.device("cpu"))
+    assert eager.static is None and static.static is None  # the CPU trains eagerly unless asked
+    static.static = static.static_step()
+    static_losses = [static.run_epoch(epoch) for epoch in (1, 2)]
+    assert static_losses == eager_losses
+    assert static.step == eager.step == 4
+    assert_same_tensors(static.model.state_dict(), eager.model.state_dict())
+    assert_same_tensors(static.ema.model.state_dict(), eager.ema.model.state_dict())
+    assert torch.equal(static.generator.get_state(), eager.generator.get_state())
+    assert float(static.static.take_total()) == 0.0  # run_epoch took each epoch's sum

@@ -72,3 +72,19 @@ def test_bad_image_sets_are_named(image_sets, inception_weights, tmp_path):
     Image.new("RGB", (20, 20)).save(folder / "small.png")
     result = _fid(folder, same, "--weights", inception_weights)
     assert result.exit_code != 0 and "images differ in size" in result.output
+
+
+def test_the_device_is_chosen_as_the_stages_choose_it(monkeypatch, image_sets):
+    # auto is the CPU without CUDA (a free GPU with it, as the evaluate stage); cuda there is a one-line error.
+    import torch
+
+    import a2i.evaluation.fid as fid
+
+    used = []
+    monkeypatch.setattr(fid, "fid_between", lambda *args: used.append(args[-1]) or 0.0)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    folder, same, _ = image_sets
+    assert _fid(folder, same).exit_code == 0 and _fid(folder, same, "--device", "cpu").exit_code == 0
+    assert used == ["cpu", "cpu"]
+    result = _fid(folder, same, "--device", "cuda")
+    assert result.exit_code == 2 and "Invalid value for --device: device 'cuda' was asked for but CUDA" in result.output

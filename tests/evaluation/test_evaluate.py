@@ -185,3 +185,29 @@ def test_collect_metrics_refuses_impossible_metrics_in_one_line(tmp_path):
     path.write_text(json.dumps({"variant": "text-2s", "epoch": 2, "guidance": 3.0, "adherence": float("nan")}))
     with pytest.raises(ValueError, match=rf"^{path}: impossible metrics \(adherence=nan: not finite\)"):
         collect_metrics(tmp_path)
+
+
+def test_both_feature_networks_run_on_the_device_they_are_given(trained, inception_weights):
+    # The evaluate stage hands select_device's choice (a GPU when present) to the classifier and to Inception:
+    # each must move its network and every batch there, not leave either on the CPU by default.
+    import torch
+
+    from a2i.evaluation.fid import InceptionFeatures
+
+    from .helpers import toy_images
+
+    seen = []
+
+    def record(module, inputs):
+        seen.append((type(module).__name__, inputs[0].device, next(module.parameters()).device))
+
+    images = toy_images(np.arange(3), seed=0)
+    model = classifier.load_classifier(trained[0], device="cpu")
+    model.body.register_forward_pre_hook(record)
+    classifier.ClassifierFeatures(model, batch_size=2, device="cpu")(images)
+    inception = InceptionFeatures(inception_weights, batch_size=2, device="cpu")
+    inception.model.register_forward_pre_hook(record)
+    inception(images)
+    cpu = torch.device("cpu")
+    assert [name for name, *_ in seen] == ["Sequential"] * 2 + ["InceptionV3"] * 2
+    assert {(batch, weights) for _, batch, weights in seen} == {(cpu, cpu)}

@@ -44,6 +44,15 @@ def run_dir(tmp_path_factory):
                                                 ("train", 1), ("val", 1), ("test", 1), ("train", 2), ("val", 2),
                                                 ("test", 2))]
     pd.DataFrame(counts).to_csv(prepared / "counts.csv", index=False)
+    # two performances per instrument of 3 s, one frame each
+    names = [f"{name}0{n}" for name in INSTRUMENTS for n in (0, 1)]
+    seconds = 3 * 44100
+    pd.DataFrame({"performance": names, "instrument": np.repeat(INSTRUMENTS, 2), "label": labels,
+                  "offset": np.arange(26) * seconds, "samples": seconds}).to_csv(prepared / "performances.csv",
+                                                                                 index=False)
+    pd.DataFrame({"image": np.arange(26), "performance": names, "label": labels, "t_ms": 1500}).to_csv(
+        prepared / "images.csv", index=False)
+    np.save(prepared / "tracks.npy", np.random.default_rng(0).integers(-3000, 3000, 26 * seconds).astype(np.int16))
     for length in (1, 2):
         for split in ("train", "test"):
             pd.DataFrame({"image": np.arange(26), "label": labels}).to_csv(
@@ -117,6 +126,14 @@ def test_report_files_and_summary(run_dir, result):
         assert (report / f"figure_{name}.png").stat().st_size > 1000, name
     readme = (report / "README.md").read_text()
     assert "Different dataset" in readme and "not** FID" in readme
+
+
+def test_the_dataset_section_shows_every_performance_and_spectrograms(run_dir, result):
+    report = run_dir / "report"
+    assert (report / "dataset_frames.png").stat().st_size > 1000
+    assert (report / "dataset_spectrograms.png").stat().st_size > 1000
+    readme = (report / "README.md").read_text()
+    assert "## The dataset" in readme and "Nothing is added that a real recording lacks" in readme
 
 
 def test_the_upsampled_rows_of_table_5_3_and_their_figure(run_dir, result):
