@@ -78,8 +78,3 @@ def exp_small(x: np.ndarray) -> np.ndarray:
 def semitones(cents: float) -> float:
     """The frequency ratio 2^(cents / 1200), exactly rounded (software decimals)."""
     return exp(cents / 1200 * LN2)
-
-
-def peak(x: np.ndarray) -> float:
-    """max |x|: comparisons only, exact."""
-    return float(np.abs(x).max()) if x.size else 0.0

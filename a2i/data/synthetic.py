@@ -38,6 +38,7 @@ NOISE_STEP = 26  # room noise: the sum of 4 integers in [-26, 26], std 30.6, so 
 FRACTION = 1 << 32  # sample positions are int64 fixed point with 32 fractional bits: cumulative sums are exact
 VIBRATO_ONSET = 0.25  # s over which vibrato grows after a note starts
 JPEG_QUALITY = 85
+_LN10 = LN2 * 3.321928094887362  # ln 10 = ln 2 * log2 10: SF2 attenuation is in centibels
 
 
 @dataclass(frozen=True)
@@ -159,8 +160,6 @@ def render_note(font: SoundFont, instrument: str, voice: Voice, style: Style, no
     level = note.velocity * exp(-zone.attenuation_cb / 200 * _LN10)
     return _read(zone, position) * (rise * fall * decay * level)
 
-
-_LN10 = LN2 * 3.321928094887362  # ln 10 = ln 2 * log2 10
 
 
 def synthesize_audio(rng: np.random.Generator, instrument: str, style: Style, seconds: float,
