@@ -4,7 +4,9 @@ The default run's image size and loss weighting were chosen with this script (be
 speed of the tiny U-Net"). In a scratch root that holds a finished run's embeddings and its prepared images,
 area-downsampled to `--image-size`, it runs the stages' own functions: `train` (one checkpoint every `--steps`
 steps), `classify` on the real images of that size, and `sample` at every checkpoint (`--per-class` test
-conditions, the main guidance only), then scores the samples with that classifier.
+conditions, the main guidance only), then scores the samples with that classifier. `--class-mean-embeddings`
+conditions on the mean training embedding of each sample's instrument instead of its own embedding: conditions
+that carry the instrument and nothing else, which splits a shortfall between the embeddings and the U-Net.
 
 Run from the repository root after `dvc repro` (it reads params.yaml's `train`, `classify` and `sample` sections
 and overrides what the options name):
@@ -15,11 +17,13 @@ and overrides what the options name):
 from __future__ import annotations
 
 import argparse
+import shutil
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 
@@ -28,11 +32,25 @@ from a2i.diffusion.train import train
 from a2i.evaluation.classifier import classify, load_classifier, predict
 from a2i.evaluation.evaluate import discover_samples, load_samples
 from a2i.params import load_section
-from a2i.variants import CLASSIFIER, METRICS, PREPARED, samples_dir
+from a2i.variants import CLASSIFIER, EMBEDDINGS, METRICS, PREPARED, Variant, samples_dir
+
+SPLITS = ("train", "val", "test")
 
 
-def scratch_root(source: Path, work: Path, image_size: int) -> Path:
-    """`work` with `source`'s prepared data (images area-downsampled to `image_size`) and embeddings."""
+def class_mean_embeddings(source: Path, target: Path) -> None:
+    """`source`'s embedding folder with every row replaced by the mean training embedding of its instrument."""
+    train = np.load(source / "train.npy")
+    labels = {split: pd.read_csv(source / f"{split}.csv")["label"].to_numpy() for split in SPLITS}
+    means = {label: train[labels["train"] == label].mean(0) for label in np.unique(labels["train"])}
+    target.mkdir(parents=True)
+    for split in SPLITS:
+        np.save(target / f"{split}.npy", np.stack([means[label] for label in labels[split]]).astype(train.dtype))
+        shutil.copy(source / f"{split}.csv", target / f"{split}.csv")
+
+
+def scratch_root(source: Path, work: Path, image_size: int, variant: str, class_means: bool) -> Path:
+    """`work` with `source`'s prepared data (images area-downsampled to `image_size`) and embeddings (with
+    `class_means`, `variant`'s replaced by `class_mean_embeddings`)."""
     prepared = work / PREPARED
     prepared.mkdir(parents=True)
     for path in (source / PREPARED).iterdir():
@@ -43,7 +61,12 @@ def scratch_root(source: Path, work: Path, image_size: int) -> Path:
         raise ValueError(f"--image-size {image_size} does not divide the prepared side {images.shape[-1]}")
     small = F.avg_pool2d(images, images.shape[-1] // image_size).round().to(torch.uint8)
     np.save(prepared / "images.npy", small.permute(0, 2, 3, 1).numpy())
-    (work / "data" / "embeddings").symlink_to((source / "data" / "embeddings").resolve())
+    embeddings = EMBEDDINGS / Variant.parse(variant).embedding
+    if class_means:
+        class_mean_embeddings(source / embeddings, work / embeddings)
+    else:
+        (work / embeddings).parent.mkdir(parents=True)
+        (work / embeddings).symlink_to((source / embeddings).resolve())
     return work
 
 
@@ -67,15 +90,18 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=120, help="training steps between checkpoints")
     parser.add_argument("--checkpoints", type=int, default=4)
     parser.add_argument("--per-class", type=int, default=4, help="test conditions per instrument")
+    parser.add_argument("--class-mean-embeddings", action="store_true",
+                        help="condition on each instrument's mean training embedding (see the module docstring)")
     args = parser.parse_args()
     params = {**load_section("train"), "epochs": args.checkpoints, "max_steps_per_epoch": args.steps,
               "checkpoint_every": 1, "loss_weighting": args.loss_weighting}
     with tempfile.TemporaryDirectory() as work:
-        root = scratch_root(Path("."), Path(work), args.image_size)
+        root = scratch_root(Path("."), Path(work), args.image_size, args.variant, args.class_mean_embeddings)
         start = time.perf_counter()
         train(args.variant, params, root)
         seconds = time.perf_counter() - start
-        print(f"{args.variant}, {args.image_size}x{args.image_size}, {args.loss_weighting} weighting, batch "
+        conditions = ", class-mean embeddings" if args.class_mean_embeddings else ""
+        print(f"{args.variant}{conditions}, {args.image_size}x{args.image_size}, {args.loss_weighting} weighting, batch "
               f"{params['batch_size']}, lr {params['lr']}: {seconds:.0f} s of training (with per-epoch validation "
               f"and previews)")
         for epoch, score in adherence_by_checkpoint(args.variant, root, args.per_class):

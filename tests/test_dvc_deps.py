@@ -174,3 +174,13 @@ def superfluous(dvc_yaml: dict) -> dict[str, list[str]]:
 
 def test_no_stage_declares_code_it_does_not_run():
     assert superfluous(dvc_yaml()) == {}
+
+
+def test_the_committed_lock_records_only_the_pipelines_stages():
+    """DVC keeps the lock entry of a stage that no longer exists (a length dropped from the grid), and re-reads and
+    rewrites the whole dvc.lock after every stage it runs: stale entries slow every stage of every run."""
+    from dvc.repo import Repo
+
+    with Repo(str(REPO)) as repo:
+        pipeline = {stage.addressing for stage in repo.index.stages}
+    assert set(yaml.safe_load((REPO / "dvc.lock").read_text())["stages"]) == pipeline
