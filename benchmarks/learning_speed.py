@@ -27,14 +27,13 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from a2i.data.layout import SPLITS
 from a2i.diffusion.sample import sample_variant
 from a2i.diffusion.train import train
 from a2i.evaluation.classifier import classify, load_classifier, predict
 from a2i.evaluation.evaluate import discover_samples, load_samples
 from a2i.params import load_section
 from a2i.variants import CLASSIFIER, EMBEDDINGS, METRICS, PREPARED, Variant, samples_dir
-
-SPLITS = ("train", "val", "test")
 
 
 def class_mean_embeddings(source: Path, target: Path) -> None:
@@ -101,9 +100,9 @@ def main() -> None:
         train(args.variant, params, root)
         seconds = time.perf_counter() - start
         conditions = ", class-mean embeddings" if args.class_mean_embeddings else ""
-        print(f"{args.variant}{conditions}, {args.image_size}x{args.image_size}, {args.loss_weighting} weighting, batch "
-              f"{params['batch_size']}, lr {params['lr']}: {seconds:.0f} s of training (with per-epoch validation "
-              f"and previews)")
+        print(f"{args.variant}{conditions}, {args.image_size}x{args.image_size}, {args.loss_weighting} weighting, "
+              f"batch {params['batch_size']}, lr {params['lr']}: {seconds:.0f} s of training (with per-epoch "
+              f"validation and previews)")
         for epoch, score in adherence_by_checkpoint(args.variant, root, args.per_class):
             print(f"  {epoch * args.steps:5d} steps: adherence {score:.3f}")
 

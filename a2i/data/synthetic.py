@@ -161,7 +161,6 @@ def render_note(font: SoundFont, instrument: str, voice: Voice, style: Style, no
     return _read(zone, position) * (rise * fall * decay * level)
 
 
-
 def synthesize_audio(rng: np.random.Generator, instrument: str, style: Style, seconds: float,
                      notes: list[Note]) -> np.ndarray:
     """One performance of `notes`: int16 mono [seconds * SAMPLE_RATE]."""
