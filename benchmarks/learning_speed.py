@@ -4,9 +4,10 @@ The default run's image size and loss weighting were chosen with this script (be
 speed of the tiny U-Net"). In a scratch root that holds a finished run's embeddings and its prepared images,
 area-downsampled to `--image-size`, it runs the stages' own functions: `train` (one checkpoint every `--steps`
 steps), `classify` on the real images of that size, and `sample` at every checkpoint (`--per-class` test
-conditions, the main guidance only), then scores the samples with that classifier. `--class-mean-embeddings`
-conditions on the mean training embedding of each sample's instrument instead of its own embedding: conditions
-that carry the instrument and nothing else, which splits a shortfall between the embeddings and the U-Net.
+conditions, as many validation ones for a main-grid variant, the main guidance only), then scores the samples
+with that classifier; `--seed` sets the training seed. `--class-mean-embeddings` conditions on the mean training
+embedding of each sample's instrument instead of its own embedding: conditions that carry the instrument and
+nothing else, which splits a shortfall between the embeddings and the U-Net.
 
 Run from the repository root after `dvc repro` (it reads params.yaml's `train`, `classify` and `sample` sections
 and overrides what the options name):
@@ -69,15 +70,21 @@ def scratch_root(source: Path, work: Path, image_size: int, variant: str, class_
     return work
 
 
-def adherence_by_checkpoint(variant: str, root: Path, per_class: int) -> list[tuple[int, float]]:
+def adherence_by_checkpoint(variant: str, root: Path, per_class: int) -> dict[int, dict[str, float]]:
+    """Adherence per checkpoint epoch and split: test, and validation where the sample stage draws it (main-grid
+    variants), `per_class` conditions per instrument in each."""
     classify(root / PREPARED, root / CLASSIFIER, root / METRICS / "classifier.json", **load_section("classify"))
     classifier = load_classifier(root / CLASSIFIER)
-    params = {**load_section("sample"), "per_class": per_class, "seeds": [0], "cfg_sweep": "none"}
+    params = {**load_section("sample"), "per_class": per_class, "val_per_class": per_class, "seeds": [0],
+              "cfg_sweep": "none"}
     sample_variant(variant, params, root, torch.device("cpu"))
-    scores = []
-    for (epoch, _), (sample,) in discover_samples(root / samples_dir(variant)).items():
-        images, labels = load_samples(sample.path, classifier.image_size)
-        scores.append((epoch, float((predict(classifier, images)[0] == labels).mean())))
+    scores: dict[int, dict[str, float]] = {}
+    for split in ("val", "test"):
+        if not (root / samples_dir(variant, split)).is_dir():
+            continue
+        for (epoch, _), (sample,) in discover_samples(root / samples_dir(variant, split)).items():
+            images, labels = load_samples(sample.path, classifier.image_size)
+            scores.setdefault(epoch, {})[split] = float((predict(classifier, images)[0] == labels).mean())
     return scores
 
 
@@ -88,12 +95,16 @@ def main() -> None:
     parser.add_argument("--loss-weighting", choices=("eps", "v"), default="v")
     parser.add_argument("--steps", type=int, default=120, help="training steps between checkpoints")
     parser.add_argument("--checkpoints", type=int, default=4)
-    parser.add_argument("--per-class", type=int, default=4, help="test conditions per instrument")
+    parser.add_argument("--per-class", type=int, default=4,
+                        help="test (and validation) conditions per instrument")
+    parser.add_argument("--seed", type=int, help="training seed (default: params.yaml's train.seed)")
     parser.add_argument("--class-mean-embeddings", action="store_true",
                         help="condition on each instrument's mean training embedding (see the module docstring)")
     args = parser.parse_args()
     params = {**load_section("train"), "epochs": args.checkpoints, "max_steps_per_epoch": args.steps,
               "checkpoint_every": 1, "loss_weighting": args.loss_weighting}
+    if args.seed is not None:
+        params["seed"] = args.seed
     with tempfile.TemporaryDirectory() as work:
         root = scratch_root(Path("."), Path(work), args.image_size, args.variant, args.class_mean_embeddings)
         start = time.perf_counter()
@@ -103,8 +114,9 @@ def main() -> None:
         print(f"{args.variant}{conditions}, {args.image_size}x{args.image_size}, {args.loss_weighting} weighting, "
               f"batch {params['batch_size']}, lr {params['lr']}: {seconds:.0f} s of training (with per-epoch "
               f"validation and previews)")
-        for epoch, score in adherence_by_checkpoint(args.variant, root, args.per_class):
-            print(f"  {epoch * args.steps:5d} steps: adherence {score:.3f}")
+        for epoch, scores in adherence_by_checkpoint(args.variant, root, args.per_class).items():
+            print(f"  {epoch * args.steps:5d} steps: adherence " +
+                  ", ".join(f"{split} {score:.3f}" for split, score in scores.items()))
 
 
 if __name__ == "__main__":
