@@ -96,6 +96,7 @@ def select_device(prefer: str = "auto") -> torch.device:
 
 def set_threads(threads: int | None) -> None:
     """Intra-op CPU threads; None keeps torch's default. On a CPU shared with other jobs one thread avoids the
-    OpenMP barrier stalls that make two threads several times slower than one (measured 2.7 vs 0.65 s/step)."""
+    OpenMP barrier stalls that make two threads several times slower than one (benchmarks/RESULTS.md, "CPU
+    training speed of the tiny profile")."""
     if threads:
         torch.set_num_threads(int(threads))

@@ -2,7 +2,7 @@
 real train and test sets (tiny-profile sizes: 5,096 / 793 real images, statistics not cached), bootstrap 1000.
 
 Target (issue): under 3 minutes. The Inception path is measured as throughput only: pytorch-fid's InceptionV3
-at 299x299 is far too slow for 5,000 images on 2 CPU cores (see RESULTS_evaluation.md).
+at 299x299 is far too slow for 5,000 images on 2 CPU cores (RESULTS.md, "Inception path").
 
     A2I_BENCH_THREADS=1 pytest benchmarks/test_evaluation_bench.py --benchmark-enable -s
 """

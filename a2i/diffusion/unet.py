@@ -46,7 +46,8 @@ class UNetSize:
 SIZES = {
     # Capelle's widths with the two-DoubleConv bottleneck; attention after all six down/up blocks.
     "thesis": UNetSize(widths=(64, 128, 256, 256), heads=4, attn_max_size=64),
-    # CPU demo: same code, narrow layers, attention only at 8x8 (at 16x16 too costs 20% more per step).
+    # CPU demo: same code, narrow layers, attention only at 8x8 (at 16x16 too is slower per step:
+    # benchmarks/RESULTS.md, "CPU training speed of the tiny profile").
     "tiny": UNetSize(widths=(8, 16, 32, 32), heads=2, attn_max_size=8),
 }
 
@@ -159,10 +160,9 @@ class AttentionBlock(nn.Module):
 class Standardize(nn.Module):
     """Centres conditions on the training embeddings' mean and divides by their RMS deviation per dimension.
 
-    Raw AudioCLIP embeddings share one dominant direction (in the default run the training mean is 93% of a
-    `text-2s` embedding's norm), which the encoding layer would otherwise have to learn to cancel before the
-    instrument shows: measured on the same embeddings, 480 steps of the tiny U-Net reach 0.39 adherence
-    standardised and 0.12 raw (benchmarks/RESULTS.md). Buffers, not parameters: fitted once, never trained.
+    Raw AudioCLIP embeddings share one dominant direction, which the encoding layer would otherwise have to
+    learn to cancel before the instrument shows; standardised, the tiny U-Net learns the instrument several times
+    faster (benchmarks/RESULTS.md, "Standardised conditions"). Buffers, not parameters: fitted once, never trained.
     """
 
     def __init__(self):

@@ -168,7 +168,8 @@ def add_pixel_noise(x: torch.Tensor, max_std: float, generator: torch.Generator)
     """Gaussian pixel noise, its std uniform in [0, max_std] per image ([-1, 1] units).
 
     Adherence asks which instrument a generated image shows; sampler noise left in an image is FID's business.
-    Without this a classifier trained only on clean frames drops from 100% to 76% at std 0.2 (25/255 x 2).
+    A classifier trained only on clean frames loses much of its accuracy on noisy ones (benchmarks/RESULTS.md,
+    "Instrument classifier: train-time pixel noise").
     """
     if not max_std:  # no draws: noise-free training keeps its random-shift stream and skips a full-batch randn
         return x

@@ -27,8 +27,8 @@ INCEPTION_DIMS = 2048
 
 
 # ------------------------------------------------------------------------------------------ Frechet distance
-# float64 torch on one thread: BLAS/LAPACK threads stall badly when other jobs share the cores (a 2048-d
-# eigendecomposition went from 4 s to 37 s with two threads on a busy 2-core machine), and gain little here.
+# float64 torch on one thread: BLAS/LAPACK threads stall badly when other jobs share the cores, and gain little
+# here (benchmarks/RESULTS.md, "Frechet distance").
 
 @contextlib.contextmanager
 def one_thread():
