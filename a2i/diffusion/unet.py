@@ -161,8 +161,9 @@ class Standardize(nn.Module):
     """Centres conditions on the training embeddings' mean and divides by their RMS deviation per dimension.
 
     Raw AudioCLIP embeddings share one dominant direction, which the encoding layer would otherwise have to
-    learn to cancel before the instrument shows; standardised, the tiny U-Net learns the instrument several times
-    faster (benchmarks/RESULTS.md, "Standardised conditions"). Buffers, not parameters: fitted once, never trained.
+    learn to cancel before the instrument shows; standardised, the same training of the tiny U-Net reaches
+    several times the adherence (benchmarks/RESULTS.md, "Standardised conditions"). Buffers, not parameters:
+    fitted once, never trained.
     """
 
     def __init__(self):
