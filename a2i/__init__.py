@@ -1,3 +1,7 @@
 """a2i: reproducible audio-to-image generation (AudioCLIP embeddings -> conditional DDPM U-Net)."""
 
+from a2i.kernels import pin_cpu_kernels
+
 __version__ = "0.1.0"
+
+pin_cpu_kernels()  # before any a2i module imports torch: the same bytes on every x86-64 CPU (a2i/kernels.py)
