@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from a2i.data.layout import SPLITS
+from a2i.data.prepare import index_name
 from a2i.diffusion.sample import sample_variant
 from a2i.diffusion.train import train
 from a2i.evaluation.classifier import classify, load_classifier, predict
@@ -105,6 +106,12 @@ def main() -> None:
               "checkpoint_every": 1, "loss_weighting": args.loss_weighting}
     if args.seed is not None:
         params["seed"] = args.seed
+    # An epoch ends after the train split's last full batch, whatever `max_steps_per_epoch` asks for.
+    samples = len(pd.read_csv(PREPARED / index_name(Variant.parse(args.variant).length, "train")))
+    batches = samples // params["batch_size"]
+    if args.steps > batches:
+        parser.error(f"--steps {args.steps} exceeds one epoch of {args.variant} ({batches} batches of "
+                     f"{params['batch_size']}): checkpoints are one epoch apart")
     with tempfile.TemporaryDirectory() as work:
         root = scratch_root(Path("."), Path(work), args.image_size, args.variant, args.class_mean_embeddings)
         start = time.perf_counter()
