@@ -25,7 +25,8 @@ def has_avx2(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
     """Whether this is an x86-64 CPU with AVX2, as Linux reports it (elsewhere: False, and nothing is pinned)."""
     if platform.machine().lower() not in ("x86_64", "amd64") or not cpuinfo.is_file():
         return False
-    flags = next((line for line in cpuinfo.read_text().splitlines() if line.startswith("flags")), "")
+    with cpuinfo.open() as lines:  # the first CPU's flags; the file grows with the core count, read no further
+        flags = next((line for line in lines if line.startswith("flags")), "")
     return "avx2" in flags.split()
 
 
