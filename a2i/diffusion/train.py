@@ -421,6 +421,24 @@ def _live(root: Path, variant: str, resume_epoch: int):
     return live
 
 
+def _preview_name(epoch: int) -> str:
+    return f"preview/epoch_{epoch:03d}.png"
+
+
+def _drop_off_schedule(run_dir: Path, live, schedule: list[int]) -> None:
+    """Remove the checkpoints, and their dvclive previews, at epochs not in `schedule`: a run resumed under
+    another `checkpoint_every` keeps its old ones until it is finished, and `sample` would sample them (and model
+    selection choose among them) where a fresh run with these parameters has none."""
+    from dvclive.plots import Image
+
+    images_dir = Path(live.plots_dir, Image.subfolder)
+    for epoch, path in checkpoints(run_dir):
+        if epoch not in schedule:
+            log.info("%s: removing %s (not a checkpoint epoch of this run)", run_dir.name, path.name)
+            path.unlink()
+            (images_dir / _preview_name(epoch)).unlink(missing_ok=True)
+
+
 def train(variant: str, params: TrainConfig | dict, root: Path = Path(".")) -> Path:
     """Train (or resume) `models/diffusion/<variant>/`; returns the final checkpoint path."""
     v = Variant.parse(variant)
@@ -432,7 +450,7 @@ def train(variant: str, params: TrainConfig | dict, root: Path = Path(".")) -> P
     if rank == 0:
         remove_stale_temps(trainer.run_dir)
     start = trainer.resume()
-    epochs, every = trainer.config["epochs"], trainer.config["checkpoint_every"]
+    epochs, schedule = trainer.config["epochs"], params.checkpoint_epochs()
     live = _live(root, v.name, start) if rank == 0 else None
     if start == epochs:
         log.info("%s: already trained for %d epochs", v.name, epochs)
@@ -444,14 +462,15 @@ def train(variant: str, params: TrainConfig | dict, root: Path = Path(".")) -> P
             live.log_metric("train/loss", train_loss)
             live.log_metric("val/mse", val_mse)
             log.info("%s epoch %d: train loss %.4f, val MSE %.4f", v.name, epoch, train_loss, val_mse)
-            if epoch % every == 0 or epoch == epochs:
+            if epoch in schedule:
                 save_checkpoint(trainer.run_dir / checkpoint_name(epoch), trainer.state(epoch))
-                live.log_image(f"preview/epoch_{epoch:03d}.png", trainer.preview_grid())
+                live.log_image(_preview_name(epoch), trainer.preview_grid())
             live.next_step()
         if world > 1:
             dist.barrier()
     if live is not None:
         live.end()
+        _drop_off_schedule(trainer.run_dir, live, schedule)
     if world > 1:
         dist.destroy_process_group()
     return trainer.run_dir / checkpoint_name(epochs)

@@ -95,6 +95,21 @@ def test_more_epochs_continue_the_run_and_other_settings_restart_it(root):
     assert torch.load(run / "epoch_001.pt", weights_only=True)["config"]["lr"] == 5e-4
 
 
+def test_a_run_resumed_under_another_schedule_ends_with_a_fresh_runs_checkpoints(tmp_path):
+    # `dvc exp run -S train.epochs=.. -S train.checkpoint_every=..` over the default run's persisted checkpoints:
+    # the old ones at epochs the new schedule lacks would be sampled, and chosen from, as the run's own.
+    straight, resumed = make_root(tmp_path / "a"), make_root(tmp_path / "b")
+    train("text-1s", train_params(epochs=4, checkpoint_every=2), straight)
+    train("text-1s", train_params(epochs=3, checkpoint_every=1), resumed)
+    train("text-1s", train_params(epochs=4, checkpoint_every=2), resumed)
+    for root in (straight, resumed):
+        assert [e for e, _ in checkpoints(root / "models" / "diffusion" / "text-1s")] == [2, 4]
+        previews = root / "dvclive" / "train" / "text-1s" / "plots" / "images" / "preview"
+        assert sorted(p.name for p in previews.iterdir()) == ["epoch_002.png", "epoch_004.png"]
+    assert sha256_file(resumed / "models" / "diffusion" / "text-1s" / "epoch_004.pt") == \
+        sha256_file(straight / "models" / "diffusion" / "text-1s" / "epoch_004.pt")
+
+
 def test_a_finished_run_on_other_data_is_retrained_not_resumed(root):
     # The same parameters over new embeddings (a re-fine-tuned audio head, a new dataset): the persisted
     # checkpoints DVC keeps between runs must not pass for this data's trained model.
