@@ -361,6 +361,11 @@ class Preview:
     guidance: float = rule(number(0))
 
 
+def checkpoint_schedule(epochs: int, every: int) -> list[int]:
+    """The checkpoint epochs of a training run: every `every`-th epoch, and the last."""
+    return sorted({*range(every, epochs + 1, every), epochs})
+
+
 @dataclass(frozen=True)
 class TrainConfig(Section):
     NAME = "train"
@@ -398,7 +403,7 @@ class TrainConfig(Section):
 
     def checkpoint_epochs(self) -> list[int]:
         """The epochs `train` saves a checkpoint at (a2i.diffusion.train.train)."""
-        return sorted({*range(self.checkpoint_every, self.epochs + 1, self.checkpoint_every), self.epochs})
+        return checkpoint_schedule(self.epochs, self.checkpoint_every)
 
 
 @dataclass(frozen=True)
@@ -538,6 +543,7 @@ def check_params(params: dict[str, Any]) -> Params:
     problems += _lengths_prepared(grid, sections["prepare"]) + _sweep_checkpoint(sections["train"], sections["sample"])
     problems += _fit_synthetic(sections["prepare"], sections["synthesize"])
     problems += _sr_length_prepared(sections["train_sr"], sections["prepare"])
+    problems += _sr_aug_level(sections["train_sr"], sections["sample_sr"])
     if problems:
         raise ConfigError(problems)
     return Params(grid, sections)
@@ -559,6 +565,13 @@ def _sr_length_prepared(train_sr: TrainSRConfig | None, prepare: PrepareConfig |
     if train_sr is None or prepare is None or Variant.parse(train_sr.embedding).length in prepare.lengths:
         return []
     return [f"train_sr.embedding={train_sr.embedding!r} is not of a length in prepare.lengths={prepare.lengths!r}"]
+
+
+def _sr_aug_level(train_sr: TrainSRConfig | None, sample_sr: SampleSRConfig | None) -> list[str]:
+    if train_sr is None or sample_sr is None or sample_sr.aug_level < train_sr.aug_max:
+        return []
+    return [f"sample_sr.aug_level={sample_sr.aug_level!r} is not below train_sr.aug_max={train_sr.aug_max!r} (the "
+            f"super-resolution model is trained on augmentation levels [0, aug_max))"]
 
 
 def _sweep_checkpoint(train: TrainConfig | None, sample: SampleConfig | None) -> list[str]:

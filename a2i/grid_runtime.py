@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from a2i.config import checkpoint_schedule
 from a2i.data.layout import INSTRUMENTS
 from a2i.thesis import RECIPE
 from a2i.variants import grid
@@ -36,7 +37,7 @@ def thesis_grid(split_sizes: dict[int, dict[str, int]]) -> Grid:
     if missing:
         raise ValueError(f"split_sizes has no lengths {missing} of the thesis grid")
     epochs = recipe["train.epochs"]
-    checkpoints = epochs // recipe["train.checkpoint_every"]
+    checkpoints = len(checkpoint_schedule(epochs, recipe["train.checkpoint_every"]))
     # At every checkpoint: the test split, and for the cells (not the studies) the validation conditions that
     # select the checkpoint; at one checkpoint of the study cell, the test split again for each other CFG scale.
     validation = recipe["sample.val_per_class"] * len(INSTRUMENTS) * sum(v.study is None for v in variants)

@@ -154,8 +154,8 @@ def superres_rates(steps: int, images: int) -> tuple[float, float]:
     rng = np.random.default_rng(0)
     low = rng.integers(0, 256, (256, 64, 64, 3), dtype=np.uint8)
     high = rng.integers(0, 256, (256, 256, 256, 3), dtype=np.uint8)
-    kwargs = dict(model_kwargs={"size": "thesis", "low_size": 64, "high_size": 256}, batch_size=16, lr=1e-4,
-                  aug_max=250, ema_decay=0.9999, loss_weighting="eps", seed=0, device="cuda", progress=False)
+    kwargs = dict(model_kwargs={"size": "thesis", "low_size": 64, "high_size": 256, "aug_max": 250}, batch_size=16,
+                  lr=1e-4, ema_decay=0.9999, loss_weighting="eps", seed=0, device="cuda", progress=False)
     train_superres(low, high, None, steps=5, **kwargs)  # warm-up (cuDNN autotuning)
     model = None
 

@@ -116,6 +116,7 @@ def test_every_problem_is_reported_together(committed):
     (["train.beta_start=0.05"], "train.beta_start=0.05 is not below train.beta_end=0.02"),
     (["synthesize.frame_width=80"], "synthesize.frame_width=80 is not >= synthesize.frame_height=270"),
     (["download.source=local"], "download.local_dir=None is not a folder"),
+    (["sample_sr.aug_level=50"], "sample_sr.aug_level=50 is not below train_sr.aug_max=50"),
 ])
 def test_keys_that_must_agree(overrides, line):
     found = problems(params.compose(REPO / "conf", overrides))
@@ -144,6 +145,12 @@ def test_the_model_sizes_are_those_of_both_models():
     from a2i.diffusion.unet import SIZES as UNET
 
     assert set(config.MODEL_SIZES) == set(AUDIOCLIP) == set(UNET)
+
+
+def test_the_checkpoint_schedule_is_every_nth_epoch_and_the_last():
+    assert config.checkpoint_schedule(100, 10) == [10, 20, 30, 40, 50, 60, 70, 80, 90, 100]
+    assert config.checkpoint_schedule(25, 10) == [10, 20, 25]
+    assert config.checkpoint_schedule(3, 5) == [3]
 
 
 def test_validation_imports_no_heavy_library():

@@ -52,8 +52,9 @@ def _device(ctx: click.Context, param: click.Parameter, value: str | None) -> to
 @click.option("--upscale", type=click.Path(path_type=Path), default=None,
               help="Super-resolution checkpoint (models/superres.pt): also write <output>_hr.png, the images "
                    "upsampled.")
-@click.option("--aug-level", type=click.IntRange(min=0), default=100,
-              help="Noise level of the low-resolution input when upscaling (sample_sr.aug_level).")
+@click.option("--aug-level", type=click.IntRange(min=0), default=0,
+              help="Noise level of the low-resolution input when upscaling (sample_sr.aug_level; below the "
+                   "model's train_sr.aug_max).")
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="PNG grid to write.")
 def generate_cmd(model: Path, audio: Path, seconds: float | None, n: int, guidance: float, sampler: str, steps: int,
                  seed: int, audio_model: Path | None, device: torch.device | None, upscale: Path | None,

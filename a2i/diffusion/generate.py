@@ -58,7 +58,7 @@ def resolve_checkpoint(model: str | Path) -> Path:
 def generate(model: str | Path, audio: str | Path, *, seconds: float | None = None, n: int = 4,
              guidance: float = 3.0, sampler: str = "dpmpp", steps: int = 25, seed: int = 0,
              audio_model: str | Path | None = None, device: torch.device | None = None,
-             upscale: str | Path | None = None, aug_level: int = 100) -> tuple[np.ndarray, np.ndarray | None]:
+             upscale: str | Path | None = None, aug_level: int = 0) -> tuple[np.ndarray, np.ndarray | None]:
     """(uint8 [n, S, S, 3] images (S: the U-Net's image size) for one audio clip, the same upsampled by the
     super-resolution checkpoint `upscale` (models/superres.pt; its sampler and steps as `sampler`, `steps`) or None).
     `audio_model` defaults to the fine-tuned head the model's embeddings came from (`models/audioclip/<embedding>.pt`);

@@ -58,11 +58,13 @@ class SuperResUNet(Levels):
     [B,3,S,S], S = `high_size`; `low_up` is the bicubically upsampled low-resolution image (model space), noised
     to augmentation level `aug_t`. `cond` is the audio embedding, required with `audio` and ignored without.
     With `residual` the predicted noise is that of the scaled residual (x_hr - low_up) / residual_scale; with
-    `t_start` the network is trained on, and sampled from, t < t_start only (module docstring)."""
+    `t_start` the network is trained on, and sampled from, t < t_start only (module docstring). `aug_max`: the
+    augmentation levels it is trained on, and can be sampled at, are [0, aug_max)."""
 
     def __init__(self, size: str = "thesis", low_size: int = 64, high_size: int = 256, audio: bool = False,
                  dropout: float = 0.1, schedule: dict | None = None, output_skip: bool = False,
-                 t_start: int | None = None, residual: bool = False, residual_scale: float = 1.0):
+                 t_start: int | None = None, residual: bool = False, residual_scale: float = 1.0,
+                 aug_max: int = 1):
         super().__init__()
         if low_size < 1 or high_size % low_size:
             raise ValueError(f"high_size must be a multiple of low_size, got low_size={low_size}, "
@@ -77,9 +79,12 @@ class SuperResUNet(Levels):
             raise ValueError(f"t_start must be in [1, {schedule.timesteps}] or None, got {t_start}")
         if not residual_scale > 0:
             raise ValueError(f"residual_scale must be > 0, got {residual_scale}")
+        if not 1 <= aug_max <= schedule.timesteps:
+            raise ValueError(f"aug_max must be in [1, {schedule.timesteps}], got {aug_max}")
         self.config = {"size": size, "low_size": low_size, "high_size": high_size, "audio": audio,
                        "dropout": dropout, "schedule": schedule.as_dict(), "output_skip": output_skip,
-                       "t_start": t_start, "residual": residual, "residual_scale": float(residual_scale)}
+                       "t_start": t_start, "residual": residual, "residual_scale": float(residual_scale),
+                       "aug_max": aug_max}
         self.schedule = schedule  # the samplers read it from here: a model cannot be sampled with another one
         self.register_buffer("alphas_cumprod", schedule.alphas_cumprod())
         self.output_skip = output_skip
@@ -105,6 +110,11 @@ class SuperResUNet(Levels):
     def t_start(self) -> int | None:
         """Trained on t < t_start, sampled from t_start; None: all T levels, sampled from pure noise."""
         return self.config["t_start"]
+
+    @property
+    def aug_max(self) -> int:
+        """Trained on augmentation levels [0, aug_max) of the low-resolution input (CDM 4.1)."""
+        return self.config["aug_max"]
 
     @property
     def residual(self) -> bool:
@@ -173,20 +183,17 @@ def _check_training_data(model: SuperResUNet, low: np.ndarray, high: np.ndarray,
                          f"{None if cond is None else np.shape(cond)}")
 
 
-def _check_training_params(model: SuperResUNet, steps: int, batch_size: int, n: int, aug_max: int,
-                           loss_weighting: str, log_every: int) -> None:
+def _check_training_params(steps: int, batch_size: int, n: int, loss_weighting: str, log_every: int) -> None:
     if steps < 1 or log_every < 1:
         raise ValueError(f"steps and log_every must be >= 1, got {steps}, {log_every}")
     if not 1 <= batch_size <= n:
         raise ValueError(f"batch_size must be in [1, {n}] (the training pairs), got {batch_size}")
-    if not 1 <= aug_max <= model.schedule.timesteps:
-        raise ValueError(f"aug_max must be in [1, {model.schedule.timesteps}], got {aug_max}")
     if loss_weighting not in LOSS_WEIGHTINGS:
         raise ValueError(f"loss_weighting must be one of {LOSS_WEIGHTINGS}, got '{loss_weighting}'")
 
 
 def train_superres(low: np.ndarray, high: np.ndarray, cond: np.ndarray | None, *, model_kwargs: dict, steps: int,
-                   batch_size: int, lr: float, aug_max: int, ema_decay: float, loss_weighting: str, seed: int,
+                   batch_size: int, lr: float, ema_decay: float, loss_weighting: str, seed: int,
                    device: torch.device | str, progress: bool = True,
                    log_every: int = 100) -> tuple[SuperResUNet, dict]:
     """Train a `SuperResUNet(**model_kwargs)` on pairs of the same frames at both sizes (uint8 [n, s, s, 3] and
@@ -195,15 +202,15 @@ def train_superres(low: np.ndarray, high: np.ndarray, cond: np.ndarray | None, *
     Returns (the EMA model in eval mode, stats): stats["loss"] is the mean training loss of each `log_every`
     steps, stats["train"] the training parameters. All randomness (model initialisation, data order, t, noise,
     augmentation levels and noise) comes from `seed`: on the CPU the same seed gives bitwise the same weights.
-    The timesteps are uniform in [0, t_start) of the model (`model_kwargs["t_start"]`, default all T), the target
-    the model's (`residual`).
+    The timesteps are uniform in [0, t_start) of the model (`model_kwargs["t_start"]`, default all T), the
+    augmentation levels in [0, aug_max), the target the model's (`residual`).
     """
     device = torch.device(device)
     torch.manual_seed(seed)
     model = SuperResUNet(**model_kwargs)
     _check_training_data(model, low, high, cond)
     n = len(low)
-    _check_training_params(model, steps, batch_size, n, aug_max, loss_weighting, log_every)
+    _check_training_params(steps, batch_size, n, loss_weighting, log_every)
     low_t, high_t = torch.from_numpy(np.ascontiguousarray(low)), torch.from_numpy(np.ascontiguousarray(high))
     cond_t = torch.as_tensor(np.asarray(cond, np.float32)) if model.audio else None
 
@@ -222,7 +229,7 @@ def train_superres(low: np.ndarray, high: np.ndarray, cond: np.ndarray | None, *
         t = torch.randint(0, model.t_start or model.schedule.timesteps, (batch_size,), generator=generator,
                           device=device)
         noise = torch.randn(shape, generator=generator, device=device).contiguous(memory_format=torch.channels_last)
-        aug_t = torch.randint(0, aug_max, (batch_size,), generator=generator, device=device)
+        aug_t = torch.randint(0, model.aug_max, (batch_size,), generator=generator, device=device)
         aug_noise = torch.randn(shape, generator=generator, device=device)
         base = _conditioning(low_t[rows], model.high_size, device)
         low_up = add_noise(base, aug_noise, aug_t, model.alphas_cumprod)
@@ -240,7 +247,7 @@ def train_superres(low: np.ndarray, high: np.ndarray, cond: np.ndarray | None, *
                 raise FloatingPointError(f"super-resolution training: non-finite loss by step {step}")
             losses.append(mean)
             window.zero_()
-    train = {"steps": steps, "batch_size": batch_size, "lr": lr, "aug_max": aug_max, "ema_decay": ema_decay,
+    train = {"steps": steps, "batch_size": batch_size, "lr": lr, "ema_decay": ema_decay,
              "loss_weighting": loss_weighting, "seed": seed}
     return ema.model.eval(), {"loss": losses, "log_every": log_every, "train": train}
 
@@ -287,8 +294,9 @@ def upscale(model: SuperResUNet, low: np.ndarray, cond: np.ndarray | None, *, sa
     samples from pure noise, unless `t_start` is given."""
     device = torch.device(device)
     low = torch.from_numpy(np.ascontiguousarray(_check_images(low, "low", model.low_size)))
-    if not 0 <= aug_level < model.schedule.timesteps:
-        raise ValueError(f"aug_level must be in [0, {model.schedule.timesteps}), got {aug_level}")
+    if not 0 <= aug_level < model.aug_max:
+        raise ValueError(f"aug_level must be in [0, {model.aug_max}) (the augmentation levels {source} was trained "
+                         f"on: train_sr.aug_max), got {aug_level}")
     trained = model.t_start or model.schedule.timesteps
     if t_start is not None and not steps <= t_start <= trained:
         raise ValueError(f"t_start must be in [{steps}, {trained}] (the levels the model was trained on), "
@@ -349,11 +357,10 @@ def train_sr(params: TrainSRConfig | dict, root: Path = Path(".")) -> Path:
              config.embedding, " with their audio" if config.audio else "")
     model_kwargs = {"size": config.model_size, "low_size": low.shape[1], "high_size": high.shape[1],
                     "audio": config.audio, "output_skip": config.output_skip, "t_start": config.t_start,
-                    "residual": config.residual, "residual_scale": config.residual_scale}
+                    "residual": config.residual, "residual_scale": config.residual_scale, "aug_max": config.aug_max}
     model, stats = train_superres(low, high, cond, model_kwargs=model_kwargs, steps=config.steps,
-                                  batch_size=config.batch_size, lr=config.lr, aug_max=config.aug_max,
-                                  ema_decay=config.ema_decay, loss_weighting=config.loss_weighting, seed=config.seed,
-                                  device=device)
+                                  batch_size=config.batch_size, lr=config.lr, ema_decay=config.ema_decay,
+                                  loss_weighting=config.loss_weighting, seed=config.seed, device=device)
     path = root / SUPERRES_MODEL
     save_checkpoint(path, superres_state(model, {**stats, "params": asdict(config)}))
     log.info("super-resolution: loss %s per %d steps; written %s", ", ".join(f"{x:.4f}" for x in stats["loss"]),

@@ -9,7 +9,7 @@ from a2i.diffusion.superres import (SuperResUNet, _conditioning, bicubic, load_s
 from a2i.diffusion.train import diffusion_loss
 from a2i.diffusion.unet import UNet
 
-TINY = {"size": "tiny", "low_size": 8, "high_size": 16, "output_skip": True}
+TINY = {"size": "tiny", "low_size": 8, "high_size": 16, "output_skip": True, "aug_max": 50}
 COLOURS = np.array([[230, 40, 30], [40, 200, 60], [40, 60, 230], [200, 200, 40]], np.uint8)
 
 
@@ -28,8 +28,7 @@ def train(steps: int = 4, seed: int = 0, **model):
     low, high = pairs()
     cond = np.random.default_rng(1).normal(size=(len(low), 1024)).astype(np.float32) if model.get("audio") else None
     return train_superres(low, high, cond, model_kwargs={**TINY, **model}, steps=steps, batch_size=8, lr=1e-2,
-                          aug_max=50, ema_decay=0.9, loss_weighting="eps", seed=seed, device="cpu", progress=False,
-                          log_every=10)
+                          ema_decay=0.9, loss_weighting="eps", seed=seed, device="cpu", progress=False, log_every=10)
 
 
 def forward(model: SuperResUNet, aug: int = 0, cond: torch.Tensor | None = None, seed: int = 0) -> torch.Tensor:
@@ -47,7 +46,7 @@ def test_the_network_predicts_noise_of_the_high_resolution_shape(low_size, high_
     assert out.shape == (2, 3, high_size, high_size) and out.dtype == torch.float32 and torch.isfinite(out).all()
     assert model.config == {"size": "tiny", "low_size": low_size, "high_size": high_size, "audio": False,
                             "dropout": 0.1, "schedule": model.schedule.as_dict(), "output_skip": False,
-                            "t_start": None, "residual": False, "residual_scale": 1.0}
+                            "t_start": None, "residual": False, "residual_scale": 1.0, "aug_max": 1}
     assert torch.equal(model.alphas_cumprod, model.schedule.alphas_cumprod())
 
 
@@ -122,7 +121,7 @@ def test_training_is_deterministic_and_lowers_the_loss():
     model, stats = train(steps=20)
     again, _ = train(steps=20)
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
-    assert not model.training and len(stats["loss"]) == 2 and stats["train"]["aug_max"] == 50
+    assert not model.training and len(stats["loss"]) == 2 and model.aug_max == 50
     torch.manual_seed(0)  # the trainer's initialisation
     assert fixed_loss(model) < 0.8 * fixed_loss(SuperResUNet(**TINY).eval())
     other, _ = train(steps=1, seed=1)
@@ -131,12 +130,12 @@ def test_training_is_deterministic_and_lowers_the_loss():
 
 def test_training_checks_its_inputs():
     low, high = pairs()
-    kwargs = dict(model_kwargs=TINY, steps=1, batch_size=4, lr=1e-3, aug_max=10, ema_decay=0.9,
-                  loss_weighting="eps", seed=0, device="cpu", progress=False)
+    kwargs = dict(model_kwargs=TINY, steps=1, batch_size=4, lr=1e-3, ema_decay=0.9, loss_weighting="eps", seed=0,
+                  device="cpu", progress=False)
     with pytest.raises(ValueError, match=r"high must be uint8 \[n, 16, 16, 3\]"):
         train_superres(low, low, None, **kwargs)
-    with pytest.raises(ValueError, match="aug_max"):
-        train_superres(low, high, None, **{**kwargs, "aug_max": 0})
+    with pytest.raises(ValueError, match=r"aug_max must be in \[1, 1000\], got 0"):
+        train_superres(low, high, None, **{**kwargs, "model_kwargs": {**TINY, "aug_max": 0}})
     with pytest.raises(ValueError, match="needs cond"):
         train_superres(low, high, None, **{**kwargs, "model_kwargs": {**TINY, "audio": True}})
 
@@ -178,6 +177,15 @@ def test_upscale_is_deterministic_uint8_of_the_high_size():
     assert not np.array_equal(images, upscale(model, low, None, seed=1, **kwargs))
     with pytest.raises(ValueError, match=r"low must be uint8 \[n, 8, 8, 3\]"):
         upscale(model, pairs(2)[1], None, seed=0, **kwargs)
+
+
+def test_upscale_samples_only_the_augmentation_levels_the_model_was_trained_on():
+    model, _ = train()
+    upscale(model, pairs(2)[0], None, sampler="dpmpp", steps=2, aug_level=49, seed=0, batch_size=2, device="cpu")
+    with pytest.raises(ValueError, match=r"^aug_level must be in \[0, 50\) \(the augmentation levels sr.pt was "
+                                         r"trained on: train_sr.aug_max\), got 50$"):
+        upscale(model, pairs(2)[0], None, sampler="dpmpp", steps=2, aug_level=50, seed=0, batch_size=2,
+                device="cpu", source="sr.pt")
 
 
 def test_upscale_with_audio_takes_one_condition_per_image():
