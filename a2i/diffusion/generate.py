@@ -14,7 +14,7 @@ from a2i.data.layout import SAMPLE_RATE
 from a2i.devices import select_device
 from a2i.diffusion.checkpoint import checkpoints, load_generator
 from a2i.diffusion.sampling import generate_images
-from a2i.diffusion.superres import load_superres
+from a2i.diffusion.superres import check_aug_level, load_superres
 from a2i.diffusion.superres import upscale as upscale_images
 from a2i.variants import audioclip_model
 
@@ -75,6 +75,12 @@ def generate(model: str | Path, audio: str | Path, *, seconds: float | None = No
     if heads["size"] != config["model"]["size"]:
         raise ValueError(f"{audio_model}: an audio head of size '{heads['size']}', but {checkpoint} is a "
                          f"'{config['model']['size']}' model: fine-tune and train at the same model size")
+    superres = load_superres(upscale, device) if upscale is not None else None
+    if superres is not None:  # checked before any sampling
+        if superres.low_size != unet.image_size:
+            raise ValueError(f"{upscale} upsamples {superres.low_size}x{superres.low_size} images, {checkpoint} draws "
+                             f"{unet.image_size}x{unet.image_size}")
+        check_aug_level(superres, aug_level, upscale)
     clip = read_clip(audio, float(seconds if seconds is not None else config["length_s"]))
     encoder = load_audio_encoder(audio_model, device)
     with torch.no_grad():
@@ -83,11 +89,7 @@ def generate(model: str | Path, audio: str | Path, *, seconds: float | None = No
     cond = np.repeat(embedding, n, axis=0)
     images = generate_images(unet, cond, sampler=sampler, steps=steps, guidance=guidance, seed=seed, batch_size=n,
                              device=device, source=checkpoint)
-    if upscale is None:
+    if superres is None:
         return images, None
-    superres = load_superres(upscale, device)
-    if superres.low_size != images.shape[1]:
-        raise ValueError(f"{upscale} upsamples {superres.low_size}x{superres.low_size} images, {checkpoint} draws "
-                         f"{images.shape[1]}x{images.shape[1]}")
     return images, upscale_images(superres, images, cond, sampler=sampler, steps=steps, aug_level=aug_level,
                                   seed=seed, batch_size=n, device=device, source=upscale)

@@ -279,6 +279,13 @@ def load_superres(path: str | Path, device: torch.device | str = "cpu") -> Super
 
 # ------------------------------------------------------------------------------------------ sampling
 
+def check_aug_level(model: SuperResUNet, aug_level: int, source: str | Path) -> None:
+    """ValueError unless `aug_level` is one of the augmentation levels `model` (from `source`) was trained on."""
+    if not 0 <= aug_level < model.aug_max:
+        raise ValueError(f"aug_level must be in [0, {model.aug_max}) (the augmentation levels {source} was trained "
+                         f"on: train_sr.aug_max), got {aug_level}")
+
+
 @torch.no_grad()
 def upscale(model: SuperResUNet, low: np.ndarray, cond: np.ndarray | None, *, sampler: str, steps: int,
             aug_level: int, seed: int, batch_size: int, device: torch.device | str,
@@ -294,9 +301,7 @@ def upscale(model: SuperResUNet, low: np.ndarray, cond: np.ndarray | None, *, sa
     samples from pure noise, unless `t_start` is given."""
     device = torch.device(device)
     low = torch.from_numpy(np.ascontiguousarray(_check_images(low, "low", model.low_size)))
-    if not 0 <= aug_level < model.aug_max:
-        raise ValueError(f"aug_level must be in [0, {model.aug_max}) (the augmentation levels {source} was trained "
-                         f"on: train_sr.aug_max), got {aug_level}")
+    check_aug_level(model, aug_level, source)
     trained = model.t_start or model.schedule.timesteps
     if t_start is not None and not steps <= t_start <= trained:
         raise ValueError(f"t_start must be in [{steps}, {trained}] (the levels the model was trained on), "

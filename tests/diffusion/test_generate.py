@@ -159,3 +159,14 @@ def test_upscale_of_another_size_is_refused(trained, tmp_path):
                  "-o", str(tmp_path / "out.png"))
     assert result.exit_code == 1 and "upsamples 32x32 images" in result.output
     assert not (tmp_path / "out.png").exists()
+
+
+def test_upscale_at_an_augmentation_level_the_model_never_saw_is_refused(trained, tmp_path):
+    wav = write_wav(tmp_path / "clip.wav", seconds=1.0, rate=44100, channels=1)
+    superres = _superres(tmp_path / "sr.pt", 64)  # aug_max 1: trained on level 0 only
+    result = run(trained, "--audio", str(wav), "--upscale", str(superres), "--aug-level", "1",
+                 "-o", str(tmp_path / "out.png"))
+    assert result.exit_code == 1
+    assert result.output.endswith(f"error: aug_level must be in [0, 1) (the augmentation levels {superres} was "
+                                  f"trained on: train_sr.aug_max), got 1\n")
+    assert not (tmp_path / "out.png").exists()
