@@ -75,8 +75,9 @@ def generate(model: str | Path, audio: str | Path, *, seconds: float | None = No
     if heads["size"] != config["model"]["size"]:
         raise ValueError(f"{audio_model}: an audio head of size '{heads['size']}', but {checkpoint} is a "
                          f"'{config['model']['size']}' model: fine-tune and train at the same model size")
-    superres = load_superres(upscale, device) if upscale is not None else None
-    if superres is not None:  # checked before any sampling
+    superres = None
+    if upscale is not None:  # checked before any sampling
+        superres = load_superres(upscale, device)
         if superres.low_size != unet.image_size:
             raise ValueError(f"{upscale} upsamples {superres.low_size}x{superres.low_size} images, {checkpoint} draws "
                              f"{unet.image_size}x{unet.image_size}")
