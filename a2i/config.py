@@ -19,7 +19,8 @@ from typing import Any, Callable, ClassVar, TypeVar
 
 from a2i.data import DOWNLOAD_ITEMS, DOWNLOAD_SOURCES, EDGE_SECONDS, ON_BAD_FILE
 from a2i.data.layout import INSTRUMENTS
-from a2i.diffusion.schedule import DDPM_VARIANCES, LOSS_WEIGHTINGS, SAMPLERS
+from a2i.diffusion import EMB_DIM
+from a2i.diffusion.schedule import DDPM_VARIANCES, LOSS_WEIGHTINGS, SAMPLERS, Schedule
 from a2i.evaluation import LR_SCHEDULES
 from a2i.params import load_params
 from a2i.variants import ALIGNMENTS, STUDIES, SYNTHETIC, Variant
@@ -166,7 +167,7 @@ SECONDS = Check("a positive multiple of 0.1 s", lambda v: _is_number(v) and v > 
 BOX = Check("[left, top, right, bottom] with 0 <= left < right <= 1 and 0 <= top < bottom <= 1",
             lambda v: isinstance(v, list) and len(v) == 4 and all(map(_is_number, v))
             and 0 <= v[0] < v[2] <= 1 and 0 <= v[1] < v[3] <= 1)
-SPAN = Check("[start_s, end_s] with both >= 0", lambda v: isinstance(v, list) and len(v) == 2
+SPAN = Check("[head_s, tail_s], seconds cut at start and end, both >= 0", lambda v: isinstance(v, list) and len(v) == 2
              and all(map(_is_number, v)) and min(v) >= 0)
 
 
@@ -464,10 +465,10 @@ class TrainSRConfig(Section):
     lr: float = rule(number(0, open_low=True))
     loss_weighting: str = rule(one_of(LOSS_WEIGHTINGS))
     output_skip: bool = rule(BOOLEAN)
-    t_start: int | None = rule(optional(integer(1)))
+    t_start: int | None = rule(optional(integer(1, Schedule.timesteps)))
     residual: bool = rule(BOOLEAN)
     residual_scale: float = rule(number(0, open_low=True))
-    aug_max: int = rule(integer(1))
+    aug_max: int = rule(integer(1, Schedule.timesteps))
     ema_decay: float = rule(number(0, 1, open_high=True))
     threads: int | None = rule(optional(integer(1)))
     seed: int = rule(SEED)
@@ -544,6 +545,9 @@ def check_params(params: dict[str, Any]) -> Params:
     problems += _fit_synthetic(sections["prepare"], sections["synthesize"])
     problems += _sr_length_prepared(sections["train_sr"], sections["prepare"])
     problems += _sr_aug_level(sections["train_sr"], sections["sample_sr"])
+    problems += _sr_steps(sections["train_sr"], sections["sample_sr"])
+    problems += _pca_width(grid, sections["train"])
+    problems += _report_mirrors(grid, sections["sample"], sections["report"])
     if problems:
         raise ConfigError(problems)
     return Params(grid, sections)
@@ -572,6 +576,35 @@ def _sr_aug_level(train_sr: TrainSRConfig | None, sample_sr: SampleSRConfig | No
         return []
     return [f"sample_sr.aug_level={sample_sr.aug_level!r} is not below train_sr.aug_max={train_sr.aug_max!r} (the "
             f"super-resolution model is trained on augmentation levels [0, aug_max))"]
+
+
+def _sr_steps(train_sr: TrainSRConfig | None, sample_sr: SampleSRConfig | None) -> list[str]:
+    if train_sr is None or sample_sr is None or train_sr.t_start is None or sample_sr.steps <= train_sr.t_start:
+        return []
+    return [f"sample_sr.steps={sample_sr.steps!r} is more than train_sr.t_start={train_sr.t_start!r} (the "
+            f"super-resolution model is trained, and sampled, only below that timestep)"]
+
+
+def _pca_width(grid: Grid | None, train: TrainConfig | None) -> list[str]:
+    if grid is None or train is None or train.pca_components == EMB_DIM:
+        return []
+    if train.projection != "pca" and not (grid.study.variants and "pca" in grid.study.variants):
+        return []
+    return [f"train.pca_components={train.pca_components!r} is not {EMB_DIM}, the U-Net's time-embedding width that "
+            f"the PCA projection feeds (thesis 4.5)"]
+
+
+def _report_mirrors(grid: Grid | None, sample: SampleConfig | None, report: ReportConfig | None) -> list[str]:
+    """The report reads what the grid's stages wrote: its keys repeat theirs (conf/ interpolates them)."""
+    if grid is None or sample is None or report is None:
+        return []
+    mirrored = [("guidance", report.guidance, "sample.guidance", sample.guidance),
+                ("cfg_sweep", report.cfg_sweep, "sample.cfg_sweep", sample.cfg_sweep),
+                ("lengths", report.lengths, "lengths", grid.lengths),
+                ("alignments", report.alignments, "alignments", grid.alignments),
+                ("study", dataclasses.asdict(report.study), "study", dataclasses.asdict(grid.study))]
+    return [f"report.{key}={ours!r} is not {source}={theirs!r} (the report reads what the pipeline wrote for "
+            f"{source})" for key, ours, source, theirs in mirrored if ours != theirs]
 
 
 def _sweep_checkpoint(train: TrainConfig | None, sample: SampleConfig | None) -> list[str]:

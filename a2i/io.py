@@ -15,7 +15,10 @@ import json
 import logging
 import os
 import pickle
+import shutil
 import tempfile
+import zipfile
+import zlib
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -39,6 +42,26 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield an empty temporary folder next to `path`; it replaces `path` (and what was there) only if the block
+    succeeds. The name is fixed, so a folder a killed writer left is removed when the next one starts."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+        old = path.with_name(f".{path.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        if path.exists():
+            os.replace(path, old)
+        os.replace(tmp, path)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _umask() -> int:
@@ -67,6 +90,24 @@ def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, **arrays)
+
+
+def load_npz(path: str | os.PathLike, *names: str) -> tuple[np.ndarray, ...]:
+    """The arrays `names` of the .npz archive at `path`; a missing, damaged or foreign file, or a missing array,
+    is one ValueError naming the file."""
+    try:
+        archive = np.load(path)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise ValueError("a single array, not an archive")
+        with archive:
+            missing = [name for name in names if name not in archive.files]
+            arrays = tuple(archive[name] for name in names if name not in missing)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(f"{path} is not a readable .npz archive ({reason})") from None
+    if missing:
+        raise ValueError(f"{path} must hold {', '.join(map(repr, names))}; it lacks {', '.join(map(repr, missing))}")
+    return arrays
 
 
 def remove_stale_temps(folder: str | os.PathLike) -> None:

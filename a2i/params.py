@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+
 class ParamsError(SystemExit):
     """A missing or malformed parameter: one line naming the key, non-zero exit."""
 
@@ -26,7 +27,23 @@ def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ParamsError(f"{path} not found (run from the repository root)")
-    return yaml.safe_load(path.read_text()) or {}
+    return _read_mapping(path)
+
+
+def _read_mapping(path: Path) -> dict[str, Any]:
+    """The YAML mapping in `path` (empty: {}); bad YAML or another kind of document is one line naming the file."""
+    try:
+        params = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        reason = getattr(error, "problem", None) or str(error).strip().splitlines()[0]
+        raise ParamsError(f"{path} is not valid YAML{where}: {reason}") from None
+    if params is None:
+        return {}
+    if not isinstance(params, dict):
+        raise ParamsError(f"{path} holds a {type(params).__name__}, not a mapping of sections")
+    return params
 
 
 def load_section(section: str, path: str | Path = "params.yaml") -> dict[str, Any]:
@@ -78,7 +95,7 @@ def committed(path: str | Path | None = None) -> dict[str, Any]:
     path = Path(path) if path is not None else find_repo() / "params.yaml"
     if not path.is_file():
         raise ParamsError(f"{path} not found: run `a2i params` to compose it from conf/")
-    return yaml.safe_load(path.read_text())
+    return _read_mapping(path)
 
 
 def dump(params: dict[str, Any]) -> str:

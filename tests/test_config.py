@@ -82,6 +82,7 @@ def test_the_profiles_validate(overrides):
     ("study__variants", ["nocfg", "big"], "study.variants[1]='big' is not one of nocfg, pca, nonorm"),
     ("report__dataset", "urmp", "report.dataset='urmp' is not one of synthetic, suburmp"),
     ("sample__seeds", [-1], "sample.seeds[0]=-1 is not an integer >= 0"),
+    ("train_sr__t_start", 5000, "train_sr.t_start=5000 is not an integer in 1..1000 or null"),
     ("synthesize__performance_seconds", 2.0, "synthesize.performance_seconds=2.0 is not a multiple of 0.1 s >= 2.6"),
 ])
 def test_a_bad_value_is_one_line_naming_key_value_and_what_is_allowed(committed, key, value, line):
@@ -117,10 +118,21 @@ def test_every_problem_is_reported_together(committed):
     (["synthesize.frame_width=80"], "synthesize.frame_width=80 is not >= synthesize.frame_height=270"),
     (["download.source=local"], "download.local_dir=None is not a folder"),
     (["sample_sr.aug_level=50"], "sample_sr.aug_level=50 is not below train_sr.aug_max=50"),
+    (["sample_sr.steps=200"], "sample_sr.steps=200 is more than train_sr.t_start=150"),
+    (["train.pca_components=128"], "train.pca_components=128 is not 256, the U-Net's time-embedding width"),
+    (["report.guidance=5"], "report.guidance=5.0 is not sample.guidance=3.0"),
+    (["report.lengths=[1,2]"], "report.lengths=[1, 2] is not lengths=[2]"),
 ])
 def test_keys_that_must_agree(overrides, line):
     found = problems(params.compose(REPO / "conf", overrides))
     assert len(found) == 1 and found[0].startswith(line), found
+
+
+def test_the_report_section_repeats_the_study_it_reports(committed):
+    found = problems(changed(committed, report__study__epoch=3))
+    assert found == ["report.study={'alignment': 'text', 'length': 2, 'variants': ['nocfg', 'pca', 'nonorm'], "
+                     "'epoch': 3} is not study={'alignment': 'text', 'length': 2, 'variants': ['nocfg', 'pca', "
+                     "'nonorm'], 'epoch': None} (the report reads what the pipeline wrote for study)"]
 
 
 def test_real_data_lengths_are_not_bounded_by_the_synthetic_performances():

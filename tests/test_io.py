@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from a2i.io import atomic_path, content_digest, remove_stale_temps, save_npy, save_torch, sha256_file, write_json
+from a2i.io import (atomic_dir, atomic_path, content_digest, load_npz, remove_stale_temps, save_npy, save_npz,
+                    save_torch, sha256_file, write_json)
 
 
 def test_atomic_path_leaves_nothing_on_failure(tmp_path):
@@ -80,3 +81,31 @@ def test_remove_stale_temps_deletes_only_temporary_files_and_says_so(tmp_path, c
     assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()) == \
         ["epoch_001.pt", "val/a.npz"]
     assert caplog.text.count("left by an interrupted write") == 2
+
+
+def test_atomic_dir_replaces_the_folder_only_when_the_block_succeeds(tmp_path):
+    out = tmp_path / "report"
+    out.mkdir()
+    (out / "old.md").write_text("previous")
+    (tmp_path / ".report.tmp").mkdir()  # left by a killed writer
+    (tmp_path / ".report.tmp" / "half.md").write_text("half")
+    with pytest.raises(RuntimeError):
+        with atomic_dir(out) as staging:
+            (staging / "new.md").write_text("new")
+            raise RuntimeError("late failure")
+    assert [p.name for p in out.iterdir()] == ["old.md"] and sorted(p.name for p in tmp_path.iterdir()) == ["report"]
+    with atomic_dir(out) as staging:
+        (staging / "new.md").write_text("new")
+    assert [p.name for p in out.iterdir()] == ["new.md"] and sorted(p.name for p in tmp_path.iterdir()) == ["report"]
+
+
+def test_load_npz_names_the_file_and_what_it_lacks(tmp_path):
+    save_npz(tmp_path / "a.npz", images=np.zeros(2))
+    assert load_npz(tmp_path / "a.npz", "images")[0].shape == (2,)
+    with pytest.raises(ValueError, match=r"a.npz must hold 'images', 'labels'; it lacks 'labels'$"):
+        load_npz(tmp_path / "a.npz", "images", "labels")
+    save_npy(tmp_path / "b.npy", np.zeros(2))
+    (tmp_path / "c.npz").write_bytes((tmp_path / "a.npz").read_bytes()[:40])
+    for name in ("b.npy", "c.npz", "missing.npz"):
+        with pytest.raises(ValueError, match=rf"^{tmp_path / name} is not a readable .npz archive \("):
+            load_npz(tmp_path / name, "images")

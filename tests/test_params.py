@@ -30,6 +30,20 @@ def test_missing_section_is_a_one_line_error(tmp_path):
         params.load_section("sample", tmp_path / "params.yaml")
 
 
+@pytest.mark.parametrize("text, message", [
+    ("lengths: [2\nfoo: : bar\n", r"params.yaml is not valid YAML \(line \d+, column \d+\): "),
+    ("just a string with evaluate inside\n", "params.yaml holds a str, not a mapping of sections"),
+    ("- train\n- sample\n", "params.yaml holds a list, not a mapping of sections"),
+])
+def test_a_malformed_params_file_is_a_one_line_error(tmp_path, text, message):
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    for read in (lambda: params.load_section("evaluate", path), lambda: params.committed(path)):
+        with pytest.raises(SystemExit, match=message) as raised:
+            read()
+        assert str(raised.value.code).startswith(f"error: {path}") and "\n" not in str(raised.value.code)
+
+
 def _checkout(root):
     """A minimal checkout: dvc.yaml and a one-group conf/."""
     (root / "conf" / "size").mkdir(parents=True)

@@ -28,10 +28,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from a2i.diffusion import EMB_DIM
 from a2i.diffusion.schedule import Schedule
 
 COND_DIM = 1024
-EMB_DIM = 256
 
 
 @dataclass(frozen=True)

@@ -236,11 +236,20 @@ def load_classifier(path: str | Path, device: str = "cpu") -> InstrumentClassifi
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"classifier {path} not found (run the classify stage)")
-    saved = torch.load(path, map_location="cpu", weights_only=True)
+    not_ours = f"{path} is not a classifier saved by the classify stage"
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types for a file that is not a tensor archive
+        raise ValueError(f"{not_ours} ({type(error).__name__})") from None
+    if not isinstance(saved, dict) or not {"state_dict", "widths", "image_size"} <= set(saved):
+        raise ValueError(f"{not_ours} (it lacks state_dict, widths or image_size)")
     if list(saved.get("instruments", [])) != list(INSTRUMENTS):
         raise ValueError(f"{path} was trained on other instrument labels")
-    model = InstrumentClassifier(tuple(saved["widths"]), image_size=int(saved["image_size"]))
-    model.load_state_dict(saved["state_dict"])
+    try:
+        model = InstrumentClassifier(tuple(saved["widths"]), image_size=int(saved["image_size"]))
+        model.load_state_dict(saved["state_dict"])
+    except (RuntimeError, TypeError, ValueError) as error:
+        raise ValueError(f"{not_ours} ({str(error).strip().splitlines()[0]})") from None
     for parameter in model.parameters():
         parameter.requires_grad_(False)
     return model.eval().to(device)

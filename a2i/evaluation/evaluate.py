@@ -28,7 +28,7 @@ from a2i.data.layout import INSTRUMENTS
 from a2i.evaluation import stats
 from a2i.evaluation.classifier import ClassifierFeatures, load_classifier, predict, real_split
 from a2i.evaluation.fid import FrechetReference, InceptionFeatures, resolve_inception_weights
-from a2i.io import atomic_path, save_npz, sha256_file, write_csv, write_json
+from a2i.io import atomic_path, load_npz, save_npz, sha256_file, write_csv, write_json
 from a2i.variants import (HR_IMAGES, IMAGES, UPSAMPLED_CHECKPOINT, UPSAMPLERS, Variant, evaluation_name,
                           parse_sample_name, upsampled_dir)
 
@@ -65,10 +65,7 @@ def discover_samples(samples_dir: str | Path) -> dict[tuple[int, float], list[Sa
 def load_samples(path: Path, image_size: int) -> tuple[np.ndarray, np.ndarray]:
     """`images` uint8 [n, S, S, 3] (S = `image_size`, the classifier's) and `labels` int64 [n] of a samples
     file, validated."""
-    with np.load(path) as archive:
-        if "images" not in archive or "labels" not in archive:
-            raise ValueError(f"{path} must hold 'images' and 'labels'")
-        images, labels = archive["images"], archive["labels"]
+    images, labels = load_npz(path, "images", "labels")
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != (image_size, image_size, 3):
         raise ValueError(f"{path}: images must be uint8 [n, {image_size}, {image_size}, 3] like the classifier's, "
                          f"got {images.dtype} {images.shape}")
@@ -143,19 +140,26 @@ class GroupResult:
 
 def evaluate_group(files: list[SampleFile], classifier, extractor, references: dict[str, FrechetReference],
                    prefix: str, bootstrap: int, seed: int, batch_size: int, device: str) -> GroupResult:
-    """Adherence, per-instrument accuracy, confusion and Frechet distances of one (epoch, guidance), all seeds."""
+    """Adherence, per-instrument accuracy, confusion and Frechet distances of one (epoch, guidance), all seeds.
+
+    The seeds share their test conditions, so one bootstrap resample of the conditions serves every seed: the
+    interval is that of the seeds' mean, and does not narrow as seeds repeat the same conditions."""
+    group = files[0].path.parent / evaluation_name(files[0].epoch, files[0].guidance)
     per_seed: dict[str, list[float]] = defaultdict(list)
     replicates: dict[str, list[np.ndarray]] = defaultdict(list)
-    actual, predicted, sizes = [], [], set()
+    actual, predicted, counts = [], [], None
     for sample in files:
         images, labels = load_samples(sample.path, classifier.image_size)
-        sizes.add(len(images))
+        if counts is None:
+            rng = np.random.default_rng([seed, sample.epoch, round(sample.guidance * 1000), *(f.seed for f in files)])
+            counts = stats.bootstrap_counts(len(images), bootstrap, rng)
+        elif not np.array_equal(labels, actual[0]):
+            raise ValueError(f"seeds of {group} differ in their conditions ({sample.path} against seed "
+                             f"{files[0].seed}): they must condition on the same test audio")
         guesses, classifier_features = predict(classifier, images, batch_size, device)
         if references:
             features = classifier_features if isinstance(extractor, ClassifierFeatures) else extractor(images)
         correct = (guesses == labels).astype(np.float64)
-        rng = np.random.default_rng([seed, sample.epoch, round(sample.guidance * 1000), sample.seed])
-        counts = stats.bootstrap_counts(len(images), bootstrap, rng)
         per_seed["adherence"].append(correct.mean())
         replicates["adherence"].append(counts @ correct / len(images))
         for split, ref in references.items():
@@ -163,10 +167,7 @@ def evaluate_group(files: list[SampleFile], classifier, extractor, references: d
             replicates[f"{prefix}_{split}"].append(ref.resampled(features, counts))
         actual.append(labels)
         predicted.append(guesses)
-    if len(sizes) > 1:
-        raise ValueError(f"seeds of {files[0].path.parent / evaluation_name(files[0].epoch, files[0].guidance)} differ "
-                         f"in size {sorted(sizes)}: they must condition on the same test audio")
-    metrics: dict = {"n_seeds": len(files), "n_images": sizes.pop()}
+    metrics: dict = {"n_seeds": len(files), "n_images": len(actual[0])}
     for name, values in per_seed.items():
         metrics[name], metrics[f"{name}_sd"] = stats.mean_sd(values)
         low, high = stats.percentile_interval(np.mean(replicates[name], axis=0))
@@ -175,7 +176,7 @@ def evaluate_group(files: list[SampleFile], classifier, extractor, references: d
     proportions = stats.row_proportions(stats.confusion_counts(actual, predicted, len(INSTRUMENTS)))
     for i, instrument in enumerate(INSTRUMENTS):
         metrics[f"acc_{instrument}"] = None if np.isnan(proportions[i, i]) else float(proportions[i, i])
-    stats.check_metrics(metrics, files[0].path.parent / evaluation_name(files[0].epoch, files[0].guidance))
+    stats.check_metrics(metrics, group)
     return GroupResult(metrics, actual, predicted)
 
 
@@ -252,19 +253,27 @@ def evaluate_upsampled(prepared: str | Path, root: str | Path, classifier_path: 
     the real high-resolution train and test crops of each upsampling method's images (`upsampled_dir(method)`
     under `root`), with the same bootstrap as `evaluate_variant`; `<metrics_dir>/<method>.json` each, written at
     the end."""
-    selected = json.loads((Path(root) / UPSAMPLED_CHECKPOINT).read_text())
+    selected = _selected_checkpoint(Path(root) / UPSAMPLED_CHECKPOINT)
     classifier = load_classifier(classifier_path, device)
     extractor, identity, prefix = feature_space(fid_weights, classifier, classifier_path, batch_size, device,
                                                 allow_fid_classifier)
     references, n_real = real_references(prepared, HR_IMAGES, extractor, identity, batch_size, device)
-    results = {}
+    results, conditions = {}, None
     for method in UPSAMPLERS:
         folder = Path(root) / upsampled_dir(method)
         groups = discover_samples(folder)
         if len(groups) != 1:
             raise ValueError(f"{folder}: expected the images of one checkpoint, found {len(groups)}")
-        files = next(iter(groups.values()))
+        [(checkpoint, files)] = groups.items()
+        if checkpoint != (selected["epoch"], selected["guidance"]):
+            raise ValueError(f"{folder} holds the images of epoch {checkpoint[0]} at guidance {checkpoint[1]:g}, "
+                             f"not those of the selected checkpoint in {Path(root) / UPSAMPLED_CHECKPOINT} "
+                             f"(epoch {selected['epoch']}, guidance {selected['guidance']:g}): rerun sample_sr")
         result = evaluate_group(files, classifier, extractor, references, prefix, bootstrap, seed, batch_size, device)
+        # The methods' intervals are compared side by side: they must score the same conditions.
+        conditions = result.actual if conditions is None else conditions
+        if not np.array_equal(result.actual, conditions):
+            raise ValueError(f"{folder}: not conditioned on the same test samples as {UPSAMPLERS[0]}'s images")
         results[method] = {"method": method, **selected, "resolution": classifier.image_size, **result.metrics,
                            "feature_extractor": extractor.name, **n_real, "bootstrap": bootstrap}
         log.info("%s upsampling of %s: adherence %.4f, %s_test %.2f", method, selected["variant"],
@@ -272,6 +281,19 @@ def evaluate_upsampled(prepared: str | Path, root: str | Path, classifier_path: 
     for method, metrics in results.items():
         write_json(Path(metrics_dir) / f"{method}.json", metrics)
     return results
+
+
+def _selected_checkpoint(path: Path) -> dict:
+    """The checkpoint `sample_sr` upsampled (variant, epoch, guidance), as it recorded it."""
+    if not path.is_file():
+        raise ValueError(f"{path} not found: run the sample_sr stage first")
+    try:
+        selected = json.loads(path.read_text())
+    except ValueError as error:
+        raise ValueError(f"{path} is not JSON ({error})") from None
+    if not isinstance(selected, dict) or not {"variant", "epoch", "guidance"} <= set(selected):
+        raise ValueError(f"{path} must name the upsampled checkpoint's variant, epoch and guidance")
+    return selected
 
 
 def write_confusion(csv_path: Path, png_path: Path, actual: np.ndarray, predicted: np.ndarray, title: str) -> None:

@@ -21,6 +21,8 @@ from unittest import mock
 import numpy as np
 import torch
 
+from a2i.io import load_npz
+
 INCEPTION_FILE = "pt_inception-2015-12-05-6726825d.pth"
 INCEPTION_NAME = "inception_v3_pool3"
 INCEPTION_DIMS = 2048
@@ -217,18 +219,18 @@ def load_image_set(path: str | Path) -> np.ndarray:
 
     path = Path(path)
     if path.is_file() and path.suffix == ".npz":
-        with np.load(path) as archive:
-            if "images" not in archive:
-                raise ValueError(f"{path} has no 'images' array")
-            images = archive["images"]
+        [images] = load_npz(path, "images")
     elif path.is_dir():
         files = sorted(file for file in path.iterdir() if file.suffix[1:] in IMAGE_EXTENSIONS)
         if not files:
             raise ValueError(f"{path} holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))})")
         arrays = []
         for file in files:
-            with Image.open(file) as image:
-                arrays.append(np.asarray(image.convert("RGB")))
+            try:
+                with Image.open(file) as image:
+                    arrays.append(np.asarray(image.convert("RGB")))
+            except OSError as error:  # PIL's UnidentifiedImageError and truncated files are OSErrors
+                raise ValueError(f"{file} is not a readable image ({error})") from None
         sizes = {array.shape for array in arrays}
         if len(sizes) > 1:
             raise ValueError(f"{path}: images differ in size ({', '.join(map(str, sorted(sizes)))})")

@@ -48,9 +48,11 @@ def select_best(test: pd.DataFrame, val: pd.DataFrame, guidance: float) -> tuple
     """(the main-grid checkpoint with the best validation adherence, as its test row; that validation adherence;
     the thesis-style best on test itself)."""
     main_test, main_val = main_grid(test, guidance), main_grid(val, guidance)
-    if main_val.empty:
-        raise ValueError("no validation metrics of the main grid (metrics/evaluate/<variant>/val): run the sample "
-                         "and evaluate stages of this pipeline version")
+    without = sorted(set(main_test["variant"]) - set(main_val["variant"]))
+    if main_val.empty or without:
+        of = f" for {', '.join(without)}" if without and not main_val.empty else ""
+        raise ValueError(f"no validation metrics of the main grid{of} (metrics/evaluate/<variant>/val): run the "
+                         "sample and evaluate stages of this pipeline version")
     chosen = best_row(main_val)
     selected = main_test[[_key(row) == _key(chosen) for _, row in main_test.iterrows()]]
     if selected.empty:

@@ -14,7 +14,7 @@ from a2i import thesis, variants
 from a2i.data.layout import LABELS, SAMPLE_RATE
 from a2i.evaluation.selection import best_row, main_grid, only_grid, select_best
 from a2i.evaluation.stats import collect_metrics
-from a2i.io import write_csv, write_json, write_text
+from a2i.io import atomic_dir, write_csv, write_json, write_text
 from a2i.report import figures, statistics, tables
 
 log = logging.getLogger(__name__)
@@ -160,8 +160,23 @@ def build_report(*, out: Path, metrics_dir: Path, plots_dir: Path, prepared: Pat
                  guidance: float, cfg_sweep: str, study_epoch: int | None, dataset: str, params: dict) -> dict:
     """Write report/ (tables, figures, grids, README.md) of the experiment over `grid` (see `variants.grid`) and
     return the summary (also metrics/summary.json); `params` is the whole params.yaml, for the recipe card.
-    The CFG and projection studies are read at `study_epoch` (None: the final checkpoint)."""
-    counts = pd.read_csv(prepared / "counts.csv")
+    The CFG and projection studies are read at `study_epoch` (None: the final checkpoint). The folder is built
+    aside and moved into place at the end: a failure leaves no partial report."""
+    with atomic_dir(out) as staging:
+        result = _write_report(staging, metrics_dir, plots_dir, prepared, grid, guidance, cfg_sweep, study_epoch,
+                               dataset, params)
+    write_json(metrics_dir / "summary.json", result)
+    log.info("report written to %s; best variant %s (selected on validation; test adherence %.3f)", out,
+             result["best_variant"], result["best_adherence"])
+    return result
+
+
+def _write_report(out: Path, metrics_dir: Path, plots_dir: Path, prepared: Path, grid: list[variants.Variant],
+                  guidance: float, cfg_sweep: str, study_epoch: int | None, dataset: str, params: dict) -> dict:
+    counts_path = prepared / "counts.csv"
+    if not counts_path.is_file():
+        raise ValueError(f"{counts_path} not found: run the prepare stage")
+    counts = pd.read_csv(counts_path)
     embeddings = sorted({v.embedding for v in grid})
     finetune = only_grid(load_finetune(metrics_dir), "embedding", embeddings, metrics_dir / "finetune")
     classifier = json.loads((metrics_dir / "classifier.json").read_text())
@@ -169,7 +184,6 @@ def build_report(*, out: Path, metrics_dir: Path, plots_dir: Path, prepared: Pat
                       metrics_dir / "evaluate")
     evaluations, validation = every[every["split"] == "test"], every[every["split"] == "val"]
     selected, val_adherence, on_test = select_best(evaluations, validation, guidance)
-    out.mkdir(parents=True, exist_ok=True)
     write_csv(out / "metrics.csv", every)
     fid_test, fid_train = tables.fid_column(evaluations, "test"), tables.fid_column(evaluations, "train")
     fid_note = ("FID: pytorch-fid InceptionV3 pool3." if fid_test == "fid_test" else
@@ -217,10 +231,7 @@ def build_report(*, out: Path, metrics_dir: Path, plots_dir: Path, prepared: Pat
     result["upsampling"] = {row["method"]: {key: float(row[key]) for key in (
         "resolution", "adherence", "adherence_ci_low", "adherence_ci_high", fid_test)}
         for _, row in upsampled.iterrows()}
-    write_json(metrics_dir / "summary.json", result)
     write_text(out / "README.md", _readme(result, _card_markdown(card, params), sections, grids, fid_note))
-    log.info("report written to %s; best variant %s (selected on validation; test adherence %.3f)", out,
-             result["best_variant"], result["best_adherence"])
     return result
 
 

@@ -104,3 +104,13 @@ def test_the_classifier_keeps_the_image_size_it_was_trained_at(tmp_path):
     assert loaded.image_size == 32 and predicted.shape == (2,)
     with pytest.raises(ValueError, match=r"uint8 \[n, 32, 32, 3\]"):
         classifier.predict(loaded, np.zeros((2, 64, 64, 3), np.uint8))
+
+
+def test_a_damaged_or_foreign_classifier_file_is_named(trained, tmp_path):
+    damaged = tmp_path / "damaged.pt"
+    damaged.write_bytes(trained[0].read_bytes()[:1000])
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": torch.zeros(2)}, foreign)
+    for path in (damaged, foreign):
+        with pytest.raises(ValueError, match=rf"^{path} is not a classifier saved by the classify stage"):
+            classifier.load_classifier(path)

@@ -69,9 +69,16 @@ def test_bad_image_sets_are_named(image_sets, inception_weights, tmp_path):
     np.savez(tmp_path / "float.npz", images=np.zeros((4, 8, 8, 3), np.float32))
     result = _fid(folder, tmp_path / "float.npz", "--weights", inception_weights)
     assert result.exit_code != 0 and "expected uint8 images [N, H, W, 3]" in result.output
+    (tmp_path / "garbage.npz").write_bytes(b"not an archive")
+    result = _fid(folder, tmp_path / "garbage.npz", "--weights", inception_weights)
+    assert result.exit_code != 0 and f"{tmp_path / 'garbage.npz'} is not a readable .npz archive" in result.output
     Image.new("RGB", (20, 20)).save(folder / "small.png")
     result = _fid(folder, same, "--weights", inception_weights)
     assert result.exit_code != 0 and "images differ in size" in result.output
+    (folder / "small.png").write_bytes(b"not a png")
+    result = _fid(folder, same, "--weights", inception_weights)
+    assert result.exit_code != 0 and f"{folder / 'small.png'} is not a readable image" in result.output
+    assert len(result.output.strip().splitlines()) == 1
 
 
 def test_the_device_is_chosen_as_the_stages_choose_it(monkeypatch, image_sets):

@@ -139,7 +139,8 @@ def test_inception_fid_on_real_frames(trained, inception_weights, tmp_path):
      r"images must be uint8 \[n, 64, 64, 3\] like the classifier's"),
     ("epoch_002_g3_s0.npz", {"labels": np.array([0, 1, 13])}, r"labels outside 0..12"),
     ("epoch_002_g3_s1.npz", {"images": np.zeros((2, 64, 64, 3), np.uint8), "labels": np.array([0, 1])},
-     r"differ in size \[2, 3\]"),
+     r"differ in their conditions"),
+    ("epoch_002_g3_s1.npz", {"labels": np.array([1, 0, 2])}, r"differ in their conditions"),
 ])
 def test_bad_samples_are_named(prepared, trained, tmp_path, name, content, message):
     folder = tmp_path / "samples"
@@ -149,6 +150,33 @@ def test_bad_samples_are_named(prepared, trained, tmp_path, name, content, messa
     with pytest.raises(ValueError, match=message):
         _evaluate(folder, prepared, trained, tmp_path)
     assert not (tmp_path / "metrics").exists() and not (tmp_path / "plots").exists()
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+def test_damaged_sample_files_are_named(prepared, trained, tmp_path, damage):
+    path = write_samples(tmp_path / "samples", 2, 3.0, 0, np.zeros((3, 64, 64, 3), np.uint8), np.array([0, 1, 2]))
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) // 2] if damage == "truncated" else b"garbage")
+    with pytest.raises(ValueError, match=rf"^{path} is not a readable .npz archive"):
+        _evaluate(tmp_path / "samples", prepared, trained, tmp_path)
+    assert not (tmp_path / "metrics").exists()
+
+
+def test_seeds_that_repeat_the_same_images_leave_the_interval_as_wide_as_one_seed(prepared, trained, tmp_path):
+    # The seeds share their test conditions: resampling the conditions once for all keeps the interval that of
+    # the conditions, where a resample per seed would narrow it by sqrt(seeds) with no new information.
+    test = classifier.real_split(prepared, "test")
+    noisy = np.clip(test.images + np.random.default_rng(0).normal(0, 90, test.images.shape), 0, 255).astype(np.uint8)
+    widths = {}
+    for seeds in (1, 4):
+        folder = tmp_path / f"seeds{seeds}"
+        for seed in range(seeds):
+            write_samples(folder, 2, 3.0, seed, noisy, test.labels)
+        [metrics] = evaluate_variant("text-2s", prepared, folder, trained[0], tmp_path / f"m{seeds}",
+                                     tmp_path / f"p{seeds}", None, 2000, 64, 0)
+        assert 0.1 < metrics["adherence"] < 0.9 and metrics["n_seeds"] == seeds
+        widths[seeds] = metrics["adherence_ci_high"] - metrics["adherence_ci_low"]
+    assert widths[4] == pytest.approx(widths[1], rel=0.15)
 
 
 def test_missing_inputs_are_named(prepared, trained, tmp_path):
@@ -211,3 +239,60 @@ def test_both_feature_networks_run_on_the_device_they_are_given(trained, incepti
     cpu = torch.device("cpu")
     assert [name for name, *_ in seen] == ["Sequential"] * 2 + ["InceptionV3"] * 2
     assert {(batch, weights) for _, batch, weights in seen} == {(cpu, cpu)}
+
+
+@pytest.fixture
+def upsampled(prepared, tmp_path):
+    """A project root whose sample_sr output upsampled `text-2s` epoch 4 (the toy 64x64 crops stand in for the
+    high-resolution ones): bicubic = the real test images, diffusion = the same under heavy noise."""
+    import shutil
+
+    hr = tmp_path / "prepared"
+    shutil.copytree(prepared, hr)
+    shutil.copy(hr / "images.npy", hr / "images_hr.npy")
+    test = classifier.real_split(prepared, "test")
+    noisy = np.clip(test.images + np.random.default_rng(0).normal(0, 90, test.images.shape), 0, 255).astype(np.uint8)
+    root = tmp_path / "project"
+    write_samples(root / "data/samples_sr/bicubic", 4, 3.0, 0, test.images, test.labels)
+    write_samples(root / "data/samples_sr/diffusion", 4, 3.0, 0, noisy, test.labels)
+    selected = root / "data/samples_sr/selected.json"
+    selected.write_text(json.dumps({"variant": "text-2s", "epoch": 4, "guidance": 3.0}))
+    return hr, root, test
+
+
+def _evaluate_upsampled(upsampled, trained, out):
+    from a2i.evaluation.evaluate import evaluate_upsampled
+
+    hr, root, _ = upsampled
+    return evaluate_upsampled(hr, root, trained[0], out, None, 50, 64, 0)
+
+
+def test_upsampled_images_are_scored_per_method_under_the_selected_checkpoint(upsampled, trained, tmp_path):
+    results = _evaluate_upsampled(upsampled, trained, tmp_path / "metrics")
+    assert sorted(p.name for p in (tmp_path / "metrics").iterdir()) == ["bicubic.json", "diffusion.json"]
+    bicubic = json.loads((tmp_path / "metrics" / "bicubic.json").read_text())
+    assert bicubic == results["bicubic"]
+    assert bicubic["method"] == "bicubic" and bicubic["variant"] == "text-2s" and bicubic["epoch"] == 4
+    assert bicubic["adherence"] == 1.0 and bicubic["resolution"] == 64
+    assert results["diffusion"]["adherence"] < 1.0
+    assert bicubic["fid_classifier_test"] < results["diffusion"]["fid_classifier_test"]
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("missing", r"selected.json not found: run the sample_sr stage"),
+    ("epoch", r"holds the images of epoch 2 at guidance 3, not those of the selected checkpoint"),
+    ("conditions", r"diffusion: not conditioned on the same test samples as bicubic's images"),
+])
+def test_upsampled_images_of_another_checkpoint_or_conditions_are_refused(upsampled, trained, tmp_path, damage,
+                                                                          message):
+    _, root, test = upsampled
+    folder = root / "data/samples_sr/diffusion"
+    if damage == "missing":
+        (root / "data/samples_sr/selected.json").unlink()
+    elif damage == "epoch":
+        (folder / "epoch_004_g3_s0.npz").rename(folder / "epoch_002_g3_s0.npz")
+    else:
+        write_samples(folder, 4, 3.0, 0, test.images, np.roll(test.labels, 1))
+    with pytest.raises(ValueError, match=message):
+        _evaluate_upsampled(upsampled, trained, tmp_path / "metrics")
+    assert not (tmp_path / "metrics").exists()

@@ -155,8 +155,17 @@ def test_upsampling_metrics_of_another_checkpoint_are_a_clear_error(run_dir, tmp
     shutil.copytree(run_dir, copy)
     write_json(copy / "metrics/evaluate_sr/bicubic.json",
                _evaluation("text-2s", 4, 3.0, 0.5) | {"method": "bicubic", "resolution": 128})
+    (copy / "other").mkdir()
+    (copy / "other" / "README.md").write_text("the previous report")
+    summary = copy / "metrics/summary.json"
+    before = summary.read_bytes() if summary.exists() else None
     with pytest.raises(ValueError, match="scores text-2s epoch 4, not the selected checkpoint text-1s epoch 2"):
         _build(copy, out="other")
+    # Found after half the tables were drawn: none of them replaces the previous report, nor its summary.
+    assert [p.name for p in (copy / "other").iterdir()] == ["README.md"]
+    assert (copy / "other" / "README.md").read_text() == "the previous report"
+    assert not any(p.name.startswith(".other") for p in copy.iterdir())
+    assert (summary.read_bytes() if summary.exists() else None) == before
 
 
 def test_tables_follow_the_thesis_layout(run_dir, result):
@@ -244,10 +253,19 @@ def test_the_recipe_card_lists_every_departure_from_the_thesis(run_dir, result):
     assert "sampler: **dpmpp, 25 steps**" in readme and "pretrained AudioCLIP: **no (random init)**" in readme
 
 
-def test_no_validation_metrics_is_a_clear_error(run_dir, result, tmp_path):
+def test_no_validation_metrics_is_a_clear_error():
     rows = pd.DataFrame([_evaluation("text-1s", 2, 3.0, 0.5)])
     with pytest.raises(ValueError, match="no validation metrics of the main grid"):
         build_select(rows)
+
+
+def test_a_main_grid_variant_without_validation_metrics_is_a_clear_error():
+    test = pd.DataFrame([_evaluation("text-1s", 2, 3.0, 0.5), _evaluation("mutual-1s", 2, 3.0, 0.4)])
+    val = test.iloc[:1].assign(split="val")
+    from a2i.evaluation.selection import select_best
+
+    with pytest.raises(ValueError, match=r"no validation metrics of the main grid for mutual-1s \(metrics"):
+        select_best(test, val, 3.0)
 
 
 def build_select(test_rows):
