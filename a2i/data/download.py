@@ -14,6 +14,7 @@ from __future__ import annotations
 import gzip
 import logging
 import os
+import re
 import shutil
 import stat
 import tarfile
@@ -26,7 +27,7 @@ from urllib.parse import urlparse
 from tqdm import tqdm
 
 from a2i.data import DOWNLOAD_ITEMS, DOWNLOAD_SOURCES
-from a2i.data.layout import ORIGINAL_SPLITS, check_instrument_folders
+from a2i.data.layout import ORIGINAL_SPLITS, check_split_folder
 from a2i.io import sha256_file, write_json
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 ARCHIVES = (".zip", ".tar", ".tar.gz", ".tgz")
 # what a corrupt or truncated zip/tar(.gz) raises while it is read
 ARCHIVE_ERRORS = (zipfile.BadZipFile, tarfile.TarError, gzip.BadGzipFile, zlib.error, EOFError)
+HUB_DIGEST = re.compile(r"-([0-9a-f]{8,})\.")  # torch.hub names a file <name>-<sha256 prefix>.<ext>
 
 
 class DownloadError(ValueError):
@@ -89,7 +91,8 @@ class ResumableDownloader:
 
 
 def fetch(url: str, sha256: str, dest: Path, retries: int = 3) -> str:
-    """Download `url` to `dest` (skipped when `dest` exists with the right hash); returns its sha256."""
+    """Download `url` to `dest` (skipped when `dest` exists with the right hash); returns its sha256. Without
+    `sha256`, a torch.hub digest prefix in the file name is checked instead."""
     import pooch
     import requests
 
@@ -100,16 +103,25 @@ def fetch(url: str, sha256: str, dest: Path, retries: int = 3) -> str:
                        downloader=ResumableDownloader(part, retries))
     except ValueError as error:  # pooch: hash mismatch; the bad download is already deleted
         part.unlink(missing_ok=True)
-        raise DownloadError(f"{url}: {' '.join(str(error).split())} Check download sha256 or place a good copy "
-                            f"at {dest} by hand") from None
+        raise DownloadError(f"{url}: {' '.join(str(error).split())} Check download sha256") from None
     except (requests.RequestException, OSError) as error:
-        raise DownloadError(f"could not download {url} ({error.__class__.__name__}: {error}); place the file "
-                            f"by hand at {dest} (or use download.source: local) and rerun") from None
+        raise DownloadError(f"could not download {url} ({error.__class__.__name__}: {error})") from None
     digest = sha256_file(dest)
     if not sha256:
+        _check_name_digest(url, dest, digest)
         log.warning("%s: no sha256 in params; downloaded file has sha256 %s - paste it into conf/config.yaml "
                     "(download section) to pin it", url, digest)
     return digest
+
+
+def _check_name_digest(url: str, dest: Path, digest: str) -> None:
+    """torch.hub's check_hash: a `<name>-<hex>.<ext>` file's sha256 starts with <hex>. A mismatch is deleted, as
+    pooch deletes one, so that the next run fetches it again rather than accept it."""
+    match = HUB_DIGEST.search(dest.name)
+    if match and not digest.startswith(match[1]):
+        dest.unlink()
+        raise DownloadError(f"{url}: sha256 {digest} does not start with {match[1]}, the digest prefix in its "
+                            "file name; deleted the download")
 
 
 # ---------------------------------------------------------------- safe extraction
@@ -123,21 +135,8 @@ def _unsafe(name: str) -> str | None:
     return None
 
 
-def _escapes(member: tarfile.TarInfo) -> bool:
-    target = PurePosixPath(member.linkname)
-    if target.is_absolute():
-        return True
-    base = PurePosixPath(member.name).parent if member.issym() else PurePosixPath()
-    depth = 0
-    for part in (base / target).parts:
-        depth += -1 if part == ".." else (0 if part == "." else 1)
-        if depth < 0:
-            return True
-    return False
-
-
 def check_archive(archive: Path) -> None:
-    """Raise DownloadError naming the first member that would land outside the target folder."""
+    """Raise DownloadError naming the first member that would land outside the target folder or is a link."""
     if archive.name.endswith(".zip"):
         with zipfile.ZipFile(archive) as zf:
             for info in zf.infolist():
@@ -150,9 +149,10 @@ def check_archive(archive: Path) -> None:
     with tarfile.open(archive) as tf:
         for member in tf.getmembers():
             reason = _unsafe(member.name)
-            if reason is None and (member.issym() or member.islnk()) and _escapes(member):
-                reason = f"link to '{member.linkname}' escapes the folder"
-            if reason is None and not (member.isfile() or member.isdir() or member.issym() or member.islnk()):
+            if reason is None and (member.issym() or member.islnk()):
+                # a chain of links can fool any check made on names alone, and Sub-URMP needs none
+                reason = f"link to '{member.linkname}'; Sub-URMP archives hold no links"
+            if reason is None and not (member.isfile() or member.isdir()):
                 reason = "device or special file"
             if reason:
                 raise DownloadError(f"{archive}: unsafe member '{member.name}' ({reason}); nothing extracted")
@@ -190,12 +190,8 @@ def validate_suburmp(root: Path) -> Path:
     root = Path(root)
     for kind in ("chunk", "img"):
         for split in ORIGINAL_SPLITS:
-            folder = root / kind / split
-            if not folder.is_dir():
-                raise DownloadError(f"{folder}: missing; expected the Sub-URMP layout "
-                                    f"Sub-URMP/{{chunk,img}}/{{train,validation}}/<instrument>/")
             try:
-                check_instrument_folders(folder)
+                check_split_folder(root / kind / split)
             except ValueError as error:
                 raise DownloadError(str(error)) from None
     return root
@@ -206,11 +202,44 @@ def _file_name(url: str) -> str:
 
 
 def _find_suburmp(folder: Path) -> Path:
-    """The Sub-URMP root inside an extracted archive (the folder itself or one level down)."""
-    for candidate in (folder / "Sub-URMP", folder, *sorted(p for p in folder.iterdir() if p.is_dir())):
+    """The Sub-URMP root (the folder with chunk/ and img/) in an extracted archive: `folder` itself or up to two
+    levels down, shallowest first."""
+    levels = [[folder]]
+    for _ in range(2):
+        levels.append(sorted(p for parent in levels[-1] for p in parent.iterdir() if p.is_dir()))
+    for candidate in (path for level in levels for path in level):
         if (candidate / "chunk").is_dir() and (candidate / "img").is_dir():
             return validate_suburmp(candidate)
-    raise DownloadError(f"{folder}: the archive holds no Sub-URMP root with chunk/ and img/")
+    raise DownloadError(f"{folder}: no Sub-URMP root (a folder with chunk/ and img/) up to two levels down; the "
+                        f"archive holds {_listing(folder)}")
+
+
+def _listing(folder: Path, shown: int = 5) -> str:
+    names = sorted(p.name + ("/" if p.is_dir() else "") for p in folder.iterdir())
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more if names else "nothing"
+
+
+def _place_suburmp(root: Path, folder: Path) -> Path:
+    """Move the found `root` to `folder/Sub-URMP`, the path that prepare.raw and the manifest promise, whatever
+    the archive called it; what lay beside a nested root is dropped."""
+    target = folder / "Sub-URMP"
+    if root == target:
+        return target
+    aside = folder.parent / f".{folder.name}.root"
+    shutil.rmtree(aside, ignore_errors=True)
+    root.rename(aside)
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
+    aside.rename(target)
+    return target
+
+
+def _local_hint(holding: str, out: Path) -> str:
+    """How to use files fetched or extracted by hand: not by placing them in `out`, which DVC deletes (with them)
+    before it reruns the download stage."""
+    return (f"rerun with download.source: local and download.local_dir: a folder outside {out} that holds "
+            f"{holding} (and the other download.items)")
 
 
 # ---------------------------------------------------------------- the stage
@@ -220,21 +249,33 @@ def _fetch_item(name: str, spec: dict, out: Path, retries: int) -> dict:
     target = out / _file_name(url)
     if name == "suburmp" and not target.name.endswith(ARCHIVES):
         raise DownloadError(f"{url}: expected an archive ({', '.join(ARCHIVES)}); fix download.suburmp.url")
-    digest = fetch(url, sha256, target, retries)
+    try:
+        digest = fetch(url, sha256, target, retries)
+    except DownloadError as error:
+        holding = "Sub-URMP/ extracted from the archive" if name == "suburmp" else target.name
+        raise DownloadError(f"{error}; or download it by hand and {_local_hint(holding, out)}") from None
     entry = {"url": url, "sha256": digest, "file": str(target)}
     entry["path"] = str(_extract_suburmp(target, out) if name == "suburmp" else target)
     return entry
 
 
 def _extract_suburmp(archive: Path, out: Path) -> Path:
-    """The Sub-URMP root extracted from the downloaded `archive` into `out/suburmp`. A bad archive is deleted (with
-    what came out of it): kept, it would pass for a finished download and fail the same way on every run."""
+    """The Sub-URMP root extracted from the downloaded `archive`, at `out/suburmp/Sub-URMP`. A corrupt or unsafe
+    archive is deleted (with what came out of it): kept, it would pass for a finished download and fail the same
+    way on every run. One with an unexpected layout is kept: the download is good, and the data set is large."""
+    folder = out / "suburmp"
     try:
-        return _find_suburmp(safe_extract(archive, out / "suburmp"))
+        safe_extract(archive, folder)
     except DownloadError as error:
         archive.unlink(missing_ok=True)
-        shutil.rmtree(out / "suburmp", ignore_errors=True)
+        shutil.rmtree(folder, ignore_errors=True)
         raise DownloadError(f"{error}; deleted {archive.name}, the next run downloads it again") from None
+    try:
+        return _place_suburmp(_find_suburmp(folder), folder)
+    except DownloadError as error:
+        shutil.rmtree(folder, ignore_errors=True)
+        hint = _local_hint("the Sub-URMP/ root extracted by hand", out)
+        raise DownloadError(f"{error}; kept {archive}: {hint}") from None
 
 
 def _link_file(source: Path, dest: Path) -> None:

@@ -39,11 +39,19 @@ def parse_stem(stem: str) -> Stem:
     return Stem(match["instrument"], int(match["performance"]), int(match["t"]))
 
 
-def check_instrument_folders(folder: Path) -> None:
-    """ValueError naming the first subfolder of `folder` (a `{chunk,img}/<split>`) that is not an instrument; an
-    empty one counts too, since it means a misspelt name or a wrong root. A missing `folder` has none."""
+def check_split_folder(folder: Path) -> None:
+    """ValueError naming `folder` (a `{chunk,img}/<split>`) unless it exists and holds instrument folders only, at
+    least one: a missing or empty split means a misnamed split folder or a wrong root, and an unknown (even
+    empty) instrument folder a misspelt name."""
     folder = Path(folder)
-    subfolders = (p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else ()
-    unknown = sorted(name for name in subfolders if name not in LABELS)
+    if not folder.is_dir():
+        found = sorted(p.name for p in folder.parent.iterdir() if p.is_dir()) if folder.parent.is_dir() else []
+        raise ValueError(f"{folder}: missing (found: {', '.join(found) or 'nothing'}); expected the Sub-URMP "
+                         f"layout Sub-URMP/{{chunk,img}}/{{{','.join(ORIGINAL_SPLITS)}}}/<instrument>/")
+    subfolders = sorted(p.name for p in folder.iterdir() if p.is_dir())
+    unknown = [name for name in subfolders if name not in LABELS]
     if unknown:
         raise ValueError(f"{folder}: unknown instrument folder '{unknown[0]}' (one of {', '.join(INSTRUMENTS)})")
+    if not subfolders:
+        raise ValueError(f"{folder}: no instrument folder; expected {folder}/<instrument>/ "
+                         f"(one of {', '.join(INSTRUMENTS)})")

@@ -6,7 +6,8 @@ is then just (performance, start, image row), so storage is O(source audio) what
 Rules (one 100 ms grid index k per chunk stem t = 100 k ms; the chunk holds segments k-5 .. k-1):
 - a sample of L s starts at s = t - 500 ms for every chunk t and exists iff its 10 L segments are all covered
   by chunks of the performance; its image is the frame of chunk t;
-- it is dropped when its mono peak |amplitude| < `silence_peak`, or when it overlaps a `trim` span;
+- it is dropped when its mono peak |amplitude| < `silence_peak`, or when it reaches into the first head_s or the
+  last tail_s seconds of its performance's covered span (`trim`: [head_s, tail_s] per performance);
 - original train -> `train`; an original validation performance is cut at the midpoint m of its covered span
   (floored to 100 ms): `val` if s + L <= m, `test` if s >= m, else dropped.
 """
@@ -14,6 +15,8 @@ Rules (one 100 ms grid index k per chunk stem t = 100 k ms; the chunk holds segm
 from __future__ import annotations
 
 import logging
+import math
+import numbers
 import os
 import shutil
 from collections import Counter
@@ -28,7 +31,7 @@ from tqdm import tqdm
 
 from a2i.data import ON_BAD_FILE
 from a2i.data.layout import (CHUNK_MS, HOP_MS, INSTRUMENTS, LABELS, ORIGINAL_SPLITS, SAMPLE_RATE, SPLITS,
-                             check_instrument_folders, parse_stem)
+                             check_split_folder, parse_stem)
 from a2i.io import write_csv, write_json
 from a2i.variants import HR_IMAGES, IMAGES
 
@@ -88,21 +91,24 @@ def scan(raw: Path, bad: BadFiles) -> list[Pair]:
         if not (raw / sub).is_dir():
             raise ValueError(f"{raw / sub}: not a folder; expected the Sub-URMP layout {raw}/{{chunk,img}}/"
                              f"{{train,validation}}/<instrument>/<instrument><NN>_<t>.{{wav,jpg}}")
+    for split in ORIGINAL_SPLITS:  # all of them before any file is read: a misnamed split is no bad file
+        for sub in ("chunk", "img"):
+            check_split_folder(raw / sub / split)
     pairs = []
     for split in ORIGINAL_SPLITS:
-        check_instrument_folders(raw / "chunk" / split)
-        check_instrument_folders(raw / "img" / split)
+        found = []
         for instrument_dir in sorted(_subdirs(raw / "chunk" / split) | _subdirs(raw / "img" / split)):
-            pairs += _scan_instrument(raw, split, instrument_dir, bad)
-    if not pairs:
-        raise ValueError(f"{raw}: no chunk/frame pairs found (empty Sub-URMP folder?)")
+            found += _scan_instrument(raw, split, instrument_dir, bad)
+        if not found:  # val and test come from validation alone, and fine-tuning needs train
+            raise ValueError(f"{raw}/{{chunk,img}}/{split}: no chunk/frame pairs found")
+        pairs += found
     pairs.sort(key=lambda p: (ORIGINAL_SPLITS.index(p.split), LABELS[p.instrument], p.number, p.t_ms))
     _check_performance_names(pairs)
     return pairs
 
 
 def _subdirs(path: Path) -> set[str]:
-    return {e.name for e in os.scandir(path) if e.is_dir()} if path.is_dir() else set()
+    return {e.name for e in os.scandir(path) if e.is_dir()}
 
 
 def _files(folder: Path, suffix: str) -> dict[str, Path]:
@@ -223,10 +229,16 @@ def validate_crop(crop: dict) -> dict:
     for instrument, box in crop.items():
         if instrument not in LABELS:
             raise ValueError(f"prepare.crop: unknown instrument '{instrument}' (one of {', '.join(INSTRUMENTS)})")
-        if len(box) != 4 or not (0 <= box[0] < box[2] <= 1 and 0 <= box[1] < box[3] <= 1):
+        if not (_numbers(box, 4) and 0 <= box[0] < box[2] <= 1 and 0 <= box[1] < box[3] <= 1):
             raise ValueError(f"prepare.crop.{instrument} must be [left, top, right, bottom] with "
                              f"0 <= left < right <= 1 and 0 <= top < bottom <= 1, got {box}")
     return crop
+
+
+def _numbers(value, count: int) -> bool:
+    """Whether `value` is a list of `count` numbers (YAML's true/false load as bools: not numbers here)."""
+    return (isinstance(value, (list, tuple)) and len(value) == count
+            and all(isinstance(x, numbers.Real) and not isinstance(x, bool) for x in value))
 
 
 def read_frame(path: Path, instrument: str, crop: dict, sizes: tuple[int, ...]) -> list[np.ndarray]:
@@ -261,8 +273,9 @@ def validate_lengths(lengths) -> list[float]:
 def validate_trim(trim: dict) -> dict[str, tuple[float, float]]:
     out = {}
     for performance, span in trim.items():
-        if len(span) != 2 or min(span) < 0:
-            raise ValueError(f"prepare.trim.{performance} must be [start_s, end_s] >= 0, got {span}")
+        if not (_numbers(span, 2) and all(0 <= x < math.inf for x in span)):
+            raise ValueError(f"prepare.trim.{performance} must be [head_s, tail_s], the seconds cut at the start and "
+                             f"at the end, both >= 0, got {span}")
         out[performance] = (float(span[0]), float(span[1]))
     return out
 
@@ -309,6 +322,8 @@ def prepare(raw: str | Path, out: str | Path, lengths, silence_peak: int = 450, 
             metrics: str | Path | None = None, hr_image_size: int | None = None) -> Path:
     """Build `out/` (tracks.npy, images.npy, performances.csv, images.csv, index_<L>s_<split>.csv,
     counts.csv, skipped.csv) from a Sub-URMP root. The folder is built aside and swapped in at the end.
+    counts.csv: per instrument, the chunk/frame pairs read per original split (`original_<split>`, listed at
+    length 0.5; the pairs not read are in skipped.csv) and the samples per split and length.
     `hr_image_size`: also images_hr.npy, the same crops at this side (the super-resolution stages' targets).
     `metrics`: also write the counts there as a DVC metric (JSON: split -> length -> instrument -> samples)."""
     lengths = validate_lengths(lengths)
@@ -329,8 +344,8 @@ def prepare(raw: str | Path, out: str | Path, lengths, silence_peak: int = 450, 
     _remove(tmp)
     tmp.mkdir(parents=True)
     try:
-        _build(performances, tmp, lengths, silence_peak, sizes, crop, trim, bad)
-        write_csv(tmp / "counts.csv", _counts(tmp, pairs, lengths))
+        read = _build(performances, tmp, lengths, silence_peak, sizes, crop, trim, bad)
+        write_csv(tmp / "counts.csv", _counts(tmp, read, lengths))
         write_csv(tmp / "skipped.csv", bad.frame())
         _remove(out)
         tmp.rename(out)
@@ -360,7 +375,9 @@ def _group(pairs: list[Pair]) -> dict[str, list[Pair]]:
 
 
 def _build(performances: dict[str, list[Pair]], tmp: Path, lengths: list[float], silence_peak: int,
-           sizes: tuple[int, ...], crop: dict, trim: dict, bad: BadFiles) -> None:
+           sizes: tuple[int, ...], crop: dict, trim: dict, bad: BadFiles) -> Counter:
+    """Write everything but counts.csv and skipped.csv into `tmp`; returns the pairs read per (instrument,
+    original split)."""
     # Track extents follow from the names alone, so tracks.npy is filled in place (memory O(one performance)).
     extents, offset = {}, 0
     for name, group in performances.items():
@@ -375,6 +392,7 @@ def _build(performances: dict[str, list[Pair]], tmp: Path, lengths: list[float],
     image_rows: list[dict] = []
     perf_rows: list[dict] = []
     samples: dict[tuple[float, str], list[pd.DataFrame]] = {(L, s): [] for L in lengths for s in SPLITS}
+    read: Counter = Counter()
     with tqdm(total=n_pairs, desc="prepare", unit="pair") as progress:
         for name, group in performances.items():
             offset, first, segments = extents[name]
@@ -385,6 +403,7 @@ def _build(performances: dict[str, list[Pair]], tmp: Path, lengths: list[float],
             track, ks = result
             rows = np.arange(len(image_rows) - len(ks), len(image_rows))
             split = group[0].split
+            read[(group[0].instrument, split)] += len(ks)
             for length in lengths:
                 selected = select_samples(ks, track, _segment_peaks(track), length, silence_peak, split,
                                           trim.get(name, (0.0, 0.0)))
@@ -402,6 +421,7 @@ def _build(performances: dict[str, list[Pair]], tmp: Path, lengths: list[float],
     for (length, split), frames in samples.items():
         frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=INDEX_COLUMNS)
         write_csv(tmp / index_name(length, split), frame[INDEX_COLUMNS])
+    return read
 
 
 def _read_pairs(group: list[Pair], images: list[np.ndarray], image_rows: list[dict], out: np.ndarray, first: int,
@@ -470,12 +490,11 @@ def _save_images(tmp: Path, name: str, images: np.memmap, rows: int) -> None:
     (tmp / f".{name}").unlink()
 
 
-def _counts(tmp: Path, pairs: list[Pair], lengths: list[float]) -> pd.DataFrame:
+def _counts(tmp: Path, read: Counter, lengths: list[float]) -> pd.DataFrame:
     rows = []
-    found = Counter((p.instrument, p.split) for p in pairs)
     for instrument in INSTRUMENTS:
         for split in ORIGINAL_SPLITS:
-            rows.append((instrument, f"original_{split}", 0.5, found[(instrument, split)]))
+            rows.append((instrument, f"original_{split}", 0.5, read[(instrument, split)]))
     for length in lengths:
         for split in SPLITS:
             per = pd.read_csv(tmp / index_name(length, split), usecols=["instrument"])["instrument"].value_counts()

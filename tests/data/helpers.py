@@ -48,3 +48,9 @@ def write_performance(root: Path, split: str, instrument: str, number: int, trac
         frame(colour, size).save(img_dir / f"{stem}.jpg", quality=95)
         stems.append(stem)
     return stems
+
+
+def write_stub(root: Path, split: str, size=(64, 36)) -> list[str]:
+    """One silent chunk, `bassoon99_500`, in `split`: prepare needs both original splits, and this one adds no
+    sample (too short for 1 s, too quiet for 0.5 s) to a test about the other split."""
+    return write_performance(root, split, "bassoon", 99, quiet_track(0.5), ts=[500], size=size)

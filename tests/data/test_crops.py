@@ -14,7 +14,7 @@ from a2i.data.crops import BOX_COLOUR, COLUMNS, LABEL_HEIGHT, TILE_WIDTH, contac
 from a2i.data.layout import INSTRUMENTS
 from a2i.data.prepare import crop_box, validate_crop
 
-from .helpers import loud_track, write_performance
+from .helpers import loud_track, write_performance, write_stub
 
 GREEN = (30, 200, 30)
 SIZE = (192, 108)  # 16:9 like the real 1920x1080 frames; tiles are 2.5x larger
@@ -25,6 +25,7 @@ def _tree(tmp_path: Path, performances: list[tuple[str, int, tuple[int, int, int
     raw = tmp_path / "Sub-URMP"
     for instrument, number, colour in performances:
         write_performance(raw, "train", instrument, number, loud_track(0.8), colour=colour, size=SIZE)
+    write_stub(raw, "validation", size=SIZE)  # scan needs both original splits; its tile comes last
     return raw
 
 
@@ -37,7 +38,7 @@ def test_one_tile_per_performance(tmp_path):
     raw = _tree(tmp_path, [("cello", 0, colours[0]), ("cello", 1, colours[1]), ("flute", 0, colours[2]),
                            ("double_bass", 0, colours[3]), ("violin", 3, colours[4])])
     names = contact_sheet(raw, {}, tmp_path / "sheet.png")
-    assert names == ["cello00", "cello01", "double_bass00", "flute00", "violin03"]
+    assert names == ["cello00", "cello01", "double_bass00", "flute00", "violin03", "bassoon99"]
     sheet = Image.open(tmp_path / "sheet.png")
     cell_height = LABEL_HEIGHT + round(SIZE[1] * SCALE)
     assert sheet.size == (COLUMNS * TILE_WIDTH, 2 * cell_height)
@@ -78,7 +79,7 @@ def test_command_defaults_to_params_yaml(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(main, ["crops"])
     assert result.exit_code == 0, result.output
-    assert "wrote crops.png (1 performances)" in result.output
+    assert "wrote crops.png (2 performances)" in result.output
     assert Image.open(tmp_path / "crops.png").getpixel((round(48 * SCALE), LABEL_HEIGHT + 100))[:3] == BOX_COLOUR
 
 
@@ -98,3 +99,13 @@ def test_shipped_suburmp_boxes_are_pixel_squares_inside_the_frame():
         left, top, right, bottom = crop_box(instrument, crop, 1920, 1080)
         assert abs((right - left) - (bottom - top)) <= 1, instrument
         assert 0 <= left < right <= 1920 and 0 <= top < bottom <= 1080, instrument
+
+
+@pytest.mark.parametrize("box", ["{cello: 5}", "{cello: [a, 0, 1, 1]}", "{cello: [0.1, 0, 0.9]}"])
+def test_command_malformed_box_is_one_line(tmp_path, box):
+    raw = _tree(tmp_path, [("cello", 0, GREEN)])
+    result = CliRunner().invoke(main, ["crops", "--raw", str(raw), "--crop", box, "-o", str(tmp_path / "s.png")])
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: prepare.crop.cello must be [left, top, right, bottom]")
+    assert not (tmp_path / "s.png").exists()

@@ -3,12 +3,13 @@ from click.testing import CliRunner
 
 from a2i.cli import main
 
-from .helpers import loud_track, write_performance
+from .helpers import loud_track, write_performance, write_stub
 
 
 def test_prepare_command(tmp_path):
     raw = tmp_path / "Sub-URMP"
     write_performance(raw, "train", "double_bass", 0, loud_track(2.0))
+    write_stub(raw, "validation")
     result = CliRunner().invoke(main, ["prepare", "--raw", str(raw), "--out", str(tmp_path / "out"),
                                        "--lengths", "1,2", "--silence-peak", "450", "--image-size", "32"])
     assert result.exit_code == 0, result.output
@@ -19,6 +20,7 @@ def test_prepare_command(tmp_path):
 def test_prepare_bad_input_is_one_line(tmp_path):
     raw = tmp_path / "Sub-URMP"
     write_performance(raw, "train", "cello", 0, loud_track(1.0))
+    write_stub(raw, "validation")
     (raw / "chunk/train/cello/cello00_700.wav").write_bytes(b"junk")
     result = CliRunner().invoke(main, ["prepare", "--raw", str(raw), "--out", str(tmp_path / "out")])
     assert result.exit_code == 1

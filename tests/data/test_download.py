@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from a2i.data.download import DownloadError, download, fetch, safe_extract
+from a2i.data.download import DownloadError, download, fetch, safe_extract, validate_suburmp
 
 from .helpers import loud_track, write_performance
 
@@ -63,16 +63,35 @@ def server():
 
 
 @pytest.fixture(scope="module")
-def archive(tmp_path_factory):
-    """A zip holding a two-performance Sub-URMP tree."""
-    root = tmp_path_factory.mktemp("archive")
-    write_performance(root / "Sub-URMP", "train", "double_bass", 0, loud_track(0.7))
-    write_performance(root / "Sub-URMP", "validation", "double_bass", 1, loud_track(0.7))
+def tree(tmp_path_factory):
+    """A two-performance Sub-URMP root."""
+    root = tmp_path_factory.mktemp("archive") / "Sub-URMP"
+    write_performance(root, "train", "double_bass", 0, loud_track(0.7))
+    write_performance(root, "validation", "double_bass", 1, loud_track(0.7))
+    return root
+
+
+def _zip_of(root, prefix: str) -> bytes:
+    """A zip of the tree at `root`, its members under `prefix` ('' for chunk/ and img/ at the top)."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as zf:
-        for path in sorted((root / "Sub-URMP").rglob("*")):
-            zf.write(path, path.relative_to(root).as_posix())
+        for path in sorted(root.rglob("*")):
+            zf.write(path, f"{prefix}{path.relative_to(root).as_posix()}")
     return buffer.getvalue()
+
+
+def _tar_of(root, prefix: str) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tf:
+        for path in sorted(root.rglob("*")):
+            tf.add(path, f"{prefix}{path.relative_to(root).as_posix()}", recursive=False)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def archive(tree):
+    """A zip holding a two-performance Sub-URMP tree."""
+    return _zip_of(tree, "Sub-URMP/")
 
 
 def _sha(data: bytes) -> str:
@@ -122,14 +141,31 @@ def test_checksum_mismatch_leaves_nothing(server, tmp_path):
     assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == []
 
 
-def test_offline_names_url_and_manual_place(tmp_path):
+def test_offline_names_url_and_a_local_folder_outside_the_download(tmp_path):
     url = "http://127.0.0.1:9/AudioCLIP-Partial-Training.pt"  # discard port: nothing listens
     with pytest.raises(DownloadError) as error:
         download(tmp_path / "d", ["audioclip"], retries=0, audioclip={"url": url, "sha256": ""})
     message = str(error.value)
-    assert url in message and str(tmp_path / "d" / "AudioCLIP-Partial-Training.pt") in message
-    assert "\n" not in message
+    assert url in message and "\n" not in message
+    # DVC deletes the stage's output folder before it reruns the stage: a file placed by hand there is lost
+    assert str(tmp_path / "d" / "AudioCLIP-Partial-Training.pt") not in message
+    assert (f"download.source: local and download.local_dir: a folder outside {tmp_path / 'd'} that holds "
+            "AudioCLIP-Partial-Training.pt") in message
     assert not (tmp_path / "d" / "manifest.json").exists()
+
+
+def test_checksum_mismatch_points_to_a_local_folder(server, tmp_path):
+    server.files["/w.pt"] = b"corrupted"
+    with pytest.raises(DownloadError) as error:
+        download(tmp_path / "d", ["audioclip"], audioclip={"url": server.url("w.pt"), "sha256": _sha(b"good")})
+    message = str(error.value)
+    assert "does not match" in message and str(tmp_path / "d" / "w.pt") not in message
+    assert f"download.local_dir: a folder outside {tmp_path / 'd'} that holds w.pt" in message
+
+
+def test_offline_suburmp_asks_for_the_extracted_root(tmp_path):
+    with pytest.raises(DownloadError, match="that holds Sub-URMP/ extracted from the archive"):
+        download(tmp_path / "d", ["suburmp"], retries=0, suburmp={"url": "http://127.0.0.1:9/Sub-URMP.zip"})
 
 
 def test_offline_names_every_item_still_missing(tmp_path):
@@ -164,7 +200,7 @@ def _link(name, target):
 @pytest.mark.parametrize("member, reason", [
     (_file("../evil.txt"), "'..' in path"),
     (_file("/tmp/evil.txt"), "absolute path"),
-    (_link("Sub-URMP/escape", "../../etc/passwd"), "escapes the folder"),
+    (_link("Sub-URMP/escape", "../../etc/passwd"), "link to '../../etc/passwd'"),
 ])
 def test_path_traversal_archive_is_rejected(server, tmp_path, member, reason):
     server.files["/Sub-URMP.tar.gz"] = _tar([_file("Sub-URMP/ok.txt"), member])
@@ -241,12 +277,75 @@ def test_corrupt_archive_is_one_line_and_deleted(server, tmp_path, name):
     assert [path for path, _ in server.requests] == [f"/{name}"] * 2
 
 
-def test_archive_without_suburmp_is_deleted(server, tmp_path):
+def test_archive_without_suburmp_is_kept_and_its_layout_named(server, tmp_path):
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as zf:
         zf.writestr("readme.txt", "not the data set")
+        zf.writestr("data/chunk/x.wav", "no img/ beside it")
     server.files["/Sub-URMP.zip"] = buffer.getvalue()
     out = tmp_path / "download"
-    with pytest.raises(DownloadError, match="holds no Sub-URMP root.*deleted Sub-URMP.zip"):
-        download(out, ["suburmp"], suburmp={"url": server.url("Sub-URMP.zip"), "sha256": ""})
-    assert not (out / "Sub-URMP.zip").exists() and not (out / "suburmp").exists()
+    for _ in range(2):  # a good download is not fetched again because of its layout
+        with pytest.raises(DownloadError) as error:
+            download(out, ["suburmp"], suburmp={"url": server.url("Sub-URMP.zip"), "sha256": ""})
+        message = str(error.value)
+        assert "no Sub-URMP root" in message and "the archive holds data/, readme.txt" in message
+        assert f"kept {out / 'Sub-URMP.zip'}" in message and "download.source: local" in message
+        assert "\n" not in message
+        assert (out / "Sub-URMP.zip").is_file() and not (out / "suburmp").exists()
+    assert len(server.requests) == 1
+
+
+@pytest.mark.parametrize("prefix, make, name", [
+    ("", _zip_of, "Sub-URMP.zip"),  # chunk/ and img/ at the top
+    ("URMP-sub/", _tar_of, "Sub-URMP.tar.gz"),  # another name
+    ("Sub-URMP/Sub-URMP/", _zip_of, "Sub-URMP.zip"),  # one level deeper
+])
+def test_archive_root_is_moved_where_prepare_raw_points(server, tree, tmp_path, prefix, make, name):
+    server.files[f"/{name}"] = make(tree, prefix)
+    out = tmp_path / "download"
+    manifest = download(out, ["suburmp"], suburmp={"url": server.url(name), "sha256": ""})
+    root = out / "suburmp" / "Sub-URMP"  # conf/data/suburmp.yaml's prepare.raw, under data/download
+    assert json.loads(manifest.read_text())["items"]["suburmp"]["path"] == str(root)
+    assert sorted(p.name for p in (out / "suburmp").iterdir()) == ["Sub-URMP"]
+    files = sorted(p.relative_to(tree) for p in tree.rglob("*") if p.is_file())
+    assert sorted(p.relative_to(root) for p in root.rglob("*") if p.is_file()) == files
+    assert validate_suburmp(root) == root
+
+
+def _hardlink(name, target):
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = tarfile.LNKTYPE, target
+    return info, None
+
+
+@pytest.mark.parametrize("members, culprit", [
+    ([_file("Sub-URMP/ok.txt"), _link("Sub-URMP/alias", "ok.txt")], "Sub-URMP/alias"),  # even one that stays inside
+    ([_file("Sub-URMP/ok.txt"), _hardlink("Sub-URMP/copy", "Sub-URMP/ok.txt")], "Sub-URMP/copy"),
+    # each link alone stays inside; through the first, the second points outside (tarfile's filter stops it later,
+    # as "not a valid archive")
+    ([_link("deep/x", ".."), _link("deep/x/evil", "../outside")], "deep/x"),
+])
+def test_tar_links_are_rejected_by_name(tmp_path, members, culprit):
+    path = tmp_path / "a.tar.gz"
+    path.write_bytes(_tar(members))
+    with pytest.raises(DownloadError) as error:
+        safe_extract(path, tmp_path / "out")
+    message = str(error.value)
+    assert message.startswith(f"{path}: unsafe member '{culprit}' (link to ") and "\n" not in message
+    assert "Sub-URMP archives hold no links" in message
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.tar.gz"]
+
+
+def test_unpinned_weights_are_checked_against_the_digest_prefix_in_their_name(server, tmp_path):
+    good = b"inception weights"
+    name = f"pt_inception-2015-12-05-{_sha(good)[:8]}.pth"  # torch.hub's <name>-<sha256 prefix>.<ext>
+    server.files[f"/{name}"] = good
+    assert fetch(server.url(name), "", tmp_path / name) == _sha(good)
+    stale = "pt_inception-2015-12-05-6726825d.pth"  # the real name, served with other bytes
+    server.files[f"/{stale}"] = good
+    with pytest.raises(DownloadError) as error:
+        download(tmp_path / "d", ["inception"], inception={"url": server.url(stale), "sha256": ""})
+    message = str(error.value)
+    assert f"sha256 {_sha(good)} does not start with 6726825d, the digest prefix in its file name" in message
+    assert "\n" not in message
+    assert not (tmp_path / "d" / stale).exists()  # the next run fetches it again

@@ -6,7 +6,7 @@ import pandas as pd
 from a2i.data.layout import INSTRUMENTS, LABELS
 from a2i.data.prepare import prepare, read_chunk, read_frame
 
-from .helpers import SEG, loud_track, quiet_track, write_performance
+from .helpers import SEG, loud_track, quiet_track, write_performance, write_stub
 
 
 def _index(out, length, split):
@@ -24,6 +24,7 @@ def test_contiguous_train_performance(tmp_path):
     raw, out = tmp_path / "raw", tmp_path / "out"
     track = loud_track(2.0)
     write_performance(raw, "train", "cello", 0, track)
+    write_stub(raw, "validation")
     prepare(raw, out, [1, 2])
     index = _index(out, 1, "train")
     # s = t - 500 for t = 500..2000; a 1 s sample needs s + 1000 <= 2000
@@ -32,12 +33,12 @@ def test_contiguous_train_performance(tmp_path):
     assert (index.instrument == "cello").all() and (index.label == LABELS["cello"]).all()
     assert _s_ms(out, 2, "train") == [0]
     tracks = np.load(out / "tracks.npy")
-    assert np.array_equal(tracks, track)  # the reconstructed track is the source performance
+    assert np.array_equal(tracks[:len(track)], track)  # the reconstructed track is the source performance
     for start, s in zip(index.start, index.s_ms):
         assert start == s // 100 * SEG
     images = pd.read_csv(out / "images.csv")
     assert images.t_ms[index.image].tolist() == index.t_ms.tolist()
-    assert np.load(out / "images.npy").shape == (16, 64, 64, 3)
+    assert np.load(out / "images.npy").shape == (16 + 1, 64, 64, 3)
 
 
 def test_gaps_break_samples(tmp_path):
@@ -45,6 +46,7 @@ def test_gaps_break_samples(tmp_path):
     # t = 1200..1600 missing: segment [1100, 1200) is covered by no chunk; t = 800 missing: no start s = 300
     ts = [t for t in range(500, 2001, 100) if not 1200 <= t <= 1600 and t != 800]
     write_performance(raw, "train", "viola", 0, loud_track(2.0), ts)
+    write_stub(raw, "validation")
     prepare(raw, out, [1])
     assert _s_ms(out, 1, "train") == [0, 100]
     performance = pd.read_csv(out / "performances.csv").iloc[0]
@@ -56,6 +58,7 @@ def test_silence_threshold(tmp_path):
     track = quiet_track(3.0)
     track[15 * SEG + 7] = -450  # one loud sample in segment [1500, 1600)
     write_performance(raw, "train", "flute", 0, track)
+    write_stub(raw, "validation")
     prepare(raw, tmp_path / "a", [1], silence_peak=450)
     assert _s_ms(tmp_path / "a", 1, "train") == list(range(600, 1501, 100))
     prepare(raw, tmp_path / "b", [1], silence_peak=451)
@@ -66,6 +69,7 @@ def test_midpoint_split_of_validation(tmp_path):
     raw, out = tmp_path / "raw", tmp_path / "out"
     write_performance(raw, "validation", "oboe", 1, loud_track(3.0))  # covered 0..3000 ms: m = 1500
     write_performance(raw, "validation", "horn", 2, loud_track(2.9))  # covered 0..2900 ms: m = 1450 -> 1400
+    write_stub(raw, "train")
     prepare(raw, out, [1])
     assert _s_ms(out, 1, "val", "oboe01") == [0, 100, 200, 300, 400, 500]
     assert _s_ms(out, 1, "test", "oboe01") == [1500, 1600, 1700, 1800, 1900, 2000]
@@ -73,7 +77,7 @@ def test_midpoint_split_of_validation(tmp_path):
     assert _s_ms(out, 1, "test", "horn02") == [1400, 1500, 1600, 1700, 1800, 1900]
     assert _s_ms(out, 1, "train") == []
     performances = pd.read_csv(out / "performances.csv").set_index("performance")
-    assert performances.midpoint_ms.to_dict() == {"oboe01": 1500, "horn02": 1400}
+    assert performances.midpoint_ms.to_dict() == {"bassoon99": -1, "oboe01": 1500, "horn02": 1400}
 
 
 def test_double_bass_trim_and_counts(tmp_path):
@@ -83,7 +87,8 @@ def test_double_bass_trim_and_counts(tmp_path):
     write_performance(raw, "validation", "double_bass", 2, loud_track(3.0, seed=2))
     prepare(raw, out, [1, 2], trim={"double_bass01": [0.3, 0.5]})
     assert _s_ms(out, 1, "train", "double_bass00") == list(range(0, 1001, 100))
-    assert _s_ms(out, 1, "train", "double_bass01") == [300, 400, 500]  # s >= 300 and s + 1000 <= 1500
+    # trim is [head_s, tail_s]: 0.3 s cut at the start and 0.5 s at the end of 0..2000 ms, so s >= 300, s + 1000 <= 1500
+    assert _s_ms(out, 1, "train", "double_bass01") == [300, 400, 500]
     index = _index(out, 1, "train")
     assert (index.instrument == "double_bass").all() and (index.label == LABELS["double_bass"]).all()
     counts = pd.read_csv(out / "counts.csv")
@@ -104,16 +109,18 @@ def test_overlap_disagreement_is_reported(tmp_path, caplog):
     write_performance(raw, "train", "tuba", 0, loud_track(1.5))
     other = loud_track(1.5, seed=9)
     write_performance(raw, "train", "tuba", 0, other, ts=[1000])  # overwrite one chunk with other audio
+    write_stub(raw, "validation")
     with caplog.at_level(logging.WARNING):
         prepare(raw, out, [1])
     # chunk 1000 holds segments 5..9, each also held by a neighbouring chunk cut from the other track
-    assert pd.read_csv(out / "performances.csv").disagreeing_segments.tolist() == [5]
+    assert pd.read_csv(out / "performances.csv").disagreeing_segments.tolist() == [5, 0]  # tuba00, the stub
     assert "tuba00: overlapping chunks disagree on 5 of 15 segments" in caplog.text
 
 
 def test_storage_is_independent_of_lengths(tmp_path):
     raw = tmp_path / "raw"
     write_performance(raw, "train", "sax", 0, loud_track(6.0))
+    write_stub(raw, "validation")
     prepare(raw, tmp_path / "one", [1])
     prepare(raw, tmp_path / "five", [1, 2, 3, 4, 5])
     for name in ("tracks.npy", "images.npy"):
@@ -141,10 +148,11 @@ def test_crop_boxes(tmp_path):
 def test_high_resolution_crops_are_the_same_frames_at_the_larger_side(tmp_path):
     raw, out = tmp_path / "raw", tmp_path / "out"
     write_performance(raw, "train", "cello", 0, loud_track(2.0))
+    write_stub(raw, "validation")
     prepare(raw, out, [1], image_size=16, hr_image_size=32)
     low, high = np.load(out / "images.npy"), np.load(out / "images_hr.npy")
-    assert low.shape == (16, 16, 16, 3) and high.shape == (16, 32, 32, 3)
-    pooled = high.reshape(16, 16, 2, 16, 2, 3).astype(float).mean(axis=(2, 4))
+    assert low.shape == (17, 16, 16, 3) and high.shape == (17, 32, 32, 3)  # 16 pairs and the stub
+    pooled = high.reshape(17, 16, 2, 16, 2, 3).astype(float).mean(axis=(2, 4))
     assert np.abs(pooled - low).mean() < 4  # one crop, two antialiased sizes
     prepare(raw, tmp_path / "plain", [1], image_size=16)
     assert not (tmp_path / "plain" / "images_hr.npy").exists()
@@ -202,6 +210,7 @@ def test_every_instrument_gets_counted(tmp_path):
     raw, out = tmp_path / "raw", tmp_path / "out"
     for i, instrument in enumerate(INSTRUMENTS):
         write_performance(raw, "train", instrument, 0, loud_track(1.0, seed=i), colour=(i * 19, 40, 90))
+    write_stub(raw, "validation")
     prepare(raw, out, [1])
     counts = pd.read_csv(out / "counts.csv")
     train = counts[counts.split == "train"].set_index("instrument").samples

@@ -1,4 +1,5 @@
 import logging
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -95,6 +96,10 @@ def test_bad_file_skip_lists_it(raw, tmp_path, case):
     assert skipped.path.tolist() == [str(path)] and reason in skipped.reason[0]
     images = pd.read_csv(out / "images.csv")
     assert len(np.load(out / "images.npy")) == len(images) == 11 + 16 - (case not in ("unpaired", "bad name"))
+    # original_<split> counts the pairs read, as images.csv does; an unreadable one is in skipped.csv instead
+    original = pd.read_csv(out / "counts.csv").query("instrument == 'violin' and length_s == 0.5")
+    read_train = 11 - (case not in ("unpaired", "bad name"))
+    assert dict(zip(original.split, original.samples)) == {"original_train": read_train, "original_validation": 16}
 
 
 def test_skipped_chunk_leaves_no_hole_in_images(raw, tmp_path):
@@ -121,7 +126,7 @@ def test_wrong_sample_rate_is_resampled(raw, tmp_path, caplog):
 
 @pytest.mark.parametrize("make, message", [
     (lambda root: root.mkdir(), "not a folder"),
-    (lambda root: [(root / d / "train").mkdir(parents=True) for d in ("chunk", "img")], "no chunk/frame pairs"),
+    (lambda root: [(root / d / "train").mkdir(parents=True) for d in ("chunk", "img")], "train: no instrument folder"),
 ])
 def test_empty_or_missing_layout(tmp_path, make, message):
     root = tmp_path / "Sub-URMP"
@@ -130,12 +135,56 @@ def test_empty_or_missing_layout(tmp_path, make, message):
         prepare(root, tmp_path / "out", [1])
 
 
+def _rename(path, name):
+    path.rename(path.with_name(name))
+
+
+SPLIT_CASES = {  # how a split goes missing or empty -> the folder the error names, and the message
+    "validation named test": (lambda raw: _rename(raw / "chunk" / "validation", "test"),
+                              "chunk/validation", "missing (found: test, train)"),
+    "img/validation missing": (lambda raw: shutil.rmtree(raw / "img" / "validation"),
+                               "img/validation", "missing (found: train)"),
+    "train missing": (lambda raw: [shutil.rmtree(raw / d / "train") for d in ("chunk", "img")],
+                      "chunk/train", "missing (found: validation)"),
+    "validation empty": (lambda raw: [shutil.rmtree(raw / d / "validation" / "violin") for d in ("chunk", "img")],
+                         "chunk/validation", "no instrument folder"),
+    "validation without pairs": (lambda raw: [p.unlink() for d in ("chunk", "img")
+                                              for p in (raw / d / "validation" / "violin").iterdir()],
+                                 "{chunk,img}/validation", "no chunk/frame pairs found"),
+}
+
+
+@pytest.mark.parametrize("case", SPLIT_CASES)
+@pytest.mark.parametrize("on_bad_file", ["error", "skip"])
+def test_missing_or_empty_split_is_one_line_naming_it(raw, tmp_path, case, on_bad_file):
+    # without train or validation, prepare would write empty val/test (or train) indexes and finetune fail later
+    break_split, folder, reason = SPLIT_CASES[case]
+    break_split(raw)
+    out = tmp_path / "prepared"
+    with pytest.raises(ValueError) as error:
+        prepare(raw, out, [1], on_bad_file=on_bad_file)
+    assert str(error.value).startswith(f"{raw}/{folder}: {reason}") and "\n" not in str(error.value)
+    assert not out.exists() and not (tmp_path / ".prepared.tmp").exists()
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"lengths": [0]}, "prepare.lengths"),
     ({"lengths": [1.25]}, "prepare.lengths"),
     ({"crop": {"cello": [0.5, 0, 0.2, 1]}}, "prepare.crop.cello"),
     ({"crop": {"piano": [0, 0, 1, 1]}}, "unknown instrument 'piano'"),
     ({"trim": {"violin07": [1, 1]}}, "violin07"),
+    # not a list of numbers of the right length: the same one-line error, not a TypeError
+    ({"crop": {"cello": 5}}, r"prepare.crop.cello must be \[left, top, right, bottom\]"),
+    ({"crop": {"cello": ["a", 0, 1, 1]}}, r"prepare.crop.cello must be \[left, top, right, bottom\]"),
+    ({"crop": {"cello": [0.1, 0, 0.9]}}, r"prepare.crop.cello must be \[left, top, right, bottom\]"),
+    ({"crop": {"cello": "0 0 1 1"}}, r"prepare.crop.cello must be \[left, top, right, bottom\]"),
+    ({"trim": {"violin00": 5}}, r"prepare.trim.violin00 must be \[head_s, tail_s\]"),
+    ({"trim": {"violin00": ["a", 1]}}, r"prepare.trim.violin00 must be \[head_s, tail_s\]"),
+    ({"trim": {"violin00": [1]}}, r"prepare.trim.violin00 must be \[head_s, tail_s\]"),
+    ({"trim": {"violin00": [True, 0]}}, r"prepare.trim.violin00 must be \[head_s, tail_s\]"),
+    ({"trim": {"violin00": [float("nan"), 0]}}, r"prepare.trim.violin00 must be \[head_s, tail_s\]"),
+    ({"trim": {"violin00": [0.5, -1]}}, r"prepare.trim.violin00 must be \[head_s, tail_s\], the seconds cut at "
+                                        r"the start and at the end, both >= 0"),
     ({"on_bad_file": "ignore"}, "prepare.on_bad_file"),
 ])
 def test_bad_params(raw, tmp_path, kwargs, message):
