@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from a2i.diffusion.schedule import SAMPLERS
+from a2i.diffusion.schedule import DDPM_VARIANCES, SAMPLERS
 
 if TYPE_CHECKING:
     import torch
@@ -40,8 +40,9 @@ def _device(ctx: click.Context, param: click.Parameter, value: str | None) -> to
 @click.option("--seconds", type=FiniteFloat(min=0, min_open=True), default=None,
               help="Clip length to use [default: the model's length].")
 @click.option("--n", "n", type=click.IntRange(min=1), default=4, help="Images to draw.")
-@click.option("--guidance", type=FiniteFloat(min=0), default=3.0,
-              help="Classifier-free guidance scale (1 = conditional only).")
+@click.option("--guidance", type=FiniteFloat(min=0), default=None,
+              help="Classifier-free guidance scale (1 = conditional only) [default: 3; 1 for a model trained "
+                   "without condition dropout (-nocfg), which takes no other].")
 @click.option("--sampler", type=click.Choice(SAMPLERS), default="dpmpp")
 @click.option("--steps", type=click.IntRange(min=1), default=25, help="Sampler steps (ddpm: use 1000).")
 @click.option("--seed", type=int, default=0)
@@ -56,8 +57,8 @@ def _device(ctx: click.Context, param: click.Parameter, value: str | None) -> to
               help="Noise level of the low-resolution input when upscaling (sample_sr.aug_level; below the "
                    "model's train_sr.aug_max).")
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="PNG grid to write.")
-def generate_cmd(model: Path, audio: Path, seconds: float | None, n: int, guidance: float, sampler: str, steps: int,
-                 seed: int, audio_model: Path | None, device: torch.device | None, upscale: Path | None,
+def generate_cmd(model: Path, audio: Path, seconds: float | None, n: int, guidance: float | None, sampler: str,
+                 steps: int, seed: int, audio_model: Path | None, device: torch.device | None, upscale: Path | None,
                  aug_level: int, output: Path) -> None:
     """Draw images for your own audio clip with a trained model (and upsample them with --upscale)."""
     from a2i.diffusion.generate import generate
@@ -79,19 +80,25 @@ def generate_cmd(model: Path, audio: Path, seconds: float | None, n: int, guidan
 
 @click.command("compare-samplers", context_settings={"show_default": True})
 @click.option("--variant", required=True, help="Trained variant, e.g. text-2s.")
-@click.option("--per-class", type=int, default=20, help="Test conditions per instrument.")
-@click.option("--guidance", type=FiniteFloat(min=0), default=3.0)
+@click.option("--per-class", type=click.IntRange(min=1), default=20, help="Test conditions per instrument.")
+@click.option("--guidance", type=FiniteFloat(min=0), default=None,
+              help="Classifier-free guidance scale [default: 3; 1 for a -nocfg variant, which takes no other].")
 @click.option("--seed", type=int, default=0)
-@click.option("--batch-size", type=int, default=64)
+@click.option("--batch-size", type=click.IntRange(min=1), default=64)
+@click.option("--ddpm-variance", type=click.Choice(DDPM_VARIANCES), default=None,
+              help="Posterior variance of the ddpm reference [default: sample.ddpm_variance of params.yaml, the "
+                   "pipeline's].")
 @click.option("--classifier", type=click.Path(path_type=Path), default=Path("models/classifier.pt"),
               help="Instrument classifier of the classify stage, to score adherence.")
-@click.option("--bootstrap", type=int, default=1000, help="Bootstrap resamples for the paired intervals.")
+@click.option("--bootstrap", type=click.IntRange(min=1), default=1000,
+              help="Bootstrap resamples for the paired intervals.")
 @click.option("-o", "--out", type=click.Path(path_type=Path), default=None,
               help="Output folder [default: data/sampler_check/<variant>].")
-def compare_samplers_cmd(variant: str, per_class: int, guidance: float, seed: int, batch_size: int,
-                         classifier: Path, bootstrap: int, out: Path | None) -> None:
+def compare_samplers_cmd(variant: str, per_class: int, guidance: float | None, seed: int, batch_size: int,
+                         ddpm_variance: str | None, classifier: Path, bootstrap: int, out: Path | None) -> None:
     """Sample the final checkpoint with ddpm-1000 and dpmpp-25 on the same test conditions and compare their
     adherence (paired bootstrap interval of the difference) and time; writes timing.json and adherence.json."""
+    from a2i.config import SampleConfig, load_section_config
     from a2i.diffusion.sample import compare_samplers
     from a2i.evaluation.classifier import load_classifier
     from a2i.evaluation.evaluate import paired_adherence
@@ -99,8 +106,9 @@ def compare_samplers_cmd(variant: str, per_class: int, guidance: float, seed: in
 
     try:
         scorer = load_classifier(classifier)
+        ddpm_variance = ddpm_variance or load_section_config(SampleConfig).ddpm_variance
         timing = compare_samplers(variant, out=out, per_class=per_class, guidance=guidance, seed=seed,
-                                  batch_size=batch_size)
+                                  batch_size=batch_size, ddpm_variance=ddpm_variance)
         adherence = paired_adherence(timing["files"], scorer, bootstrap, seed)
     except ValueError as error:
         raise click.ClickException(str(error)) from None

@@ -13,8 +13,8 @@ import torchaudio
 from a2i.data.layout import SAMPLE_RATE
 from a2i.devices import select_device
 from a2i.diffusion.checkpoint import checkpoints, load_generator
-from a2i.diffusion.sampling import generate_images
-from a2i.diffusion.superres import check_aug_level, load_superres
+from a2i.diffusion.sampling import checkpoint_guidance, generate_images
+from a2i.diffusion.superres import check_aug_level, check_embedding, check_steps, load_superres
 from a2i.diffusion.superres import upscale as upscale_images
 from a2i.variants import audioclip_model
 
@@ -56,13 +56,14 @@ def resolve_checkpoint(model: str | Path) -> Path:
 
 
 def generate(model: str | Path, audio: str | Path, *, seconds: float | None = None, n: int = 4,
-             guidance: float = 3.0, sampler: str = "dpmpp", steps: int = 25, seed: int = 0,
+             guidance: float | None = None, sampler: str = "dpmpp", steps: int = 25, seed: int = 0,
              audio_model: str | Path | None = None, device: torch.device | None = None,
              upscale: str | Path | None = None, aug_level: int = 0) -> tuple[np.ndarray, np.ndarray | None]:
     """(uint8 [n, S, S, 3] images (S: the U-Net's image size) for one audio clip, the same upsampled by the
     super-resolution checkpoint `upscale` (models/superres.pt; its sampler and steps as `sampler`, `steps`) or None).
     `audio_model` defaults to the fine-tuned head the model's embeddings came from (`models/audioclip/<embedding>.pt`);
-    `seconds` to the model's clip length."""
+    `seconds` to the model's clip length; `guidance` to `checkpoint_guidance`'s (3, or 1 for a model trained without
+    condition dropout)."""
     from a2i.audioclip.embed import load_audio_encoder, read_heads
 
     if n < 1:
@@ -70,6 +71,7 @@ def generate(model: str | Path, audio: str | Path, *, seconds: float | None = No
     device = device or select_device()
     checkpoint = resolve_checkpoint(model)
     unet, config = load_generator(checkpoint, device)
+    guidance = checkpoint_guidance(config, guidance, checkpoint)
     audio_model = Path(audio_model or audioclip_model(config["embedding"]))
     heads = read_heads(audio_model)
     if heads["size"] != config["model"]["size"]:
@@ -82,11 +84,14 @@ def generate(model: str | Path, audio: str | Path, *, seconds: float | None = No
             raise ValueError(f"{upscale} upsamples {superres.low_size}x{superres.low_size} images, {checkpoint} draws "
                              f"{unet.image_size}x{unet.image_size}")
         check_aug_level(superres, aug_level, upscale)
+        check_steps(superres, steps, upscale)
+        if superres.audio:  # conditioned on the base model's embedding of the clip
+            check_embedding(upscale, config["embedding"], checkpoint)
     clip = read_clip(audio, float(seconds if seconds is not None else config["length_s"]))
     encoder = load_audio_encoder(audio_model, device)
     with torch.no_grad():
         embedding = encoder(clip.to(device)).float().cpu().numpy()
-    log.info("%s: embedded %s with %s", checkpoint, audio, audio_model)
+    log.info("%s: embedded %s with %s; sampling at guidance %g", checkpoint, audio, audio_model, guidance)
     cond = np.repeat(embedding, n, axis=0)
     images = generate_images(unet, cond, sampler=sampler, steps=steps, guidance=guidance, seed=seed, batch_size=n,
                              device=device, source=checkpoint)

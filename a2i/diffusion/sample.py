@@ -15,7 +15,7 @@ from a2i.data.dataset import PreparedDataset, load_embeddings
 from a2i.devices import select_device, set_threads
 from a2i.diffusion.checkpoint import checkpoints, load_generator
 from a2i.diffusion.images import class_grid, save_png
-from a2i.diffusion.sampling import generate_images
+from a2i.diffusion.sampling import checkpoint_guidance, generate_images
 from a2i.io import remove_stale_temps, save_npz, write_json
 from a2i.variants import PREPARED, SAMPLER_CHECKS, Variant, diffusion_dir, sample_name, samples_dir
 
@@ -106,26 +106,29 @@ def sample_variant(variant: str, params: SampleConfig | dict, root: Path = Path(
 
 
 def compare_samplers(variant: str, *, root: Path = Path("."), out: Path | None = None, per_class: int = 20,
-                     guidance: float = 3.0, seed: int = 0, batch_size: int = 64,
+                     guidance: float | None = None, seed: int = 0, batch_size: int = 64,
                      runs: tuple[tuple[str, int], ...] = (("ddpm", 1000), ("dpmpp", 25)),
-                     device: torch.device | None = None) -> dict:
-    """Sample the same test conditions from the final checkpoint with each (sampler, steps) of `runs`, for
-    the adherence comparison (classify the `.npz` files the same way). Writes `<out>/<sampler>-<steps>.npz`
-    and `timing.json` (seconds per run, the first run's time over the last's, and the files); returns it."""
+                     ddpm_variance: str = "fixed_small", device: torch.device | None = None) -> dict:
+    """Sample the same test conditions from the final checkpoint with each (sampler, steps) of `runs` (ddpm with
+    the posterior variance `ddpm_variance`; `guidance` as `checkpoint_guidance` allows), for the adherence
+    comparison (classify the `.npz` files the same way). Writes `<out>/<sampler>-<steps>.npz` and `timing.json`
+    (seconds per run, the first run's time over the last's, and the files); returns it."""
     v = Variant.parse(variant)
     device = device or select_device()
     found = checkpoints(root / diffusion_dir(v.name))
     if not found:
         raise ValueError(f"no checkpoints in {root / diffusion_dir(v.name)}")
     epoch, path = found[-1]
-    model, _ = load_generator(path, device)
+    model, config = load_generator(path, device)
+    guidance = checkpoint_guidance(config, guidance, path)
     cond, labels, rows = held_out_conditions(v, root, "test", per_class, seed)
     out = out or root / SAMPLER_CHECKS / v.name
-    timing = {"variant": v.name, "epoch": epoch, "guidance": guidance, "n": len(labels), "device": str(device)}
+    timing = {"variant": v.name, "epoch": epoch, "guidance": guidance, "ddpm_variance": ddpm_variance,
+              "n": len(labels), "device": str(device)}
     for sampler, steps in runs:
         start = time.perf_counter()
         images = generate_images(model, cond, sampler=sampler, steps=steps, guidance=guidance, seed=seed,
-                                 batch_size=batch_size, device=device, source=path)
+                                 batch_size=batch_size, device=device, ddpm_variance=ddpm_variance, source=path)
         timing[f"{sampler}-{steps}_s"] = time.perf_counter() - start
         save_npz(out / f"{sampler}-{steps}.npz", images=images, labels=labels, rows=rows)
         timing.setdefault("files", {})[f"{sampler}-{steps}"] = str(out / f"{sampler}-{steps}.npz")

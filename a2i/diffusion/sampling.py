@@ -21,6 +21,20 @@ from a2i.diffusion.unet import UNet
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 GRAPH_WARMUP = 3  # eager steps before a CUDA graph capture: cuDNN's autotuning, lazily created state
+DEFAULT_GUIDANCE = 3.0  # the thesis' scale (sample.guidance)
+
+
+def checkpoint_guidance(config: dict, guidance: float | None, source: str | Path) -> float:
+    """The guidance scale to sample the checkpoint `source` (run config `config`) with: `guidance`, by default
+    DEFAULT_GUIDANCE. A model trained without condition dropout (p_uncond 0, the -nocfg variants) never saw the null
+    condition, so its unconditional prediction is untrained: it samples at 1 only (the default for it), as the
+    pipeline does (`Trainer.preview_grid`, `guidance_plan`), and another scale asked for is an error."""
+    if config["p_uncond"] > 0:
+        return DEFAULT_GUIDANCE if guidance is None else guidance
+    if guidance not in (None, 1):
+        raise ValueError(f"--guidance {guidance:g} needs a model trained with condition dropout; {source} was "
+                         "trained with p_uncond 0: use --guidance 1")
+    return 1.0
 
 
 def guided_eps(model: Denoiser, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, guidance: float) -> torch.Tensor:

@@ -68,8 +68,10 @@ class Schedule:
                 raise ValueError(f"ddpm_variance must be one of {DDPM_VARIANCES}, got '{ddpm_variance}'")
             return DDPMScheduler(**self._common(), variance_type=ddpm_variance, clip_sample=False)
         if sampler == "ddim":
+            # "leading" (k * T // steps): DDIMScheduler.step steps from t to t - T // steps, which is then the next
+            # timestep visited; with "linspace" it is not, and the last step leaves the noise of a t > 0 in x0.
             return DDIMScheduler(**self._common(), clip_sample=False, set_alpha_to_one=True,
-                                 timestep_spacing="linspace")
+                                 timestep_spacing="leading")
         if sampler == "dpmpp":
             # Steps uniform in log-SNR (the DPM-Solver papers' choice): with the default linear spacing the
             # last step jumps from t = T/steps to 0 and shrinks the fine, low-variance image components.

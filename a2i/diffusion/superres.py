@@ -42,7 +42,7 @@ from tqdm import tqdm
 from a2i.config import TrainSRConfig
 from a2i.data.dataset import PreparedDataset, load_embeddings
 from a2i.devices import select_device, set_threads
-from a2i.diffusion.checkpoint import read_checkpoint, save_checkpoint
+from a2i.diffusion.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 from a2i.diffusion.images import to_uint8
 from a2i.diffusion.sampling import autocast, sample
 from a2i.diffusion.schedule import LOSS_WEIGHTINGS, Schedule, add_noise
@@ -286,6 +286,23 @@ def check_aug_level(model: SuperResUNet, aug_level: int, source: str | Path) -> 
                          f"on: train_sr.aug_max), got {aug_level}")
 
 
+def check_steps(model: SuperResUNet, steps: int, source: str | Path) -> None:
+    """ValueError unless a truncated `model` (from `source`) can take `steps` steps below its t_start."""
+    if model.t_start is not None and steps > model.t_start:
+        raise ValueError(f"steps must be <= the t_start of {source}, {model.t_start} (train_sr.t_start: it was "
+                         f"trained on the noise levels below it), got {steps}")
+
+
+def check_embedding(path: str | Path, embedding: str, base: str | Path, name: str | Path | None = None) -> None:
+    """ValueError unless the audio-conditioned super-resolution checkpoint `path` (`name` in the message) was trained
+    on the embedding `base`, the model whose images it upsamples, is conditioned on; a checkpoint that does not
+    record its training embedding (not written by `train_sr`) passes."""
+    trained_on = load_checkpoint(Path(path)).get("stats", {}).get("params", {}).get("embedding")
+    if trained_on not in (None, embedding):
+        raise ValueError(f"{name or path} was trained on {trained_on} embeddings, {base} is conditioned on "
+                         f"{embedding}: set train_sr.embedding={embedding}")
+
+
 @torch.no_grad()
 def upscale(model: SuperResUNet, low: np.ndarray, cond: np.ndarray | None, *, sampler: str, steps: int,
             aug_level: int, seed: int, batch_size: int, device: torch.device | str,
@@ -306,6 +323,8 @@ def upscale(model: SuperResUNet, low: np.ndarray, cond: np.ndarray | None, *, sa
     if t_start is not None and not steps <= t_start <= trained:
         raise ValueError(f"t_start must be in [{steps}, {trained}] (the levels the model was trained on), "
                          f"got {t_start}")
+    if t_start is None:
+        check_steps(model, steps, source)
     start = t_start if t_start is not None else model.t_start
     if model.audio and (cond is None or len(cond) != len(low)):
         raise ValueError(f"an audio-conditioned model needs one cond row per image ({len(low)})")

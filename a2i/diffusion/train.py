@@ -3,20 +3,24 @@
 Reproducibility contract: all training randomness (data order, timesteps, noise, condition dropout) comes from
 one seeded generator, dropout from the seeded global RNG, and every checkpoint holds both RNG states with the
 model, EMA and optimiser. A run killed at any point therefore resumes from its newest checkpoint and ends
-bitwise equal (CPU) to an uninterrupted one.
+bitwise equal (CPU) to an uninterrupted one, with the dvclive previews of every checkpoint.
 
 Under `torchrun --nproc_per_node N` the same function trains with DistributedDataParallel: every rank draws the
-same global batch (indices, t, noise, dropout mask) and takes its 1/N slice, so the global batch and the
-gradient it averages are those of a single process.
+same global batch (indices, t, noise, condition-dropout mask) and takes its 1/N slice, and its Dropout layers
+draw the mask of the whole global batch and apply their slice of it (`GlobalBatchDropout`): the global batch and
+the gradient it averages are those of a single process, up to summation order. The Dropout masks are the single
+process's on the CPU; on CUDA they are one mask of the global batch, though not the draws of a single process
+(whose fused dropout kernel draws differently).
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,13 +36,16 @@ from a2i.diffusion.images import class_grid
 from a2i.diffusion.sampling import GRAPH_WARMUP, autocast, captured, generate_images, on_side_stream
 from a2i.diffusion.schedule import Schedule, add_noise
 from a2i.diffusion.unet import UNet
-from a2i.io import content_digest, remove_stale_temps
+from a2i.io import content_digest, remove_stale_temps, write_json
 from a2i.variants import PREPARED, Variant, checkpoint_name, diffusion_dir, live_path
 
 log = logging.getLogger(__name__)
 
 # Config keys that may change between a run and its resumption without changing what the epochs compute.
 _RESUMABLE = ("epochs", "checkpoint_every", "compile")
+# In a run's dvclive folder: the `train` settings its history of previews and validation MSE was logged with
+# (they are not in the checkpoints' config: changing them does not change the training).
+LOGGED_WITH = "logged_with.json"
 
 
 @dataclass
@@ -129,6 +136,31 @@ def _on_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
     if device.type == "cuda" and tensor.nbytes < torch.cuda.mem_get_info(device)[0] // 2:
         return tensor.to(device)
     return tensor
+
+
+class GlobalBatchDropout(torch.nn.Dropout):
+    """Dropout on rank `rank`'s 1/`world` share of the global batch with that share of the mask drawn for the whole
+    global batch: every rank's global RNG is in the same state, so the ranks apply disjoint slices of one mask, on
+    the CPU the one a single process draws (its dropout is `bernoulli_(1 - p)` over the batch, scaled by 1/(1-p))."""
+
+    def __init__(self, p: float, rank: int, world: int):
+        super().__init__(p)
+        self.rank, self.world = rank, world
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return super().forward(x)
+        n = x.shape[0]
+        mask = torch.empty((self.world * n, *x.shape[1:]), dtype=x.dtype, device=x.device).bernoulli_(1 - self.p)
+        return x * mask[self.rank * n:(self.rank + 1) * n].div_(1 - self.p)
+
+
+def _global_batch_dropout(model: torch.nn.Module, rank: int, world: int) -> None:
+    """Replace every Dropout of `model` by its `GlobalBatchDropout` (a Dropout holds no weights to keep)."""
+    for parent in list(model.modules()):
+        for name, child in parent.named_children():
+            if type(child) is torch.nn.Dropout:
+                setattr(parent, name, GlobalBatchDropout(child.p, rank, world))
 
 
 def diffusion_loss(model, x0: torch.Tensor, cond: torch.Tensor, t: torch.Tensor, noise: torch.Tensor,
@@ -256,6 +288,8 @@ class Trainer:
 
         torch.manual_seed(self.config["seed"])
         self.model = UNet(**self.config["model"])
+        if world > 1:
+            _global_batch_dropout(self.model, rank, world)
         self.model.fit_condition(self.train.cond)
         self.model.to(device, memory_format=torch.channels_last)
         self.ema = EMA(self.model, self.config["ema_decay"] if self.config["ema"] else 0.0)
@@ -307,18 +341,22 @@ class Trainer:
             torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
         self.step = int(state["step"])
 
-    def resume(self) -> int:
+    def logged_with(self) -> dict:
+        """The settings of the dvclive history (`LOGGED_WITH`)."""
+        return {"preview": asdict(self.preview), "val_samples": self.val_samples}
+
+    def resume(self, restart: bool = False) -> int:
         """Load the newest checkpoint of this run (at most `epochs`), after removing those of any other
-        configuration or model layout, or without a digest (written before checkpoints had one). Every other
-        checkpoint is verified first: a damaged one is an error, neither trained over nor "already trained".
-        Returns the epoch to continue after (0: fresh start)."""
+        configuration or model layout, or without a digest (written before checkpoints had one), or all of them
+        with `restart`. Every other checkpoint is verified first: a damaged one is an error, neither trained over
+        nor "already trained". Returns the epoch to continue after (0: fresh start)."""
         usable, stale, newest = [], [], None
         for epoch, path in checkpoints(self.run_dir):
             state = load_checkpoint(path)
             if DIGEST in state:
                 verify_checkpoint(path, state)
-            ours = (DIGEST in state and epoch <= self.config["epochs"] and _same_run(state["config"], self.config)
-                    and _fits(self.model, state["model"]))
+            ours = (not restart and DIGEST in state and epoch <= self.config["epochs"]
+                    and _same_run(state["config"], self.config) and _fits(self.model, state["model"]))
             (usable if ours else stale).append((epoch, path))
             newest = state if ours else newest
         if self.world > 1:
@@ -398,14 +436,22 @@ class Trainer:
             total += float(loss) * len(rows[part])
         return total / n
 
-    def preview_grid(self):
-        """One EMA sample per class for the first val items of each instrument (dvclive image)."""
+    def preview_grid(self, ema: UNet | None = None):
+        """One sample of the EMA model (by default the trainer's) per class for the first val items of each
+        instrument (dvclive image)."""
         rows = np.array([np.flatnonzero(self.val.labels == c)[0] for c in np.unique(self.val.labels)])
         guidance = self.preview.guidance if self.config["p_uncond"] > 0 else 1.0
-        images = generate_images(self.ema.model, self.val.cond[rows].numpy(), sampler=self.preview.sampler,
-                                 steps=self.preview.steps, guidance=guidance, seed=self.config["seed"],
-                                 batch_size=len(rows), device=self.device)
+        images = generate_images(self.ema.model if ema is None else ema, self.val.cond[rows].numpy(),
+                                 sampler=self.preview.sampler, steps=self.preview.steps, guidance=guidance,
+                                 seed=self.config["seed"], batch_size=len(rows), device=self.device)
         return class_grid(images, self.val.labels[rows], per_class=1)
+
+    def checkpoint_preview(self, path: Path):
+        """`preview_grid` of the EMA weights of the checkpoint `path`, loaded into a copy of the trainer's EMA model
+        (building a new U-Net would draw from the global RNG, which the training resumes from)."""
+        ema = copy.deepcopy(self.ema.model)
+        ema.load_state_dict(load_checkpoint(path)["ema"])
+        return self.preview_grid(ema)
 
 
 def _live(root: Path, variant: str, resume_epoch: int):
@@ -423,6 +469,25 @@ def _live(root: Path, variant: str, resume_epoch: int):
 
 def _preview_name(epoch: int) -> str:
     return f"preview/epoch_{epoch:03d}.png"
+
+
+def _read_logged_with(live_dir: Path) -> dict | None:
+    """The settings a run's dvclive history was logged with; None when not recorded (a fresh run, or one logged
+    before they were: taken as logged with the current settings)."""
+    path = live_dir / LOGGED_WITH
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _draw_previews(trainer: Trainer, live, epochs: list[int], redraw: bool) -> None:
+    """The dvclive previews of the checkpoints at `epochs`: the missing ones (a run killed while it drew one after
+    saving its checkpoint), or with `redraw` all of them (drawn with other `train.preview` settings)."""
+    from dvclive.plots import Image
+
+    images_dir = Path(live.plots_dir, Image.subfolder)
+    for epoch, path in checkpoints(trainer.run_dir):
+        if epoch in epochs and (redraw or not (images_dir / _preview_name(epoch)).is_file()):
+            log.info("%s: drawing the preview of %s", trainer.variant.name, path.name)
+            live.log_image(_preview_name(epoch), trainer.checkpoint_preview(path))
 
 
 def _drop_off_schedule(run_dir: Path, live, schedule: list[int]) -> None:
@@ -449,9 +514,20 @@ def train(variant: str, params: TrainConfig | dict, root: Path = Path(".")) -> P
     trainer = Trainer(v, params, root, rank, world, device)
     if rank == 0:
         remove_stale_temps(trainer.run_dir)
-    start = trainer.resume()
+    live_dir, settings = root / live_path("train", v.name), trainer.logged_with()
+    logged = _read_logged_with(live_dir) or settings
+    # The history holds the validation MSE of every epoch, not only of the checkpointed ones: only retraining
+    # redoes it under another train.val_samples.
+    restart = logged["val_samples"] != settings["val_samples"]
+    if restart:
+        log.info("%s: validation MSE logged on %d samples, train.val_samples is %d: retraining", v.name,
+                 logged["val_samples"], settings["val_samples"])
+    start = trainer.resume(restart)
     epochs, schedule = trainer.config["epochs"], params.checkpoint_epochs()
     live = _live(root, v.name, start) if rank == 0 else None
+    if live is not None:  # the previews before the record: a run killed in between draws them again
+        _draw_previews(trainer, live, [e for e in schedule if e <= start], logged["preview"] != settings["preview"])
+        write_json(live_dir / LOGGED_WITH, settings)
     if start == epochs:
         log.info("%s: already trained for %d epochs", v.name, epochs)
     for epoch in range(start + 1, epochs + 1):

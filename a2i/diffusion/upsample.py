@@ -13,8 +13,7 @@ import numpy as np
 from a2i.config import SampleSRConfig
 from a2i.data.dataset import PreparedDataset, load_embeddings
 from a2i.devices import select_device, set_threads
-from a2i.diffusion.checkpoint import load_checkpoint
-from a2i.diffusion.superres import bicubic, load_superres, upscale
+from a2i.diffusion.superres import bicubic, check_embedding, load_superres, upscale
 from a2i.evaluation.evaluate import discover_samples
 from a2i.evaluation.selection import only_grid, select_best
 from a2i.evaluation.stats import collect_metrics
@@ -36,11 +35,8 @@ def _test_embeddings(root: Path, model, variant: str) -> np.ndarray | None:
     None for one without."""
     if not model.audio:
         return None
-    trained_on = load_checkpoint(root / SUPERRES_MODEL)["stats"]["params"]["embedding"]
     embedding = Variant.parse(variant).embedding
-    if trained_on != embedding:
-        raise ValueError(f"{SUPERRES_MODEL} was trained on {trained_on} embeddings, the selected checkpoint is "
-                         f"conditioned on {embedding}: set train_sr.embedding={embedding}")
+    check_embedding(root / SUPERRES_MODEL, embedding, "the selected checkpoint", name=SUPERRES_MODEL)
     data = PreparedDataset(root / PREPARED, Variant.parse(variant).length, "test")
     return load_embeddings(root, embedding, "test", len(data))
 

@@ -133,13 +133,13 @@ def test_read_clip_refuses_a_length_that_is_not_positive(tmp_path):
             read_clip(wav, seconds)
 
 
-def _superres(path: Path, low_size: int) -> Path:
+def _superres(path: Path, low_size: int, stats: dict | None = None, **config) -> Path:
     from a2i.diffusion.checkpoint import save_checkpoint
     from a2i.diffusion.superres import SuperResUNet, superres_state
 
     torch.manual_seed(0)
-    model = SuperResUNet("tiny", low_size=low_size, high_size=2 * low_size, audio=True)
-    save_checkpoint(path, superres_state(model, {}))
+    model = SuperResUNet("tiny", low_size=low_size, high_size=2 * low_size, audio=True, **config)
+    save_checkpoint(path, superres_state(model, stats or {}))
     return path
 
 
@@ -170,3 +170,56 @@ def test_upscale_at_an_augmentation_level_the_model_never_saw_is_refused(trained
     assert result.output.endswith(f"error: aug_level must be in [0, 1) (the augmentation levels {superres} was "
                                   f"trained on: train_sr.aug_max), got 1\n")
     assert not (tmp_path / "out.png").exists()
+
+
+@pytest.fixture
+def sampled(monkeypatch) -> list[dict]:
+    """The keyword arguments of every base-model sampling `generate` starts."""
+    import a2i.diffusion.generate as module
+
+    calls, real = [], module.generate_images
+    monkeypatch.setattr(module, "generate_images", lambda *a, **k: calls.append(k) or real(*a, **k))
+    return calls
+
+
+def test_a_model_trained_without_condition_dropout_samples_at_guidance_1_and_refuses_another(trained, tmp_path,
+                                                                                           sampled):
+    root = make_root(tmp_path / "nocfg")
+    train("text-1s-nocfg", train_params(epochs=1), root)
+    model = root / "models" / "diffusion" / "text-1s-nocfg"
+    wav = write_wav(tmp_path / "clip.wav", seconds=1.0, rate=44100, channels=1)
+    args = ["generate", "--model", str(model), "--audio", str(wav), "--steps", "2", "--device", "cpu", "--n", "1",
+            "--audio-model", str(trained / "models" / "audioclip" / "text-1s.pt"), "-o", str(tmp_path / "x.png")]
+    result = CliRunner().invoke(main, [*args, "--guidance", "3"])
+    assert result.exit_code == 1
+    assert result.output == ("error: --guidance 3 needs a model trained with condition dropout; "
+                             f"{model / 'epoch_001.pt'} was trained with p_uncond 0: use --guidance 1\n")
+    assert sampled == [] and not (tmp_path / "x.png").exists()
+    result = CliRunner().invoke(main, args)  # no --guidance: the model's only one
+    assert result.exit_code == 0, result.output
+    assert [call["guidance"] for call in sampled] == [1.0]
+
+
+def test_upscale_by_an_audio_model_of_another_embedding_is_refused_before_sampling(trained, tmp_path, sampled):
+    wav = write_wav(tmp_path / "clip.wav", seconds=1.0, rate=44100, channels=1)
+    superres = _superres(tmp_path / "sr.pt", 64, {"params": {"embedding": "frozen-2s"}})
+    result = run(trained, "--audio", str(wav), "--upscale", str(superres), "-o", str(tmp_path / "out.png"))
+    assert result.exit_code == 1
+    checkpoint = trained / "models" / "diffusion" / "text-1s" / "epoch_001.pt"
+    assert result.output == (f"error: {superres} was trained on frozen-2s embeddings, {checkpoint} is conditioned on "
+                             "text-1s: set train_sr.embedding=text-1s\n")
+    assert sampled == [] and not (tmp_path / "out.png").exists()
+    matching = _superres(tmp_path / "sr.pt", 64, {"params": {"embedding": "text-1s"}})
+    assert run(trained, "--audio", str(wav), "--n", "1", "--upscale", str(matching),
+               "-o", str(tmp_path / "out.png")).exit_code == 0
+
+
+def test_upscale_with_more_steps_than_the_truncated_model_takes_is_refused_before_sampling(trained, tmp_path,
+                                                                                          sampled):
+    wav = write_wav(tmp_path / "clip.wav", seconds=1.0, rate=44100, channels=1)
+    superres = _superres(tmp_path / "sr.pt", 64, t_start=1)
+    result = run(trained, "--audio", str(wav), "--upscale", str(superres), "-o", str(tmp_path / "out.png"))
+    assert result.exit_code == 1
+    assert result.output == (f"error: steps must be <= the t_start of {superres}, 1 (train_sr.t_start: it was "
+                             "trained on the noise levels below it), got 2\n")
+    assert sampled == [] and not (tmp_path / "out.png").exists()

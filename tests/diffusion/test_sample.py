@@ -15,11 +15,11 @@ ALPHAS = Schedule().alphas_cumprod()
 SIGMA = torch.tensor([0.5, 1.0, 0.3, 0.8])
 
 
-def gaussian_eps(x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-    """The exact E[eps | x_t] for data x0 ~ N(mu, diag(SIGMA^2)) with mu = cond[:, :4] (zeros: mu = 0)."""
+def gaussian_eps(x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, sigma: torch.Tensor = SIGMA) -> torch.Tensor:
+    """The exact E[eps | x_t] for data x0 ~ N(mu, diag(sigma^2)) with mu = cond[:, :4] (zeros: mu = 0)."""
     abar = ALPHAS[t].view(-1, 1)
     mu = cond[:, :4]
-    return (1 - abar).sqrt() * (x - abar.sqrt() * mu) / (abar * SIGMA**2 + 1 - abar)
+    return (1 - abar).sqrt() * (x - abar.sqrt() * mu) / (abar * sigma**2 + 1 - abar)
 
 
 @pytest.mark.parametrize("sampler, steps, n", [("ddpm", 1000, 1500), ("ddim", 100, 4000), ("dpmpp", 25, 4000)])
@@ -33,6 +33,22 @@ def test_samplers_reproduce_a_conditional_gaussian(sampler, steps, n):
         tolerance = 4 * SIGMA / (n // 2) ** 0.5 + 0.01
         assert ((half.mean(0) - target).abs() < tolerance).all(), (sampler, half.mean(0), target)
         assert ((half.std(0) / SIGMA - 1).abs() < 0.1).all(), (sampler, half.std(0))
+
+
+@pytest.mark.parametrize("steps", [5, 10])
+def test_ddim_at_few_steps_denoises_down_to_t_0(steps):
+    # Each DDIM step must leave x at the noise level of the next timestep it is called with; where it does not, the
+    # last step returns x still noised at a level above 0, which swamps the small-variance components. At few
+    # steps DDIM's first-order step shrinks the spread of this Gaussian instead (its own discretisation error,
+    # with every timestep spacing), so the spread is bounded from above only.
+    sigma, n = torch.tensor([0.05, 0.1, 0.3, 1.0]), 2000
+    mu = torch.tensor([1.0, -0.5, 0.0, 0.3])
+    cond = torch.zeros(n, 1024)
+    cond[:, :4] = mu
+    x = sample(lambda x, t, c: gaussian_eps(x, t, c, sigma), cond, shape=(4,), sampler="ddim", steps=steps,
+               guidance=1.0, generator=torch.Generator().manual_seed(0))
+    assert ((x.mean(0) - mu).abs() < 4 * sigma / n ** 0.5 + 0.01).all(), x.mean(0)
+    assert (x.std(0) < 1.1 * sigma).all(), x.std(0) / sigma
 
 
 def test_guidance_extrapolates_the_mean_away_from_the_unconditional_one():

@@ -77,23 +77,67 @@ def test_same_seed_same_images_and_per_class_subsets(trained):
     assert not np.array_equal(images[test / "epoch_002_g3_s0.npz"], images[test / "epoch_002_g3_s1.npz"])
 
 
-def test_compare_samplers_writes_both_runs_on_the_same_conditions(trained):
-    timing = compare_samplers("text-1s", root=trained, per_class=1, runs=(("ddpm", 20), ("dpmpp", 2)))
+@pytest.fixture
+def sampled(monkeypatch) -> list[dict]:
+    """The keyword arguments of every sampling run `compare_samplers` starts."""
+    module = importlib.import_module("a2i.diffusion.sample")
+    calls, real = [], module.generate_images
+    monkeypatch.setattr(module, "generate_images", lambda *a, **k: calls.append(k) or real(*a, **k))
+    return calls
+
+
+def test_compare_samplers_writes_both_runs_on_the_same_conditions(trained, sampled):
+    timing = compare_samplers("text-1s", root=trained, per_class=1, runs=(("ddpm", 20), ("dpmpp", 2)),
+                              ddpm_variance="fixed_large")
     out = trained / "data" / "sampler_check" / "text-1s"
     slow, fast = np.load(out / "ddpm-20.npz"), np.load(out / "dpmpp-2.npz")
     assert slow["images"].shape == fast["images"].shape == (3, 64, 64, 3)
     np.testing.assert_array_equal(slow["labels"], fast["labels"])
-    assert timing["epoch"] == 2 and timing["speedup"] > 1
+    assert [(c["sampler"], c["steps"], c["guidance"], c["ddpm_variance"]) for c in sampled] == \
+        [("ddpm", 20, 3.0, "fixed_large"), ("dpmpp", 2, 3.0, "fixed_large")]
+    assert set(timing["files"]) == {"ddpm-20", "dpmpp-2"} and timing["ddpm_variance"] == "fixed_large"
+    assert timing["epoch"] == 2 and timing["speedup"] == timing["ddpm-20_s"] / timing["dpmpp-2_s"]
+
+
+def test_compare_samplers_draws_a_model_without_condition_dropout_at_guidance_1_only(trained, sampled):
+    timing = compare_samplers("text-1s-nocfg", root=trained, per_class=1, runs=(("dpmpp", 2),))
+    assert timing["guidance"] == 1.0 and [c["guidance"] for c in sampled] == [1.0]
+    checkpoint = trained / "models" / "diffusion" / "text-1s-nocfg" / "epoch_002.pt"
+    with pytest.raises(ValueError, match="^--guidance 3 needs a model trained with condition dropout; "
+                                         f"{re.escape(str(checkpoint))} was trained with p_uncond 0: "
+                                         "use --guidance 1$"):
+        compare_samplers("text-1s-nocfg", root=trained, per_class=1, guidance=3.0, runs=(("dpmpp", 2),))
+    assert len(sampled) == 1
+
+
+@pytest.mark.parametrize("option", ["--per-class", "--batch-size", "--bootstrap"])
+@pytest.mark.parametrize("value", ["0", "-1"])
+def test_compare_samplers_refuses_counts_below_one_before_anything_loads(tmp_path, option, value):
+    result = CliRunner().invoke(main, ["compare-samplers", "--variant", "text-1s", "--classifier",
+                                       str(tmp_path / "absent.pt"), "-o", str(tmp_path / "out"), option, value])
+    assert result.exit_code == 2
+    assert result.output.count("\n") == 1 and result.output.startswith(f"error: Invalid value for '{option}'")
+    assert not (tmp_path / "out").exists()
 
 
 def test_compare_samplers_command_scores_both_runs_with_the_classifier(trained, monkeypatch):
     save_classifier(trained / "clf.pt", InstrumentClassifier(), {})  # untrained: the wiring, not the score
+    write_params(trained, sample=sample_params(ddpm_variance="fixed_large"))
+    monkeypatch.chdir(trained)  # the ddpm reference's variance is the pipeline's: params.yaml's sample section
     module = importlib.import_module("a2i.diffusion.sample")
     monkeypatch.setattr(module, "compare_samplers", functools.partial(
         compare_samplers, root=trained, runs=(("ddpm", 20), ("dpmpp", 2))))
     result = CliRunner().invoke(main, ["compare-samplers", "--variant", "text-1s", "--per-class", "1",
                                        "--classifier", str(trained / "clf.pt"), "--bootstrap", "20"])
     assert result.exit_code == 0, result.output
+    timing = json.loads((trained / "data" / "sampler_check" / "text-1s" / "timing.json").read_text())
+    assert timing["ddpm_variance"] == "fixed_large"
+    result = CliRunner().invoke(main, ["compare-samplers", "--variant", "text-1s", "--per-class", "1",
+                                       "--classifier", str(trained / "clf.pt"), "--bootstrap", "20",
+                                       "--ddpm-variance", "fixed_small"])
+    assert result.exit_code == 0, result.output
+    timing = json.loads((trained / "data" / "sampler_check" / "text-1s" / "timing.json").read_text())
+    assert timing["ddpm_variance"] == "fixed_small"
     assert "dpmpp-2 minus ddpm-20:" in result.output and "x faster" in result.output
     scores = json.loads((trained / "data" / "sampler_check" / "text-1s" / "adherence.json").read_text())
     assert set(scores) == {"ddpm-20", "dpmpp-2"} and scores["dpmpp-2"]["n"] == 3

@@ -321,6 +321,14 @@ def test_a_truncated_model_sharpens_towards_the_target_and_round_trips(tmp_path)
     assert np.abs(images.astype(float) - bicubic(low, 16)).mean() < 8
 
 
+def test_more_steps_than_a_truncated_model_takes_are_an_error_naming_its_t_start():
+    model = SuperResUNet(**TINY, t_start=5).eval()
+    with pytest.raises(ValueError, match=r"^steps must be <= the t_start of sr\.pt, 5 \(train_sr\.t_start: it was "
+                                         r"trained on the noise levels below it\), got 6$"):
+        upscale(model, pairs(1)[0], None, sampler="dpmpp", steps=6, aug_level=0, seed=0, batch_size=1, device="cpu",
+                source="sr.pt")
+
+
 def test_bad_start_and_residual_options_are_errors():
     with pytest.raises(ValueError, match="t_start must be in"):
         SuperResUNet(**TINY, t_start=0)

@@ -84,7 +84,57 @@ def test_a_run_killed_mid_epoch_resumes_to_bitwise_identical_weights(tmp_path, m
     assert [r.split("\t")[0] for r in rows.splitlines()[1:]] == ["1", "2", "3", "4"]
 
 
-def test_more_epochs_continue_the_run_and_other_settings_restart_it(root):
+def live_files(root: Path, variant: str = "text-1s") -> dict[str, str]:
+    """sha256 of the previews and metric histories of a run's dvclive folder."""
+    live = root / "dvclive" / "train" / variant / "plots"
+    return {str(p.relative_to(live)): sha256_file(p) for p in sorted(live.rglob("*")) if p.is_file()}
+
+
+def checkpoint_files(root: Path, variant: str = "text-1s") -> dict[str, str]:
+    return {p.name: sha256_file(p) for p in sorted((root / "models" / "diffusion" / variant).glob("*.pt"))}
+
+
+def test_a_run_killed_while_drawing_a_preview_draws_it_on_resume(tmp_path, monkeypatch):
+    params = train_params(epochs=3)
+    straight, resumed = make_root(tmp_path / "a"), make_root(tmp_path / "b")
+    train("text-1s", params, straight)
+
+    real_preview = train_module.Trainer.preview_grid
+    calls = {"n": 0}
+
+    def dies_in_the_second(self, *args):
+        calls["n"] += 1
+        if calls["n"] == 2:  # epoch 2's preview, after its checkpoint was saved
+            raise Killed
+        return real_preview(self, *args)
+
+    monkeypatch.setattr(train_module.Trainer, "preview_grid", dies_in_the_second)
+    with pytest.raises(Killed):
+        train("text-1s", params, resumed)
+    assert [e for e, _ in checkpoints(resumed / "models" / "diffusion" / "text-1s")] == [1, 2]
+    monkeypatch.setattr(train_module.Trainer, "preview_grid", real_preview)
+    train("text-1s", params, resumed)
+    assert live_files(resumed) == live_files(straight)
+    assert [name for name in live_files(resumed) if name.startswith("images")] == \
+        [f"images/preview/epoch_00{epoch}.png" for epoch in (1, 2, 3)]
+    assert checkpoint_files(resumed) == checkpoint_files(straight)
+
+
+def test_changing_the_preview_or_val_samples_leaves_no_history_of_the_old_settings(tmp_path):
+    # Both are params of the DVC stage: a change re-runs `train`, which must then log what a fresh run with them
+    # logs, not keep the persisted history of the old ones as "already trained".
+    root = make_root(tmp_path / "run")
+    train("text-1s", train_params(), root)
+    trained = checkpoint_files(root)
+    for change in ({"preview": {"sampler": "ddim", "steps": 3, "guidance": 2.0}}, {"val_samples": 2}):
+        params = train_params(**change)
+        fresh = make_root(tmp_path / next(iter(change)))
+        train("text-1s", params, fresh)
+        train("text-1s", params, root)
+        assert live_files(root) == live_files(fresh), change
+        assert checkpoint_files(root) == checkpoint_files(fresh) == trained
+        train("text-1s", train_params(), root)  # and back
+
     train("text-1s", train_params(epochs=1), root)
     run = root / "models" / "diffusion" / "text-1s"
     first = sha256_file(run / "epoch_001.pt")
@@ -282,8 +332,10 @@ def test_bad_inputs_are_clear_errors(root):
 
 
 def test_two_gloo_processes_train_like_one(root, tmp_path):
-    """torchrun --nproc_per_node 2 (gloo on CPU) splits each global batch and ends with the same weights."""
-    params = train_params(epochs=1, dropout=0.0, checkpoint_every=1)
+    """torchrun --nproc_per_node 2 (gloo on CPU) splits each global batch, its Dropout masks included (dropout 0.1),
+    and ends with the same weights."""
+    params = train_params(epochs=1, checkpoint_every=1)
+    assert params["dropout"] > 0
     write_params(root, train=params)
     single = tmp_path / "single"
     single.mkdir()
