@@ -3,7 +3,7 @@ thesis section that states it.
 
 `profile=thesis` (with `data=suburmp`) composes to exactly these values (tests/test_thesis.py), so the recipe
 cannot drift silently. Where the thesis is silent the entry says so and takes the value of the code it built
-on (Capelle's conditional DDPM, the AudioCLIP reference training). `departures(params)` diffs a run's
+on (Capelle's conditional DDPM, the AudioCLIP reference training), or says which code's value it takes instead. `departures(params)` diffs a run's
 parameters against the table: the report's recipe card lists the result, never a hand-written list.
 
 Kinds: `size` - the amount of work and the model size (a CPU demo must shrink them); `method` - how the
@@ -16,8 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-AUDIOCLIP_CHECKPOINT = "data/download/AudioCLIP-Partial-Training.pt"
-INCEPTION_WEIGHTS = "data/download/pt_inception-2015-12-05-6726825d.pth"
+AUDIOCLIP_CHECKPOINT = "data/download/audioclip/AudioCLIP-Partial-Training.pt"
+INCEPTION_WEIGHTS = "data/download/inception/pt_inception-2015-12-05-6726825d.pth"
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,9 @@ RECIPE: tuple[Entry, ...] = (
        "null: the final checkpoint; the thesis' studies use epoch 70"),
     _e("sample.seeds", [0], "silent: one sampling run per checkpoint (4.3.3)", "size"),
     # -- data (4.2.1)
+    _e("report.dataset", "suburmp", "4.2 (Sub-URMP)", "method",
+       "synthetic: the embedded stand-in with Sub-URMP's layout (recorded SoundFont timbres, drawn players); its "
+       "numbers are not comparable with the thesis'"),
     _e("prepare.image_size", 64, "4.2.1", "size"),
     _e("prepare.silence_peak", 450, "4.2.1"),
     # -- AudioCLIP fine-tuning (3.2, 4.3.1)
@@ -66,19 +69,22 @@ RECIPE: tuple[Entry, ...] = (
     _e("finetune.bn_recalibration_batches", 0, "silent: the reference keeps running batch-norm statistics",
        "method", "a head trained at a high learning rate needs its batch-norm statistics re-estimated"),
     # -- the diffusion model (3.3.2) and its training (3.3.3, 4.3.3)
-    _e("train.model_size", "thesis", "3.3.2 (64/128/256/256 U-Net, attention after every block)", "size"),
+    _e("train.model_size", "thesis", "3.3.2 (a U-Net whose blocks are separated by cross-attention: read as "
+       "attention after every block; the widths 64/128/256/256 are Capelle's code's)", "size"),
     _e("train.projection", "fc", "3.3.2 (4.5 studies PCA as a variant)"),
-    _e("train.pca_components", 256, "4.5"),
+    _e("train.pca_components", 256, "5.4 (1024-d embeddings reduced to 256)"),
     _e("train.dropout", 0.1, "silent: 5.4 names Dropout and LayerNorm in the encoding layer, not the rate"),
-    _e("train.epochs", 100, "4.3.3", "size"),
-    _e("train.batch_size", 12, "4.3.3", "size"),
+    _e("train.epochs", 100, "4.3.1, 4.3.3", "size"),
+    _e("train.batch_size", 12, "4.3.1", "size"),
     _e("train.max_steps_per_epoch", None, "4.3.3 (whole epochs)", "size"),
-    _e("train.lr", 0.0003, "silent: Capelle's code (Adam, 3e-4)", "size",
+    _e("train.lr", 0.0003, "silent: 3.3.3 names Adam without a rate; 3e-4, constant, as the DDPM code Capelle's "
+       "is forked from (dome272's; Capelle's own: AdamW 5e-3, one-cycle)", "method",
        "a short run at a larger batch takes larger steps"),
     _e("train.loss_weighting", "eps", "3.3.3, Algorithm 1 (the noise MSE)", "method",
        "v: the noise MSE divided by abar_t (the MSE of the implied v), so the noisy steps that decide the "
        "instrument weigh as much as the rest; a short run learns the instrument sooner"),
-    _e("train.p_uncond", 0.2, "3.3.3"),
+    _e("train.p_uncond", 0.2, "3.3.3 (unconditional 20% of the time: read per sample, as Ho & Salimans; "
+       "Capelle's code drops whole batches)"),
     _e("train.output_skip", False, "3.3.2 (a final convolution predicts the noise)", "method",
        "true: eps = sqrt(1-abar) x_t + sqrt(abar) F spares a small U-Net learning the identity at high noise"),
     _e("train.context_tokens", 1, "3.3.2 (cross-attention to the audio condition)", "method",
@@ -89,16 +95,18 @@ RECIPE: tuple[Entry, ...] = (
     _e("train.pca_scale", False, "5.4 (PCA has no normalisation: its brightness swings are the finding)",
        "method", "true: PCA output at unit RMS, which removes the effect Table 5.9 measures"),
     _e("train.ema", True, "silent: Capelle's code keeps an EMA of the weights"),
-    _e("train.ema_decay", 0.995, "silent: Capelle's code"),
+    _e("train.ema_decay", 0.995, "silent: Capelle's code (its first 2,000 steps copy the weights; ours warm up "
+       "as min(decay, (1+n)/(10+n)): both plain 0.995 long before a checkpoint)"),
     _e("train.timesteps", 1000, "3.3.3"),
-    _e("train.beta_start", 0.0001, "2.3.3 (Ho et al.'s linear schedule)"),
-    _e("train.beta_end", 0.02, "2.3.3 (Ho et al.'s linear schedule)"),
+    _e("train.beta_start", 0.0001, "silent: 2.3.3 says only small betas; Ho et al.'s linear schedule, as Capelle's "
+       "code"),
+    _e("train.beta_end", 0.02, "silent: 2.3.3 says only small betas; Ho et al.'s linear schedule, as Capelle's code"),
     # -- sampling (3.3.3)
     _e("sample.sampler", "ddpm", "3.3.3, Algorithm 2 (ancestral DDPM)", "method",
        "dpmpp: DPM-Solver++ 2M, the same model sampled in 25 steps instead of 1000"),
-    _e("sample.steps", 1000, "3.3.3 (T - 1 denoising steps)", "method",
+    _e("sample.steps", 1000, "3.3.3, Algorithm 2 (t = T..1; the text says T - 1 steps, Capelle's loop)", "method",
        "fewer steps with a fast solver"),
-    _e("sample.ddpm_variance", "fixed_large", "silent: Algorithm 2's sigma_t^2 = beta_t, as Capelle's code"),
+    _e("sample.ddpm_variance", "fixed_large", "2.3.3 (a constant beta_t I), as Capelle's code"),
     _e("sample.guidance", 3.0, "3.3.3"),
     _e("sample.cfg_epoch", 70, "Tables 5.6-5.8 (epoch 70, see study.epoch)", "method",
        "null: the final checkpoint"),
@@ -115,7 +123,9 @@ RECIPE: tuple[Entry, ...] = (
        "random shifts: framing varies between videos"),
     _e("classify.lr_schedule", "constant", "silent: plain training", "method",
        "onecycle reaches the accuracy gate in fewer epochs"),
-    _e("evaluate.fid_weights", INCEPTION_WEIGHTS, "5.2.3 (FID, pytorch-fid InceptionV3)", "method",
+    _e("classify.epochs", 10, "silent: 2.4.3 gives no training length", "size"),
+    _e("evaluate.fid_weights", INCEPTION_WEIGHTS, "2.4.2, 5.2.3 (FID on Inception-v3's final layer; pytorch-fid's "
+       "weights are our choice)", "method",
        "null: without Inception weights there is no FID"),
     _e("evaluate.allow_fid_classifier", False, "5.2.3", "method",
        "true: report fid_classifier (the Frechet distance in the instrument classifier's features) when there "
@@ -128,6 +138,17 @@ UNPINNED = {
                     "`a2i crops` draws them)",
     "prepare.trim": "4.2.1: near-silent starts and ends removed by hand, unpublished",
 }
+
+
+def value_at(params: dict[str, Any], key: str) -> Any:
+    """`params` at the dotted `key`, a nested section whole ({"prepare": {"crop": {...}}}, "prepare.crop"); None
+    where it is missing."""
+    value: Any = params
+    for part in key.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
 
 
 def flatten(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -25,7 +25,7 @@ CELL = "text-1s"
 IMAGE = (64, 64, 3)
 # The method departures a run without downloads and with few epochs cannot avoid (a2i/thesis.py says why).
 UNAVOIDABLE = {"finetune.checkpoint", "finetune.allow_random_init", "evaluate.fid_weights",
-               "evaluate.allow_fid_classifier", "sample.steps", "study.epoch", "sample.cfg_epoch"}
+               "evaluate.allow_fid_classifier", "sample.steps", "study.epoch", "sample.cfg_epoch", "report.dataset"}
 STAGES = ("synthesize", "prepare", f"finetune@{CELL}", f"embed@{CELL}", f"train@{CELL}", f"sample@{CELL}",
           "classify", "classify@hr", f"evaluate@{CELL}", "train_sr", "sample_sr", "evaluate_sr", "report")
 

@@ -68,5 +68,6 @@ def test_real_data_downloads_what_the_thesis_recipe_needs():
     assert composed["download"]["items"] == ["suburmp", "audioclip", "inception"]
     assert composed["finetune"]["checkpoint"] == thesis.AUDIOCLIP_CHECKPOINT
     assert composed["evaluate"]["fid_weights"] == thesis.INCEPTION_WEIGHTS
-    assert thesis.AUDIOCLIP_CHECKPOINT.endswith(composed["download"]["audioclip"]["url"].rsplit("/", 1)[1])
-    assert thesis.INCEPTION_WEIGHTS.endswith(composed["download"]["inception"]["url"].rsplit("/", 1)[1])
+    # where `download` puts each item: in its own folder, a DVC output of its own
+    for name, path in (("audioclip", thesis.AUDIOCLIP_CHECKPOINT), ("inception", thesis.INCEPTION_WEIGHTS)):
+        assert path == f"data/download/{name}/{composed['download'][name]['url'].rsplit('/', 1)[1]}"

@@ -101,7 +101,6 @@ def _card_markdown(card: dict, params: dict) -> str:
         f"- FID feature extractor: **{card['fid_feature_extractor']}**",
         "- the thesis recipe: **" + ("yes" if card["thesis_recipe"] else "no: the parameters below differ") + "**\n",
     ]
-    flat = thesis.flatten(params)
     for kind, title in (("method", "Departures in method"), ("size", "Run size (amount of work and model size)"),
                         ("addition", "Additions (beyond the thesis, its outputs unchanged)")):
         rows = [d for d in card["departures"] if d["kind"] == kind]
@@ -110,7 +109,7 @@ def _card_markdown(card: dict, params: dict) -> str:
                       "|---|---|---|---|---|"]
             lines += [f"| `{d['key']}` | {d['thesis']} | {d['ours']} | {d['section']} | {d['why']} |" for d in rows]
             lines.append("")
-    lines += [f"- `{key}` = {flat.get(key)!r}: {note}" for key, note in thesis.UNPINNED.items()]
+    lines += [f"- `{key}` = {thesis.value_at(params, key)!r}: {note}" for key, note in thesis.UNPINNED.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -210,10 +209,12 @@ def _write_report(out: Path, metrics_dir: Path, plots_dir: Path, prepared: Path,
                  _write_table(out, "table_5_5", tables.by_epoch(evaluations, guidance, fid_test, False)),
                  "table_5_5", fid_note),
     ]
-    sections += _thesis_extras(out, evaluations, selected, finetune, prepared, plots_dir, guidance, cfg_sweep,
+    sections += _thesis_extras(out, evaluations, on_test, finetune, prepared, plots_dir, guidance, cfg_sweep,
                                study_epoch, fid_test, fid_train)
     upsampled = load_upsampled(metrics_dir / "evaluate_sr", selected)
-    sections.append(_superres_section(out, selected, upsampled, prepared, fid_test))
+    judges = {name: json.loads((metrics_dir / name).read_text())["test_accuracy"]
+              for name in ("classifier.json", "classifier_hr.json")}
+    sections.append(_superres_section(out, selected, upsampled, prepared, fid_test, judges))
 
     figures.query_accuracy(finetune, out / "figure_5_1_query_accuracy.png")
     figures.best_by_variant(main, "adherence", out / "figure_5_2_adherence.png", lower_is_better=False,
@@ -221,9 +222,10 @@ def _write_report(out: Path, metrics_dir: Path, plots_dir: Path, prepared: Path,
     figures.best_by_variant(main, fid_test, out / "figure_5_5_fid.png", lower_is_better=True, ylabel=fid_test)
     sections += _study_sections(out, evaluations, cfg, cfg_sweep, guidance, study_epoch, fid_test, fid_note, note)
 
-    checkpoint = variants.evaluation_name(int(selected["epoch"]), float(selected["guidance"]))
-    # The evaluate stage drew every confusion matrix; Figure 5.3 is the best checkpoint's, as in the thesis.
-    shutil.copyfile(plots_dir / selected["variant"] / f"{checkpoint}.png", out / "figure_5_3_confusion.png")
+    checkpoint = variants.evaluation_name(int(on_test["epoch"]), float(on_test["guidance"]))
+    # The evaluate stage drew every confusion matrix. Figure 5.3 is the thesis' "best performing model", the best
+    # on test (5.2.2), whichever checkpoint validation selects for the headline.
+    shutil.copyfile(plots_dir / on_test["variant"] / f"{checkpoint}.png", out / "figure_5_3_confusion.png")
     grids = _image_grids(out, main, main_grid(validation, guidance), prepared)
 
     card = recipe_card(params, finetune, str(selected["feature_extractor"]))
@@ -249,9 +251,11 @@ def load_upsampled(folder: Path, selected: pd.Series) -> pd.DataFrame:
     return frame
 
 
-def _superres_section(out: Path, selected: pd.Series, upsampled: pd.DataFrame, prepared: Path, fid_test: str) -> str:
+def _superres_section(out: Path, selected: pd.Series, upsampled: pd.DataFrame, prepared: Path, fid_test: str,
+                      judges: dict[str, float]) -> str:
     """Table 5.3's rows of ours at the base and the high resolution, and the base / bicubic / diffusion figure
-    (the upsampled images and their evaluation share the `evaluate` section's Frechet distance, `fid_test`)."""
+    (the upsampled images and their evaluation share the `evaluate` section's Frechet distance, `fid_test`).
+    `judges`: the test accuracy of the classifiers at the two resolutions, by metrics file name."""
     image_size = np.load(prepared / variants.IMAGES, mmap_mode="r").shape[1]
     table = tables.upsampling_rows(selected, upsampled, fid_test, image_size)
     base_path = _first_seed(selected["variant"], int(selected["epoch"]), float(selected["guidance"]))
@@ -269,8 +273,9 @@ def _superres_section(out: Path, selected: pd.Series, upsampled: pd.DataFrame, p
     note = (f"Beyond the thesis (its future work, 6.2): the selected checkpoint's test images upsampled "
             f"{image_size} -> {high_size} by the diffusion super-resolution model (`train_sr`, `sample_sr`) and "
             "by bicubic interpolation, the baseline it has to beat. Each resolution is judged by a classifier "
-            f"trained at that resolution; the Frechet distances at the high resolution are to the real "
-            f"high-resolution test crops{space}.")
+            f"trained at that resolution (test accuracy on the real crops: {judges['classifier.json']:.3f} at "
+            f"{image_size}, {judges['classifier_hr.json']:.3f} at {high_size}); the Frechet distances at the high "
+            f"resolution are to the real high-resolution test crops{space}.")
     return (_section("Table 5.3 (continued): ours at the base and the high resolution", _write_table(
         out, "table_5_3_superres", table), None, note) + "\n![upsampling](figure_superres.png)\n")
 
@@ -356,11 +361,11 @@ def _readme(result: dict, card: str, sections: list[str], grids: list[str], fid_
 # The thesis' outputs beyond the rebuilt tables: a footnote to its Tables 5.4/5.5, Table 5.3, its statistics and
 # Figures 5.4, 5.7, 5.9 and 5.10. Each figure is left out, with a note, when this run lacks its inputs.
 
-def _thesis_extras(out: Path, test: pd.DataFrame, selected: pd.Series, finetune: pd.DataFrame, prepared: Path,
+def _thesis_extras(out: Path, test: pd.DataFrame, best: pd.Series, finetune: pd.DataFrame, prepared: Path,
                    plots_dir: Path, guidance: float, cfg_sweep: str, study_epoch: int | None, fid_test: str,
                    fid_train: str) -> list[str]:
     """Markdown sections of the footnote, Table 5.3, the statistics and the four figures; writes their files.
-    `test`: the test-split metrics; `selected`: the best checkpoint (selected on validation); `study_epoch`: the
+    `test`: the test-split metrics; `best`: the thesis' best model (the best on test, 5.2.2); `study_epoch`: the
     CFG and projection studies' checkpoint (None: each variant's final one)."""
     main = main_grid(test, guidance)
     image_size = np.load(prepared / variants.IMAGES, mmap_mode="r").shape[1]
@@ -376,7 +381,7 @@ def _thesis_extras(out: Path, test: pd.DataFrame, selected: pd.Series, finetune:
                  "table_5_3") + f"\n{caveat}\n",
         f"## Thesis statistics (5.2.1, 5.2.3, 5.3)\n\n{statistics.NOTE} Ours: {fid_test} - {fid_train}.\n\n"
         + _write_table(out, "statistics", statistics.statistics_table(finetune, grid, cfg)),
-        _figure_5_4(out, selected, prepared, plots_dir),
+        _figure_5_4(out, best, prepared, plots_dir),
         _figure_5_7(out, swept, cfg_sweep, study_epoch, guidance),
         _brightness_figure(out, test, prepared, cfg_sweep, "pca", "5.9", study_epoch, guidance),
         _brightness_figure(out, test, prepared, cfg_sweep, "nonorm", "5.10", study_epoch, guidance),

@@ -43,8 +43,10 @@ LABELS = {
 def correlation(x, y) -> str:
     """Pearson's R of y on x, or why there is none."""
     x, y = np.asarray(x, float), np.asarray(y, float)
-    if len(x) < MIN_POINTS or len(np.unique(x)) < MIN_POINTS:
+    if len(x) < MIN_POINTS:
         return f"n/a (n < {MIN_POINTS})"
+    if len(np.unique(x)) < MIN_POINTS:
+        return f"n/a (fewer than {MIN_POINTS} distinct x)"
     if len(np.unique(y)) < 2:
         return "n/a (constant)"
     r, p = pearsonr(x, y)

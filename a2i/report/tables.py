@@ -75,7 +75,8 @@ def by_epoch(evaluations: pd.DataFrame, guidance: float, column: str, percent: b
 
 
 def table_5_3(evaluations: pd.DataFrame, fid_column: str, guidance: float, image_size: int) -> pd.DataFrame:
-    """The thesis' GAN peers (FID as published) and our best test `fid_column` over the main grid."""
+    """The thesis' GAN peers (FID as published) and our best test `fid_column` over the main grid: one FID column
+    when ours is FID, else ours in its own `fid_classifier` column (another metric, never beside FIDs)."""
     peers = published("table_5_3")
     peers = peers[peers["Method"] != "Best Diffusion"]  # the thesis' own row: shown in the published table
     main = main_grid(evaluations, guidance)
@@ -84,8 +85,8 @@ def table_5_3(evaluations: pd.DataFrame, fid_column: str, guidance: float, image
     ours = pd.DataFrame({"Method": [f"Ours ({best['variant']}, epoch {int(best['epoch'])})"],
                          "Resolution": [f"{image_size}x{image_size}"], metric: [round(float(best[fid_column]), 2)]})
     peers = pd.DataFrame({"Method": peers["Method"], "Resolution": peers["Method"].map(PEER_RESOLUTION).fillna(""),
-                          metric: peers["FID"].astype(float)})
-    return pd.concat([peers, ours], ignore_index=True)
+                          "FID": peers["FID"].astype(float)})
+    return pd.concat([peers.astype(object), ours.astype(object)], ignore_index=True).fillna("")
 
 
 def upsampling_rows(selected: pd.Series, upsampled: pd.DataFrame, fid_column: str, image_size: int) -> pd.DataFrame:

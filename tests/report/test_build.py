@@ -63,6 +63,7 @@ def run_dir(tmp_path_factory):
                        {"alignment": alignment, "length_s": length, "pretrained": False,
                         "query_acc_epoch0": 0.1, "query_acc_epoch1": 0.9, "query_acc_epoch2": 0.95})
     write_json(tmp_path / "metrics/classifier.json", {"test_accuracy": 1.0, "val_accuracy": 1.0})
+    write_json(tmp_path / "metrics/classifier_hr.json", {"test_accuracy": 0.985, "val_accuracy": 1.0})
     settings = [(f"{a}-{l}s", e, 3.0, 0.5 + 0.1 * l + 0.01 * e) for a in ("text", "frozen", "mutual")
                 for l in (1, 2) for e in EPOCHS]
     settings += [("text-2s", 4, g, 0.6) for g in (1.0, 5.0)] + [("text-2s-nocfg", 4, 1.0, 0.55)]
@@ -144,6 +145,7 @@ def test_the_upsampled_rows_of_table_5_3_and_their_figure(run_dir, result):
     assert table["Adherence (95% CI)"].tolist() == ["0.620 (0.570-0.670)", "0.500 (0.450-0.550)",
                                                     "0.600 (0.550-0.650)"]
     assert (run_dir / "report/figure_superres.png").stat().st_size > 1000
+    assert "(test accuracy on the real crops: 1.000 at 64, 0.985 at 128)" in (run_dir / "report/README.md").read_text()
     assert result["upsampling"]["diffusion"]["adherence"] == pytest.approx(0.6)
     assert result["upsampling"]["bicubic"]["fid_classifier_test"] == pytest.approx(11.5)
 
@@ -210,12 +212,16 @@ def test_thesis_extras_tables_and_footnote(run_dir, result):
     # Best test fid_classifier_test of the main grid: 12 - 0.74 at 2 s, epoch 4 (frozen-2s first in variant order).
     assert table_5_3["Method"].tolist() == ["S2I-C", "CMCGAN", "CMCRL + SAGAN", "Ours (frozen-2s, epoch 4)"]
     assert table_5_3["Resolution"].tolist() == ["64x64", "", "256x256", "64x64"]
-    assert table_5_3["fid_classifier"].tolist() == [252.66, 215.92, 107.26, 11.26]
+    # The peers' published FIDs and our fid_classifier are other metrics: never one column.
+    assert table_5_3["FID"].tolist() == ["252.66", "215.92", "107.26", ""]
+    assert table_5_3["fid_classifier"].tolist() == ["", "", "", "11.26"]
     readme = (report / "README.md").read_text()
     assert "not FID, not comparable" in readme
     assert "Table 5.4: 13 of 15 rows; Table 5.5: 13 of 15 rows" in readme
     ours = pd.read_csv(report / "statistics.csv")["Ours"].tolist()
-    assert ours[:5] == ["n/a (n < 3)"] * 5  # two lengths only
+    # Two lengths only: the text rows have two points, the rows over several models two distinct lengths.
+    assert ours[:5] == ["n/a (n < 3)", "n/a (fewer than 3 distinct x)", "n/a (n < 3)",
+                        "n/a (fewer than 3 distinct x)", "n/a (fewer than 3 distinct x)"]
     assert ours[5] == "n/a (n < 3)"  # s = 5 is the only swept scale above 1
     assert ours[6].startswith("2.00 +- 0.00 (n = 12)")  # fid_classifier test - train is 2 everywhere
 
@@ -225,7 +231,11 @@ def test_thesis_extras_figures(run_dir, result):
     for name in ("5_4_poorly_aligned", "5_7_large_cfg", "5_9_pca_brightness"):
         assert (report / f"figure_{name}.png").stat().st_size > 1000, name
     readme = (report / "README.md").read_text()
-    assert "Top confusions of text-1s epoch_002_g3: oboe -> flute 1.00, horn -> trumpet 0.50" in readme
+    # Figures 5.3 and 5.4 show the thesis' "best performing model", the best on test (frozen-2s, epoch 4), not
+    # the checkpoint validation selects for the headline (text-1s, epoch 2).
+    assert "Top confusions of frozen-2s epoch_004_g3: oboe -> flute 1.00, horn -> trumpet 0.50" in readme
+    confusion = run_dir / "plots/confusion/frozen-2s/epoch_004_g3.png"
+    assert (report / "figure_5_3_confusion.png").read_bytes() == confusion.read_bytes()
     assert "## Figure 5.10: brightness variation in the nonorm variant (text-2s-nonorm vs text-2s, FC)\n\n" \
            "Not in this run (no samples of text-2s-nonorm at guidance 3)." in readme
     assert not (report / "figure_5_10_nonorm_brightness.png").exists()

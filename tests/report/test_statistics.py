@@ -22,7 +22,7 @@ def _finetune(rows: list[tuple[str, int, list[float]]]) -> pd.DataFrame:
 def test_correlation_and_when_there_is_none():
     assert statistics.correlation([1, 2, 3], [1, 2, 4]) == HAND
     assert statistics.correlation([1, 2], [1, 2]) == "n/a (n < 3)"
-    assert statistics.correlation([1, 1, 2, 2], [1, 2, 3, 4]) == "n/a (n < 3)"  # two lengths, four models
+    assert statistics.correlation([1, 1, 2, 2], [1, 2, 3, 4]) == "n/a (fewer than 3 distinct x)"  # two lengths
     assert statistics.correlation([1, 2, 3], [5, 5, 5]) == "n/a (constant)"
 
 
