@@ -69,6 +69,7 @@ def params_cmd(check: bool, overrides: tuple[str, ...]) -> None:
     Acts on the checkout of the current directory: the nearest folder up from it holding dvc.yaml.
     """
     from a2i import params
+    from a2i.config import ConfigError
 
     path = params.find_repo() / "params.yaml"
     if check:
@@ -76,7 +77,11 @@ def params_cmd(check: bool, overrides: tuple[str, ...]) -> None:
             raise click.ClickException(f"{path} differs from the composition of conf/: run `a2i params`")
         click.echo(f"{path} matches conf/")
         return
-    click.echo(f"wrote {params.write_params(path, list(overrides))}")
+    try:
+        written = params.write_params(path, list(overrides))
+    except ConfigError as error:  # one `error:` line per problem, as the check stage prints them
+        raise click.ClickException("\nerror: ".join(error.problems)) from None
+    click.echo(f"wrote {written}")
 
 
 def _register() -> None:

@@ -163,7 +163,8 @@ TEXT = Check("a non-empty string", lambda v: isinstance(v, str) and v != "")
 SEED = integer(0)
 LENGTH = integer(1, MAX_LENGTH_S)  # seconds; the variant names' `<L>s`
 # as given: prepare names its index files by the length (`index_2s_...`)
-SECONDS = Check("a positive multiple of 0.1 s", lambda v: _is_number(v) and v > 0 and _tenths(v))
+SECONDS = Check(f"a positive multiple of 0.1 s up to {MAX_LENGTH_S}",
+                lambda v: _is_number(v) and 0 < v <= MAX_LENGTH_S and _tenths(v))
 BOX = Check("[left, top, right, bottom] with 0 <= left < right <= 1 and 0 <= top < bottom <= 1",
             lambda v: isinstance(v, list) and len(v) == 4 and all(map(_is_number, v))
             and 0 <= v[0] < v[2] <= 1 and 0 <= v[1] < v[3] <= 1)
@@ -341,7 +342,7 @@ class FinetuneConfig(Section):
         if self.checkpoint is None and not self.allow_random_init:
             return ["finetune.checkpoint is null: the thesis fine-tunes the released, partially trained "
                     "AudioCLIP (3.2.3); add `audioclip` to download.items and set finetune.checkpoint="
-                    "data/download/AudioCLIP-Partial-Training.pt, or set finetune.allow_random_init=true"]
+                    "data/download/audioclip/AudioCLIP-Partial-Training.pt, or set finetune.allow_random_init=true"]
         return []
 
 
@@ -543,9 +544,11 @@ def check_params(params: dict[str, Any]) -> Params:
     problems = [p.removeprefix("params.") for p in problems]
     problems += _lengths_prepared(grid, sections["prepare"]) + _sweep_checkpoint(sections["train"], sections["sample"])
     problems += _fit_synthetic(sections["prepare"], sections["synthesize"])
-    problems += _sr_length_prepared(sections["train_sr"], sections["prepare"])
+    problems += _study_in_grid(grid) + _sr_embedding_in_grid(grid, sections["train_sr"])
+    problems += _dataset_named(sections["prepare"], sections["report"])
     problems += _sr_aug_level(sections["train_sr"], sections["sample_sr"])
     problems += _sr_steps(sections["train_sr"], sections["sample_sr"])
+    problems += _steps_within(sections["train"], sections["sample"])
     problems += _pca_width(grid, sections["train"])
     problems += _report_mirrors(grid, sections["sample"], sections["report"])
     if problems:
@@ -560,15 +563,43 @@ def _lengths_prepared(grid: Grid | None, prepare: PrepareConfig | None) -> list[
         return []
     problems = [f"lengths={length!r} is not in prepare.lengths={prepare.lengths!r} (nothing is cut at that length)"
                 for length in grid.lengths if length not in prepare.lengths]
-    if grid.study.variants and grid.study.length not in prepare.lengths:
-        problems.append(f"study.length={grid.study.length!r} is not in prepare.lengths={prepare.lengths!r}")
+    # The classifiers and the FID references read the distinct frames of the smallest whole-second length prepared
+    # (a2i.evaluation.classifier.real_split); dvc.yaml declares that index as lengths[0].
+    whole = [int(length) for length in prepare.lengths if float(length).is_integer()]
+    if not problems and min(whole) != grid.lengths[0]:
+        problems.append(f"lengths[0]={grid.lengths[0]!r} is not the smallest whole-second length of prepare.lengths="
+                        f"{prepare.lengths!r}, whose index the classifiers and FID references read (dvc.yaml "
+                        f"declares it as lengths[0])")
     return problems
 
 
-def _sr_length_prepared(train_sr: TrainSRConfig | None, prepare: PrepareConfig | None) -> list[str]:
-    if train_sr is None or prepare is None or Variant.parse(train_sr.embedding).length in prepare.lengths:
+def _study_in_grid(grid: Grid | None) -> list[str]:
+    if grid is None or not grid.study.variants or (grid.study.alignment in grid.alignments
+                                                   and grid.study.length in grid.lengths):
         return []
-    return [f"train_sr.embedding={train_sr.embedding!r} is not of a length in prepare.lengths={prepare.lengths!r}"]
+    return [f"study.alignment={grid.study.alignment!r} and study.length={grid.study.length!r} are not a cell of the "
+            f"grid (alignments={grid.alignments!r}, lengths={grid.lengths!r}): the studies train on that cell's "
+            f"embeddings"]
+
+
+def _sr_embedding_in_grid(grid: Grid | None, train_sr: TrainSRConfig | None) -> list[str]:
+    if grid is None or train_sr is None:
+        return []
+    embedding = Variant.parse(train_sr.embedding)
+    if embedding.study is None and embedding.alignment in grid.alignments and embedding.length in grid.lengths:
+        return []
+    return [f"train_sr.embedding={train_sr.embedding!r} is not a cell of the grid (alignments={grid.alignments!r}, "
+            f"lengths={grid.lengths!r}): no stage writes its embeddings"]
+
+
+def _dataset_named(prepare: PrepareConfig | None, report: ReportConfig | None) -> list[str]:
+    """The report says which data it ran on (the recipe card pins Sub-URMP): the name must be the data's."""
+    if prepare is None or report is None:
+        return []
+    actual = "synthetic" if _synthetic(prepare) else "suburmp"
+    if report.dataset == actual:
+        return []
+    return [f"report.dataset={report.dataset!r} is not {actual!r}, the data prepare.raw={prepare.raw!r} reads"]
 
 
 def _sr_aug_level(train_sr: TrainSRConfig | None, sample_sr: SampleSRConfig | None) -> list[str]:
@@ -579,10 +610,22 @@ def _sr_aug_level(train_sr: TrainSRConfig | None, sample_sr: SampleSRConfig | No
 
 
 def _sr_steps(train_sr: TrainSRConfig | None, sample_sr: SampleSRConfig | None) -> list[str]:
-    if train_sr is None or sample_sr is None or train_sr.t_start is None or sample_sr.steps <= train_sr.t_start:
+    if train_sr is None or sample_sr is None:
         return []
-    return [f"sample_sr.steps={sample_sr.steps!r} is more than train_sr.t_start={train_sr.t_start!r} (the "
-            f"super-resolution model is trained, and sampled, only below that timestep)"]
+    trained = train_sr.t_start or Schedule.timesteps
+    if sample_sr.steps <= trained:
+        return []
+    return [f"sample_sr.steps={sample_sr.steps!r} is more than the {trained} timesteps the super-resolution model "
+            f"is trained on (train_sr.t_start={train_sr.t_start!r}, or the schedule's {Schedule.timesteps})"]
+
+
+def _steps_within(train: TrainConfig | None, sample: SampleConfig | None) -> list[str]:
+    """A sampler takes at most one step per trained timestep."""
+    if train is None or sample is None:
+        return []
+    steps = {"sample.steps": sample.steps, "train.preview.steps": train.preview.steps}
+    return [f"{key}={value!r} is more than train.timesteps={train.timesteps!r} (a sampler takes at most one step "
+            f"per trained timestep)" for key, value in steps.items() if value > train.timesteps]
 
 
 def _pca_width(grid: Grid | None, train: TrainConfig | None) -> list[str]:
@@ -617,7 +660,7 @@ def _sweep_checkpoint(train: TrainConfig | None, sample: SampleConfig | None) ->
 def _fit_synthetic(prepare: PrepareConfig | None, synthesize: SynthesizeConfig | None) -> list[str]:
     """On the synthetic data the longest sample is known before it exists: a validation performance is cut in
     halves, val samples from the first and test samples from the second (a2i.data.prepare.select_samples)."""
-    if prepare is None or synthesize is None or not _synthetic(prepare, synthesize):
+    if prepare is None or synthesize is None or not _synthetic(prepare):
         return []
     longest = int(round(synthesize.performance_seconds * 10)) // 2 / 10
     return [f"prepare.lengths[{i}]={length!r} is not at most {longest:g} s, half of synthesize.performance_seconds="
@@ -625,7 +668,7 @@ def _fit_synthetic(prepare: PrepareConfig | None, synthesize: SynthesizeConfig |
             f"performance)" for i, length in enumerate(prepare.lengths) if length > longest + 1e-9]
 
 
-def _synthetic(prepare: PrepareConfig, synthesize: SynthesizeConfig) -> bool:
+def _synthetic(prepare: PrepareConfig) -> bool:
     """Whether `prepare` reads what `synthesize` writes (the data=synthetic group)."""
     return PurePosixPath(prepare.raw) == PurePosixPath(SYNTHETIC) / "Sub-URMP"
 

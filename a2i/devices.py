@@ -55,7 +55,7 @@ def claim_gpu(n_gpus: int, lock_dir: str | Path) -> int:
                 continue
             _held[lock_dir] = (index, handle)
             return index
-    raise RuntimeError(f"all {n_gpus} GPUs are held by other a2i processes, {slots} per GPU ({SLOTS_ENV}; locks "
+    raise ValueError(f"all {n_gpus} GPUs are held by other a2i processes, {slots} per GPU ({SLOTS_ENV}; locks "
                        f"in {lock_dir}); start no more queue workers than GPUs x {SLOTS_ENV}")
 
 
@@ -83,7 +83,7 @@ def select_device(prefer: str = "auto") -> torch.device:
     if prefer == "cpu" or (prefer == "auto" and not torch.cuda.is_available()):
         return torch.device("cpu")
     if not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' was asked for but CUDA is not available")
+        raise ValueError("device 'cuda' was asked for but CUDA is not available on this machine; use cpu")
     if "LOCAL_RANK" in os.environ:  # torchrun: one process per GPU already
         index = int(os.environ["LOCAL_RANK"])
     else:

@@ -3,7 +3,7 @@
 `benchmarks/gpu_throughput.py` feeds it the rates it measures; the arithmetic is here, plain, so that it is tested
 on the CPU. The grid is the thesis recipe (`a2i.thesis.RECIPE`): lengths x alignments cells plus the study
 variants, each trained for its epochs on its length's train split, and sampled (DDPM-1000 with classifier-free
-guidance, two U-Net forwards per step) and evaluated at every checkpoint as the sample stage does.
+guidance, two U-Net forwards per step; one at guidance 1) and evaluated at every checkpoint as the sample stage does.
 """
 
 from __future__ import annotations
@@ -25,6 +25,12 @@ class Grid:
     models: int
     train_images: int  # images through a training step, all models and epochs
     sampled_images: int  # images drawn (and then evaluated), all models and checkpoints
+    unguided_images: int = 0  # of those, drawn at guidance 1: one U-Net forward per step instead of two
+
+    @property
+    def guided_equivalent(self) -> float:
+        """The sampling work in guided images (what a measured CFG sampling rate is a rate of)."""
+        return self.sampled_images - self.unguided_images / 2
 
 
 def thesis_grid(split_sizes: dict[int, dict[str, int]]) -> Grid:
@@ -42,9 +48,13 @@ def thesis_grid(split_sizes: dict[int, dict[str, int]]) -> Grid:
     # select the checkpoint; at one checkpoint of the study cell, the test split again for each other CFG scale.
     validation = recipe["sample.val_per_class"] * len(INSTRUMENTS) * sum(v.study is None for v in variants)
     sweep = len(set(recipe["sample.cfg_scales"]) - {recipe["sample.guidance"]})
+    study_test = split_sizes[recipe["study.length"]]["test"]
     sampled = (checkpoints * (sum(split_sizes[v.length]["test"] for v in variants) + validation)
-               + sweep * split_sizes[recipe["study.length"]]["test"])
-    return Grid(len(variants), sum(epochs * split_sizes[v.length]["train"] for v in variants), sampled)
+               + sweep * study_test)
+    # At guidance 1: the CFG control at every checkpoint, and the sweep's s = 1.
+    unguided = (checkpoints * study_test * sum(v.study == "nocfg" for v in variants)
+                + study_test * (1 in recipe["sample.cfg_scales"] and recipe["sample.guidance"] != 1))
+    return Grid(len(variants), sum(epochs * split_sizes[v.length]["train"] for v in variants), sampled, unguided)
 
 
 def _positive(values: dict[str, float], name: str) -> None:
@@ -57,7 +67,7 @@ def projected_hours(work: Grid, rates: dict[str, float]) -> dict[str, float]:
     """Hours on one GPU of each part at `rates` (images/s: `train`, `sample` for DDPM-1000 with CFG, `evaluate`
     for the classifier and Inception), and their `total`."""
     _positive(rates, "rates")
-    images = {"train": work.train_images, "sample": work.sampled_images, "evaluate": work.sampled_images}
+    images = {"train": work.train_images, "sample": work.guided_equivalent, "evaluate": work.sampled_images}
     hours = {part: images[part] / rates[part] / 3600 for part in PARTS}
     return {**hours, "total": sum(hours.values())}
 
@@ -67,7 +77,7 @@ def hardware_limit_hours(work: Grid, flops_per_image: dict[str, float], peak_tfl
     and `sample` (all forwards of one DDPM-1000 chain with CFG); evaluation is no U-Net work and not counted."""
     if not peak_tflops > 0:
         raise ValueError(f"peak_tflops must be a number > 0, got {peak_tflops}")
-    images = {"train": work.train_images, "sample": work.sampled_images}
+    images = {"train": work.train_images, "sample": work.guided_equivalent}
     hours = {part: images[part] * flops_per_image[part] / (peak_tflops * 1e12) / 3600 for part in images}
     return {**hours, "total": sum(hours.values())}
 

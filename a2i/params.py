@@ -103,11 +103,15 @@ def dump(params: dict[str, Any]) -> str:
 
 
 def write_params(path: str | Path | None = None, overrides: list[str] | None = None) -> Path:
-    """Write the composition of conf/ beside it as params.yaml (default: the current checkout's); returns the path."""
+    """Write the composition of conf/ beside it as params.yaml (default: the current checkout's); returns the path.
+    The composition is validated first, as the `check` stage validates it: a2i.config.ConfigError, nothing written."""
+    from a2i.config import check_params
     from a2i.io import write_text
 
     path = Path(path) if path is not None else find_repo() / "params.yaml"
-    write_text(path, dump(compose(path.parent / "conf", overrides)))
+    composed = compose(path.parent / "conf", overrides)
+    check_params(composed)
+    write_text(path, dump(composed))
     return path
 
 

@@ -387,7 +387,8 @@ def thesis_split_sizes() -> dict[int, dict[str, int]]:
 def project(rates: dict[str, dict[str, float]], flops: dict[str, float]) -> None:
     """The thesis grid's hours on this GPU at each path's rates, the hardware limit, and each path's MFU."""
     work = grid_runtime.thesis_grid(thesis_split_sizes())
-    emit(grid_models=work.models, train_images=work.train_images, sampled_images=work.sampled_images)
+    emit(grid_models=work.models, train_images=work.train_images, sampled_images=work.sampled_images,
+         unguided_images=work.unguided_images)
     for path, path_rates in rates.items():
         hours = grid_runtime.projected_hours(work, path_rates)
         emit(projection="thesis_grid_one_gpu", path=path, **{f"{part}_h": round(h, 1) for part, h in hours.items()})

@@ -6,4 +6,4 @@ from a2i.stage import Option, run_stage
 
 if __name__ == "__main__":
     run_stage(__doc__, lambda variant: sample_variant(variant, load_section_config(SampleConfig)),
-              Option("variant", "<alignment>-<length>s[-nocfg|-pca], e.g. text-2s"))
+              Option("variant", "<alignment>-<length>s[-nocfg|-pca|-nonorm], e.g. text-2s"))

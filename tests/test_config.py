@@ -75,7 +75,8 @@ def test_the_profiles_validate(overrides):
     ("download__items", ["weights"], "download.items[0]='weights' is not one of suburmp, audioclip, inception"),
     ("prepare__on_bad_file", "ignore", "prepare.on_bad_file='ignore' is not one of error, skip"),
     ("prepare__crop", {"piano": [0, 0, 1, 1]}, "prepare.crop key='piano' is not one of bassoon"),
-    ("prepare__lengths", [0.25], "prepare.lengths[0]=0.25 is not a positive multiple of 0.1 s"),
+    ("prepare__lengths", [0.25], "prepare.lengths[0]=0.25 is not a positive multiple of 0.1 s up to 10"),
+    ("prepare__lengths", [2, 100], "prepare.lengths[1]=100 is not a positive multiple of 0.1 s up to 10"),
     ("alignments", ["text", "audio"], "alignments[1]='audio' is not one of text, frozen, mutual"),
     ("alignments", [], "alignments=[] is not a non-empty list of one of text, frozen, mutual"),
     ("lengths", [11], "lengths[0]=11 is not an integer in 1..10"),
@@ -106,11 +107,17 @@ def test_every_problem_is_reported_together(committed):
 
 
 @pytest.mark.parametrize("overrides,line", [
-    (["lengths=[1,3]", "prepare.lengths=[1,2]"], "lengths=3 is not in prepare.lengths=[1, 2]"),
+    (["lengths=[1,3]", "prepare.lengths=[1,2]", "study.length=1"], "lengths=3 is not in prepare.lengths=[1, 2]"),
+    (["lengths=[2,1]", "study.length=1"], "lengths[0]=2 is not the smallest whole-second length of prepare.lengths="
+                                          "[2, 1]"),
+    (["prepare.lengths=[1,2]"], "lengths[0]=2 is not the smallest whole-second length of prepare.lengths=[1, 2]"),
     (["lengths=[8]", "study.variants=[]", "study.length=8"], "prepare.lengths[0]=8 is not at most 7 s, half of "
                                             "synthesize.performance_seconds=14"),
     (["profile=micro", "lengths=[3]", "study.length=3"], "prepare.lengths[0]=3 is not at most 2 s"),
-    (["study.length=3", "train_sr.embedding=text-2s"], "study.length=3 is not in prepare.lengths=[2]"),
+    (["study.length=3", "train_sr.embedding=text-2s"], "study.alignment='text' and study.length=3 are not a cell "
+                                                       "of the grid"),
+    (["train_sr.embedding=frozen-1s"], "train_sr.embedding='frozen-1s' is not a cell of the grid"),
+    (["report.dataset=suburmp"], "report.dataset='suburmp' is not 'synthetic', the data prepare.raw="),
     (["study.epoch=3"], "sample.cfg_epoch=3 is not a checkpoint epoch of train.epochs=4 and "
                         "train.checkpoint_every=2"),
     (["profile=thesis"], "finetune.checkpoint is null: the thesis fine-tunes the released"),
@@ -118,7 +125,10 @@ def test_every_problem_is_reported_together(committed):
     (["synthesize.frame_width=80"], "synthesize.frame_width=80 is not >= synthesize.frame_height=270"),
     (["download.source=local"], "download.local_dir=None is not a folder"),
     (["sample_sr.aug_level=50"], "sample_sr.aug_level=50 is not below train_sr.aug_max=50"),
-    (["sample_sr.steps=200"], "sample_sr.steps=200 is more than train_sr.t_start=150"),
+    (["sample_sr.steps=200"], "sample_sr.steps=200 is more than the 150 timesteps the super-resolution model"),
+    (["sample_sr.steps=1001", "train_sr.t_start=null"], "sample_sr.steps=1001 is more than the 1000 timesteps"),
+    (["sample.steps=2000"], "sample.steps=2000 is more than train.timesteps=1000"),
+    (["train.preview.steps=1001"], "train.preview.steps=1001 is more than train.timesteps=1000"),
     (["train.pca_components=128"], "train.pca_components=128 is not 256, the U-Net's time-embedding width"),
     (["report.guidance=5"], "report.guidance=5.0 is not sample.guidance=3.0"),
     (["report.lengths=[1,2]"], "report.lengths=[1, 2] is not lengths=[2]"),

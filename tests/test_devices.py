@@ -13,7 +13,7 @@ def test_auto_falls_back_to_cpu(monkeypatch):
     assert select_device("cpu").type == "cpu"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert select_device("auto").type == "cpu"
-    with pytest.raises(RuntimeError, match="CUDA is not available"):
+    with pytest.raises(ValueError, match="CUDA is not available"):  # a stage's one-line error
         select_device("cuda")
     with pytest.raises(ValueError, match="'cuda:1': CUDA is not available"):  # a named GPU is checked, not claimed
         select_device("cuda:1")
@@ -46,7 +46,7 @@ def _hold_slot(slots: int, lock_dir: str, claims) -> None:
     os.environ[SLOTS_ENV] = str(slots)
     try:
         claims.put(claim_gpu(2, lock_dir))
-    except RuntimeError as error:
+    except ValueError as error:
         claims.put(str(error))
         return
     time.sleep(60)

@@ -13,6 +13,16 @@ def test_the_thesis_grid_is_fifteen_cells_and_three_studies():
     assert work.models == 18
     assert work.train_images == 100 * (3 * 1000 * (1 + 2 + 3 + 4 + 5) + 3 * 4000)
     assert work.sampled_images == 10 * (3 * 100 * (1 + 2 + 3 + 4 + 5) + 3 * 400 + 15 * 20 * 13) + 5 * 400
+    # Drawn at guidance 1, at half the cost: the CFG control at its 10 checkpoints and the sweep's s = 1.
+    assert work.unguided_images == 10 * 400 + 400
+    assert work.guided_equivalent == work.sampled_images - (10 * 400 + 400) / 2
+
+
+def test_unguided_images_cost_half_a_guided_one():
+    work = Grid(models=1, train_images=3_600_000, sampled_images=36_000, unguided_images=36_000)
+    assert projected_hours(work, {"train": 1000.0, "sample": 5.0, "evaluate": 100.0})["sample"] == pytest.approx(1.0)
+    limit = hardware_limit_hours(work, {"train": 1e12, "sample": 1e14}, peak_tflops=1000.0)
+    assert limit["sample"] == pytest.approx(0.5)
 
 
 def test_projected_hours_are_images_over_rates():

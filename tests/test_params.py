@@ -2,7 +2,11 @@
 
 import pytest
 
+from pathlib import Path
+
 from a2i import params
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def test_committed_params_equal_composition_of_conf():
@@ -45,12 +49,11 @@ def test_a_malformed_params_file_is_a_one_line_error(tmp_path, text, message):
 
 
 def _checkout(root):
-    """A minimal checkout: dvc.yaml and a one-group conf/."""
-    (root / "conf" / "size").mkdir(parents=True)
+    """A checkout of the real conf/ (the writer validates what it composes) beside a stub dvc.yaml."""
+    import shutil
+
+    shutil.copytree(REPO / "conf", root / "conf")
     (root / "dvc.yaml").write_text("stages: {}\n")
-    (root / "conf" / "config.yaml").write_text("defaults: [size: small, _self_]\ntrain: {epochs: 1}\n")
-    (root / "conf" / "size" / "small.yaml").write_text("# @package _global_\nwidth: 8\n")
-    (root / "conf" / "size" / "large.yaml").write_text("# @package _global_\nwidth: 64\n")
     return root
 
 
@@ -69,12 +72,21 @@ def test_cli_acts_on_the_checkout_of_the_current_directory(tmp_path, monkeypatch
     result = a2i("--check")
     assert result.exit_code == 1 and result.output.strip() == f"error: {root / 'params.yaml'} not found: run " \
                                                                "`a2i params` to compose it from conf/"
-    result = a2i("size=large")
+    result = a2i("profile=micro")
     assert result.exit_code == 0, result.output
-    assert params.committed(root / "params.yaml") == {"train": {"epochs": 1}, "width": 64}
-    assert a2i("--check", "size=large").exit_code == 0
+    assert params.committed(root / "params.yaml") == params.compose(root / "conf", ["profile=micro"])
+    assert a2i("--check", "profile=micro").exit_code == 0
     result = a2i("--check")
     assert result.exit_code == 1 and "differs from the composition of conf/" in result.output
+
+
+def test_cli_writes_only_parameters_the_check_stage_accepts(tmp_path, monkeypatch):
+    monkeypatch.chdir(_checkout(tmp_path))
+    result = a2i("train.epochs=abc", "sample.steps=0")
+    assert result.exit_code == 1
+    assert result.output.splitlines() == ["error: train.epochs='abc' is not an integer >= 1",
+                                          "error: sample.steps=0 is not an integer >= 1"]
+    assert not (tmp_path / "params.yaml").exists()
 
 
 def test_cli_refuses_outside_a_checkout_and_bad_overrides(tmp_path, monkeypatch):
@@ -83,6 +95,6 @@ def test_cli_refuses_outside_a_checkout_and_bad_overrides(tmp_path, monkeypatch)
     assert result.exit_code == 1 and result.output.startswith(f"error: no dvc.yaml in {tmp_path} or any folder")
     assert not (tmp_path / "params.yaml").exists()
     _checkout(tmp_path)
-    result = a2i("size=huge")
-    assert result.exit_code == 1 and result.output.count("\n") == 1 and "Could not find 'size/huge'" in result.output
+    result = a2i("profile=huge")
+    assert result.exit_code == 1 and result.output.count("\n") == 1 and "Could not find 'profile/huge'" in result.output
     assert not (tmp_path / "params.yaml").exists()

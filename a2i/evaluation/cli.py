@@ -27,7 +27,7 @@ def fid_cmd(path1: Path, path2: Path, weights: Path | None, batch_size: int, dev
 
     try:
         chosen = select_device(device)  # as the stages choose: a free GPU when there is one
-    except (ValueError, RuntimeError) as error:  # an unknown device, or cuda without CUDA
+    except ValueError as error:  # an unknown device, or cuda without CUDA
         raise click.BadParameter(str(error), param_hint="--device") from None
     try:
         value = fid_between(path1, path2, weights, batch_size, str(chosen))

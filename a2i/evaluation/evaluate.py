@@ -85,7 +85,9 @@ def feature_space(fid_weights: str | None, classifier, classifier_path: str | Pa
     """(extractor, cache identity, metric prefix): Inception pool3 when weights exist, else the classifier's
     penultimate layer, whose distance is reported as `fid_classifier` - or, without `allow_fid_classifier` (the
     thesis recipe), an error before anything is computed."""
-    weights = resolve_inception_weights(fid_weights)
+    # Only the file params.yaml names, which DVC tracks: pytorch-fid's cache in $TORCH_HOME would make the metric
+    # depend on the machine.
+    weights = None if fid_weights is None else resolve_inception_weights(fid_weights)
     if weights is None and not allow_fid_classifier:
         raise ValueError(f"evaluate.fid_weights={fid_weights!r}: no Inception weights for FID (thesis 5.2.3); add "
                          "`inception` to download.items and set evaluate.fid_weights to the downloaded file, or set "

@@ -152,8 +152,8 @@ def resolve_inception_weights(weights: str | Path | None) -> Path | None:
 
 
 def missing_weights_hint() -> str:
-    return (f"`a2i download --item inception` fetches {INCEPTION_FILE} into data/download/: pass that file "
-            f"(--weights, or evaluate.fid_weights) or place it in {default_inception_weights().parent}/")
+    return (f"`a2i download --item inception` fetches {INCEPTION_FILE} into data/download/inception/: pass that "
+            f"file (--weights, or evaluate.fid_weights) or place it in {default_inception_weights().parent}/")
 
 
 def load_inception(weights: str | Path, device: str = "cpu"):

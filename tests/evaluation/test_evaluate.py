@@ -296,3 +296,18 @@ def test_upsampled_images_of_another_checkpoint_or_conditions_are_refused(upsamp
     with pytest.raises(ValueError, match=message):
         _evaluate_upsampled(upsampled, trained, tmp_path / "metrics")
     assert not (tmp_path / "metrics").exists()
+
+
+def test_the_stages_ignore_pytorch_fids_cache_unless_params_name_the_weights(trained, inception_weights, tmp_path,
+                                                                             monkeypatch):
+    import shutil
+
+    from a2i.evaluation.evaluate import feature_space
+    from a2i.evaluation.fid import INCEPTION_FILE
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    (tmp_path / "hub/checkpoints").mkdir(parents=True)
+    shutil.copy(inception_weights, tmp_path / "hub/checkpoints" / INCEPTION_FILE)
+    model = classifier.load_classifier(trained[0])
+    assert feature_space(None, model, trained[0], 8, "cpu")[2] == "fid_classifier"
+    assert feature_space(str(inception_weights), model, trained[0], 8, "cpu")[2] == "fid"
