@@ -1,4 +1,5 @@
-"""DVC stage `download`: the real Sub-URMP and pretrained weights (nothing for the synthetic default)."""
+"""DVC stage `download`: the real Sub-URMP and pretrained weights, one folder per item in data/download (only their
+manifests for the synthetic default)."""
 
 from a2i.config import DownloadConfig, load_section_config
 from a2i.data.download import download

@@ -16,6 +16,28 @@ def test_training_logs_persist_with_the_checkpoints_they_describe():
         assert [value.get("persist") for value in outs.values()] == [True, True], name
 
 
+def test_each_download_item_is_an_output_read_only_by_its_stages():
+    # Adding a download item, or fetching Sub-URMP again, reruns only the stages that read it, and no matrix
+    # cell hashes the extracted Sub-URMP (the header's rule): finetune reads finetune.checkpoint, the
+    # evaluations evaluate.fid_weights, prepare the data set through prepare.raw.
+    from a2i.data import DOWNLOAD_ITEMS
+    from a2i.params import compose
+
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    items = {name: f"data/download/{name}" for name in DOWNLOAD_ITEMS}
+    assert stages["download"]["outs"] == list(items.values())
+    thesis = compose(overrides=["profile=thesis", "data=suburmp"])
+    reads = {"finetune": thesis["finetune"]["checkpoint"], **{
+        name: thesis["evaluate"]["fid_weights"] for name in ("evaluate", "evaluate_study", "evaluate_sr")}}
+    for name, stage in stages.items():
+        downloads = [dep for dep in stage.get("deps", []) if dep.startswith("data/download")]
+        assert downloads == ([Path(reads[name]).parent.as_posix()] if name in reads else []), name
+    assert reads["finetune"].startswith(items["audioclip"] + "/")
+    assert reads["evaluate"].startswith(items["inception"] + "/")
+    assert thesis["prepare"]["raw"].startswith(items["suburmp"] + "/")
+    assert "${prepare.raw}" in stages["prepare"]["deps"]
+
+
 def _plot_dirs() -> dict[str, dict]:
     """Top-level plots of dvc.yaml: {folder: props}."""
     plots = yaml.safe_load((REPO / "dvc.yaml").read_text())["plots"]

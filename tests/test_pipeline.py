@@ -106,11 +106,13 @@ def test_local_data_recipe_reaches_prepare(tmp_path):
         "-S", f"download.local_dir={tmp_path / 'mine'}", "-S", "profile=micro",
         "-S", f"download.audioclip.sha256='{audioclip_sha256}'")
     assert (project / "data" / "prepared" / "images.npy").is_file()
-    for name, content in weights.items():  # where data=suburmp's finetune.checkpoint and evaluate.fid_weights point
-        assert (project / "data" / "download" / name).read_bytes() == content
-    fid_weights = yaml.safe_load((project / "params.yaml").read_text())["evaluate"]["fid_weights"]
-    assert (project / fid_weights).read_bytes() == weights[Path(fid_weights).name]
+    composed = yaml.safe_load((project / "params.yaml").read_text())
+    for path in (composed["finetune"]["checkpoint"], composed["evaluate"]["fid_weights"]):  # each in its item's folder
+        assert (project / path).read_bytes() == weights[Path(path).name]
     # DVC hashed and cached every linked file (a symlinked folder it would leave out); the user's files are as they were
-    outs = yaml.safe_load((project / "dvc.lock").read_text())["stages"]["download"]["outs"]
-    assert outs[0]["nfiles"] == len(local_files) + 1  # + manifest.json
+    outs = {out["path"]: out["nfiles"] for out in
+            yaml.safe_load((project / "dvc.lock").read_text())["stages"]["download"]["outs"]}
+    tree = [p for p in local_files if p.name not in weights]
+    # + manifest.json in each
+    assert outs == {"data/download/suburmp": len(tree) + 1, "data/download/audioclip": 2, "data/download/inception": 2}
     assert all(p.read_bytes() == content for p, content in local_files.items())

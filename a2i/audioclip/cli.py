@@ -15,7 +15,7 @@ def audioclip() -> None:
 
 
 @audioclip.command("verify")
-@click.argument("path", type=click.Path(path_type=Path))
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 def verify(path: Path) -> None:
     """Check that PATH is an AudioCLIP checkpoint that loads with strict=True.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import click
@@ -11,21 +12,42 @@ def _fail(error: Exception) -> click.ClickException:
     return click.ClickException(str(error))
 
 
+def _option(key: str) -> str:
+    return "--" + key.replace("_", "-")
+
+
+def _checked(section: type, **options) -> dict:
+    """`options`, named as keys of the params.yaml `section` (an a2i.config class), checked and normalised by the
+    rules the pipeline applies to those keys, so that a command accepts what its stage accepts; before any work,
+    one line names every bad option."""
+    rules = {f.name: f.metadata["rule"] for f in dataclasses.fields(section)}
+    problems: list[str] = []
+    values = {key: rules[key].parse(_option(key), value, problems) for key, value in options.items()}
+    if problems:
+        raise click.UsageError("; ".join(problems))
+    return values
+
+
 @click.command("synthesize")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("data/synthetic"),
               help="Folder that receives Sub-URMP/.")
 @click.option("--seed", type=int, default=0)
-@click.option("--train-performances", type=int, default=3, help="Performances per instrument in train/.")
+@click.option("--train-performances", type=int, default=4, help="Performances per instrument in train/.")
 @click.option("--validation-performances", type=int, default=1, help="Performances per instrument in validation/.")
 @click.option("--performance-seconds", type=float, default=14.0, help="Length of every performance.")
 @click.option("--frame-width", type=int, default=480)
 @click.option("--frame-height", type=int, default=270)
-def synthesize_cmd(**options) -> None:
-    """Write the synthetic Sub-URMP (real layout and formats) under OUT/Sub-URMP."""
+def synthesize_cmd(out: Path, **options) -> None:
+    """Write the synthetic Sub-URMP (real layout and formats) under OUT/Sub-URMP.
+
+    The defaults are the pipeline's: the `synthesize` section of conf/config.yaml (a test keeps them equal).
+    """
+    from a2i.config import SynthesizeConfig
     from a2i.data.synthetic import synthesize
 
+    options = _checked(SynthesizeConfig, **options)
     try:
-        root = synthesize(**options)
+        root = synthesize(out, **options)
     except ValueError as error:
         raise _fail(error) from None
     click.echo(f"wrote {root}")
@@ -54,10 +76,12 @@ def prepare_cmd(raw: Path, out: Path, lengths, silence_peak: int, image_size: in
     Crops default to the centred full-height square; per-instrument boxes and trims come from params.yaml
     (`prepare.crop`, `prepare.trim`) through the DVC stage.
     """
+    from a2i.config import PrepareConfig
     from a2i.data.prepare import prepare
 
+    options = _checked(PrepareConfig, lengths=lengths, silence_peak=silence_peak, image_size=image_size)
     try:
-        prepare(raw, out, lengths, silence_peak=silence_peak, image_size=image_size, on_bad_file=on_bad_file)
+        prepare(raw, out, **options, on_bad_file=on_bad_file)
     except ValueError as error:
         raise _fail(error) from None
     click.echo(f"wrote {out} (counts in {out / 'counts.csv'})")
@@ -66,24 +90,31 @@ def prepare_cmd(raw: Path, out: Path, lengths, silence_peak: int, image_size: in
 @click.command("download")
 @click.option("--item", "items", multiple=True, type=click.Choice(["suburmp", "audioclip", "inception"]),
               default=("suburmp",), help="What to fetch (repeat the option for several).")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("data/download"))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("data/download"),
+              help="Where each item gets its folder, <out>/<item>/, with a manifest.json.")
 @click.option("--local-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="Validate files placed here by hand and link them into --out instead of fetching.")
 @click.option("--params", "params_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=Path("params.yaml"), help="Where the URLs, sha256 and retries come from.")
 def download_cmd(items, out: Path, local_dir: Path | None, params_path: Path) -> None:
     """Fetch the real Sub-URMP and/or pretrained weights (URLs and sha256 from params.yaml `download`)."""
+    from a2i.config import ConfigError, DownloadConfig
     from a2i.data.download import download
     from a2i.params import load_section
 
-    section = {**load_section("download", params_path), "out": out, "items": list(items)}
+    options = {"items": list(items)}
     if local_dir is not None:
-        section.update(source="local", local_dir=local_dir)
+        options.update(source="local", local_dir=str(local_dir))
+    section = load_section("download", params_path)
+    try:  # the stage's rules, before anything is fetched or created
+        config = DownloadConfig.from_params({**section, **options} if isinstance(section, dict) else section)
+    except ConfigError as error:
+        raise click.ClickException(f"{params_path}: {'; '.join(error.problems)}") from None
     try:
-        manifest = download(**section)
+        manifests = download(out, **config.kwargs())
     except ValueError as error:
         raise _fail(error) from None
-    click.echo(f"wrote {manifest}")
+    click.echo(f"manifests: {', '.join(str(path) for path in manifests.values())}")
 
 
 def _crop(ctx, param, value: str | None) -> dict | None:

@@ -1,10 +1,14 @@
 """`download`: the real Sub-URMP archive and the pretrained weights, fetched, verified and safely extracted.
 
+Every item has its own folder, `<out>/<item>/`, written whether or not `items` lists it, with a manifest.json
+saying what it holds: each is a separate DVC output, so a stage depends on the one item it reads (finetune on
+`audioclip`, evaluate on `inception`) and never hashes the extracted Sub-URMP.
+
 pooch does the caching, the sha256 check and the atomic move into place; the downloader given to it adds
 retries that resume a partial download (HTTP Range) from `<out>/.partial/<name>.part` and a progress bar.
 With `source: local` nothing is fetched: the files the user placed by hand in `local_dir` are validated and
 symlinked where `source: url` would put them, so `prepare.raw`, `finetune.checkpoint` and `evaluate.fid_weights`
-are the same for both sources. DVC follows the links when it commits `data/download` (one copy in its cache,
+are the same for both sources. DVC follows the links when it commits an item's folder (one copy in its cache,
 the links replaced by its cache.type); it would skip a symlinked folder, so the Sub-URMP tree is linked file
 by file.
 """
@@ -36,6 +40,10 @@ ARCHIVES = (".zip", ".tar", ".tar.gz", ".tgz")
 # what a corrupt or truncated zip/tar(.gz) raises while it is read
 ARCHIVE_ERRORS = (zipfile.BadZipFile, tarfile.TarError, gzip.BadGzipFile, zlib.error, EOFError)
 HUB_DIGEST = re.compile(r"-([0-9a-f]{8,})\.")  # torch.hub names a file <name>-<sha256 prefix>.<ext>
+MANIFEST = "manifest.json"  # in every item's folder
+# Beside the item folders, in no DVC output: DVC deletes an output before it reruns its stage, which would throw
+# away the part that the rerun is meant to resume (537 MB for AudioCLIP).
+PARTIAL = ".partial"
 
 
 class DownloadError(ValueError):
@@ -90,14 +98,15 @@ class ResumableDownloader:
                 raise requests.ConnectionError(f"connection closed after {written} of {expected} bytes")
 
 
-def fetch(url: str, sha256: str, dest: Path, retries: int = 3) -> str:
-    """Download `url` to `dest` (skipped when `dest` exists with the right hash); returns its sha256. Without
-    `sha256`, a torch.hub digest prefix in the file name is checked instead."""
+def fetch(url: str, sha256: str, dest: Path, partial: Path, retries: int = 3) -> str:
+    """Download `url` to `dest` (skipped when `dest` exists with the right hash), resuming from the folder
+    `partial`; returns its sha256. Without `sha256`, a torch.hub digest prefix in the file name is checked
+    instead."""
     import pooch
     import requests
 
     dest = Path(dest)
-    part = dest.parent / ".partial" / f"{dest.name}.part"
+    part = Path(partial) / f"{dest.name}.part"
     try:
         pooch.retrieve(url, known_hash=f"sha256:{sha256}" if sha256 else None, fname=dest.name, path=dest.parent,
                        downloader=ResumableDownloader(part, retries))
@@ -220,24 +229,22 @@ def _listing(folder: Path, shown: int = 5) -> str:
     return ", ".join(names[:shown]) + more if names else "nothing"
 
 
-def _place_suburmp(root: Path, folder: Path) -> Path:
-    """Move the found `root` to `folder/Sub-URMP`, the path that prepare.raw and the manifest promise, whatever
-    the archive called it; what lay beside a nested root is dropped."""
-    target = folder / "Sub-URMP"
-    if root == target:
-        return target
-    aside = folder.parent / f".{folder.name}.root"
+def _place_suburmp(root: Path, extracted: Path) -> Path:
+    """Move the found `root` up to `extracted`, the path that prepare.raw and the manifest promise, whatever the
+    archive called it; what lay beside a nested root is dropped."""
+    if root == extracted:
+        return extracted
+    aside = extracted.parent / f".{extracted.name}.root"
     shutil.rmtree(aside, ignore_errors=True)
     root.rename(aside)
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir()
-    aside.rename(target)
-    return target
+    shutil.rmtree(extracted)
+    aside.rename(extracted)
+    return extracted
 
 
 def _local_hint(holding: str, out: Path) -> str:
-    """How to use files fetched or extracted by hand: not by placing them in `out`, which DVC deletes (with them)
-    before it reruns the download stage."""
+    """How to use files fetched or extracted by hand: not by placing them in `out`, whose item folders DVC deletes
+    (with them) before it reruns the download stage."""
     return (f"rerun with download.source: local and download.local_dir: a folder outside {out} that holds "
             f"{holding} (and the other download.items)")
 
@@ -246,11 +253,11 @@ def _local_hint(holding: str, out: Path) -> str:
 
 def _fetch_item(name: str, spec: dict, out: Path, retries: int) -> dict:
     url, sha256 = spec["url"], spec.get("sha256") or ""
-    target = out / _file_name(url)
+    target = out / name / _file_name(url)
     if name == "suburmp" and not target.name.endswith(ARCHIVES):
         raise DownloadError(f"{url}: expected an archive ({', '.join(ARCHIVES)}); fix download.suburmp.url")
     try:
-        digest = fetch(url, sha256, target, retries)
+        digest = fetch(url, sha256, target, out / PARTIAL, retries)
     except DownloadError as error:
         holding = "Sub-URMP/ extracted from the archive" if name == "suburmp" else target.name
         raise DownloadError(f"{error}; or download it by hand and {_local_hint(holding, out)}") from None
@@ -260,20 +267,20 @@ def _fetch_item(name: str, spec: dict, out: Path, retries: int) -> dict:
 
 
 def _extract_suburmp(archive: Path, out: Path) -> Path:
-    """The Sub-URMP root extracted from the downloaded `archive`, at `out/suburmp/Sub-URMP`. A corrupt or unsafe
+    """The Sub-URMP root extracted from the downloaded `archive`, at `Sub-URMP` beside it. A corrupt or unsafe
     archive is deleted (with what came out of it): kept, it would pass for a finished download and fail the same
     way on every run. One with an unexpected layout is kept: the download is good, and the data set is large."""
-    folder = out / "suburmp"
+    extracted = archive.parent / "Sub-URMP"
     try:
-        safe_extract(archive, folder)
+        safe_extract(archive, extracted)
     except DownloadError as error:
         archive.unlink(missing_ok=True)
-        shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(extracted, ignore_errors=True)  # an earlier run's tree, from another archive
         raise DownloadError(f"{error}; deleted {archive.name}, the next run downloads it again") from None
     try:
-        return _place_suburmp(_find_suburmp(folder), folder)
+        return _place_suburmp(_find_suburmp(extracted), extracted)
     except DownloadError as error:
-        shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(extracted, ignore_errors=True)
         hint = _local_hint("the Sub-URMP/ root extracted by hand", out)
         raise DownloadError(f"{error}; kept {archive}: {hint}") from None
 
@@ -308,15 +315,29 @@ def _local_item(name: str, spec: dict, local_dir: Path, out: Path) -> dict:
     digest = sha256_file(path)
     if spec.get("sha256") and digest != spec["sha256"]:
         raise DownloadError(f"{path}: sha256 {digest} differs from download.{name}.sha256 {spec['sha256']}")
-    placed = out / path.name
+    placed = out / name / path.name
     _link_file(path, placed)
     return {"local": str(path), "path": str(placed), "sha256": digest}
 
 
+def _write_manifest(out: Path, name: str, source: str, entry: dict | None) -> Path:
+    """`<out>/<name>/manifest.json`: what the item's folder holds and from where, or that it was not requested.
+    Every item gets one, so that its folder is a DVC output that is never empty (DVC handles those badly). A
+    manifest of an earlier run is left alone for an item this run did not request: `a2i download --item X`
+    adds X beside what is already there."""
+    manifest = out / name / MANIFEST
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    if entry is not None:
+        write_json(manifest, {"item": name, "requested": True, "source": source, **entry})
+    elif not manifest.exists():
+        write_json(manifest, {"item": name, "requested": False})
+    return manifest
+
+
 def download(out: str | Path, items: list[str], source: str = "url", local_dir: str | Path | None = None,
-             retries: int = 3, **specs: dict) -> Path:
-    """Fetch (or, with source=local, validate and link) `items` into `out`; write `<out>/manifest.json` listing
-    what is where."""
+             retries: int = 3, **specs: dict) -> dict[str, Path]:
+    """Fetch (or, with source=local, validate and link) `items` into `<out>/<item>/`; write a manifest into the
+    folder of every item, listed or not. Returns each item's manifest."""
     out = Path(out)
     unknown = sorted(set(items) - set(DOWNLOAD_ITEMS))
     if unknown:
@@ -329,7 +350,7 @@ def download(out: str | Path, items: list[str], source: str = "url", local_dir: 
     if source == "local" and (local_dir is None or not Path(local_dir).is_dir()):
         raise DownloadError(f"download.local_dir '{local_dir}' is not a folder (needed with source: local)")
     if source == "local" and Path(local_dir).resolve().is_relative_to(out.resolve()):
-        # the links replace what is in `out`, and DVC deletes `out` before it reruns the stage
+        # the links replace what is in `out`, and DVC deletes its item folders before it reruns the stage
         raise DownloadError(f"download.local_dir '{local_dir}' is inside the download folder '{out}'; "
                             "move the files out")
     fetched = {}
@@ -344,5 +365,4 @@ def download(out: str | Path, items: list[str], source: str = "url", local_dir: 
         log.info("%s: %s", name, fetched[name]["path"])
     if not items:
         log.info("download.items is empty: nothing to fetch (the synthetic data set needs no download)")
-    write_json(out / "manifest.json", {"source": source, "items": fetched})
-    return out / "manifest.json"
+    return {name: _write_manifest(out, name, source, fetched.get(name)) for name in DOWNLOAD_ITEMS}

@@ -69,6 +69,12 @@ def test_verify_refuses_code_and_names_truncation(tmp_path):
     assert result.exit_code == 1 and "absent.pt: no such file" in result.output
 
 
+def test_verify_names_a_folder(tmp_path):
+    result = CliRunner().invoke(main, ["audioclip", "verify", str(tmp_path)])
+    assert result.exit_code != 0
+    assert result.output == f"error: Invalid value for 'PATH': File '{tmp_path}' is a directory.\n"
+
+
 def test_verify_random_bytes_is_one_line(tmp_path):
     path = tmp_path / "random.pt"
     path.write_bytes(np.random.default_rng(0).bytes(4096))

@@ -98,12 +98,17 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _manifest(manifests, name: str) -> dict:
+    return json.loads(manifests[name].read_text())
+
+
 def test_full_download_extracts_and_records_sha(server, archive, tmp_path, caplog):
     server.files["/Sub-URMP.zip"] = archive
     out = tmp_path / "download"
-    manifest = download(out, ["suburmp"], suburmp={"url": server.url("Sub-URMP.zip"), "sha256": ""})
-    entry = json.loads(manifest.read_text())["items"]["suburmp"]
-    assert entry["sha256"] == _sha(archive)
+    manifests = download(out, ["suburmp"], suburmp={"url": server.url("Sub-URMP.zip"), "sha256": ""})
+    entry = _manifest(manifests, "suburmp")
+    assert entry["sha256"] == _sha(archive) and entry["source"] == "url" and entry["requested"]
+    assert entry["file"] == str(out / "suburmp" / "Sub-URMP.zip")
     assert entry["path"] == str(out / "suburmp" / "Sub-URMP")
     assert (out / "suburmp/Sub-URMP/chunk/train/double_bass/double_bass00_700.wav").is_file()
     assert _sha(archive) in caplog.text  # the user is told which sha256 to pin
@@ -118,7 +123,7 @@ def test_resume_after_truncation(server, tmp_path):
     part = tmp_path / ".partial" / "w.pt.part"
     part.parent.mkdir()
     part.write_bytes(data[:300_000])  # an earlier, interrupted run
-    assert fetch(server.url("w.pt"), _sha(data), tmp_path / "w.pt") == _sha(data)
+    assert fetch(server.url("w.pt"), _sha(data), tmp_path / "w.pt", part.parent) == _sha(data)
     assert server.requests == [("/w.pt", "bytes=300000-")]
     assert (tmp_path / "w.pt").read_bytes() == data and not part.exists()
 
@@ -127,7 +132,7 @@ def test_dropped_connection_is_resumed(server, tmp_path):
     data = bytes(range(256)) * 4000
     server.files["/w.pt"] = data
     server.cut_after = 123_456
-    fetch(server.url("w.pt"), _sha(data), tmp_path / "w.pt", retries=2)
+    fetch(server.url("w.pt"), _sha(data), tmp_path / "w.pt", tmp_path / ".partial", retries=2)
     (_, first), (_, second) = server.requests
     assert first is None and 0 < int(second[len("bytes="):-1]) <= 123_456  # resumed from what was written
     assert (tmp_path / "w.pt").read_bytes() == data
@@ -136,7 +141,7 @@ def test_dropped_connection_is_resumed(server, tmp_path):
 def test_checksum_mismatch_leaves_nothing(server, tmp_path):
     server.files["/w.pt"] = b"corrupted" * 1000
     with pytest.raises(DownloadError, match=r"w\.pt.*does not match"):
-        fetch(server.url("w.pt"), _sha(b"good"), tmp_path / "w.pt")
+        fetch(server.url("w.pt"), _sha(b"good"), tmp_path / "w.pt", tmp_path / ".partial")
     assert not (tmp_path / "w.pt").exists()
     assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == []
 
@@ -147,11 +152,11 @@ def test_offline_names_url_and_a_local_folder_outside_the_download(tmp_path):
         download(tmp_path / "d", ["audioclip"], retries=0, audioclip={"url": url, "sha256": ""})
     message = str(error.value)
     assert url in message and "\n" not in message
-    # DVC deletes the stage's output folder before it reruns the stage: a file placed by hand there is lost
-    assert str(tmp_path / "d" / "AudioCLIP-Partial-Training.pt") not in message
+    # DVC deletes the stage's output folders before it reruns the stage: a file placed by hand there is lost
+    assert str(tmp_path / "d" / "audioclip" / "AudioCLIP-Partial-Training.pt") not in message
     assert (f"download.source: local and download.local_dir: a folder outside {tmp_path / 'd'} that holds "
             "AudioCLIP-Partial-Training.pt") in message
-    assert not (tmp_path / "d" / "manifest.json").exists()
+    assert not list((tmp_path / "d").rglob("manifest.json"))
 
 
 def test_checksum_mismatch_points_to_a_local_folder(server, tmp_path):
@@ -159,7 +164,7 @@ def test_checksum_mismatch_points_to_a_local_folder(server, tmp_path):
     with pytest.raises(DownloadError) as error:
         download(tmp_path / "d", ["audioclip"], audioclip={"url": server.url("w.pt"), "sha256": _sha(b"good")})
     message = str(error.value)
-    assert "does not match" in message and str(tmp_path / "d" / "w.pt") not in message
+    assert "does not match" in message and str(tmp_path / "d" / "audioclip" / "w.pt") not in message
     assert f"download.local_dir: a folder outside {tmp_path / 'd'} that holds w.pt" in message
 
 
@@ -207,7 +212,8 @@ def test_path_traversal_archive_is_rejected(server, tmp_path, member, reason):
     out = tmp_path / "download"
     with pytest.raises(DownloadError, match=reason):
         download(out, ["suburmp"], suburmp={"url": server.url("Sub-URMP.tar.gz"), "sha256": ""})
-    assert not (out / "suburmp").exists() and not (tmp_path / "evil.txt").exists()
+    assert not (out / "suburmp" / "Sub-URMP").exists() and not (tmp_path / "evil.txt").exists()
+    assert not (out / "suburmp" / "Sub-URMP.tar.gz").exists()
 
 
 def test_zip_traversal_is_rejected(tmp_path):
@@ -219,9 +225,45 @@ def test_zip_traversal_is_rejected(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_nothing_to_fetch_writes_an_empty_manifest(tmp_path):
-    manifest = download(tmp_path / "d", [])
-    assert json.loads(manifest.read_text()) == {"source": "url", "items": {}}
+def test_nothing_to_fetch_writes_every_item_folder_with_its_manifest(tmp_path):
+    # each folder is a DVC output of its own (finetune and evaluate depend on theirs only): never absent or empty
+    out = tmp_path / "d"
+    manifests = download(out, [])
+    assert sorted(p.name for p in out.iterdir()) == ["audioclip", "inception", "suburmp"]
+    for name in ("suburmp", "audioclip", "inception"):
+        assert manifests[name] == out / name / "manifest.json"
+        assert [p.name for p in (out / name).iterdir()] == ["manifest.json"]
+        assert _manifest(manifests, name) == {"item": name, "requested": False}
+
+
+def test_an_item_fetched_earlier_keeps_its_manifest(tmp_path):
+    # `a2i download --item inception` after `--item audioclip`: the AudioCLIP weights are still there
+    (tmp_path / "mine" / "w.pt").parent.mkdir()
+    (tmp_path / "mine" / "w.pt").write_bytes(b"weights")
+    (tmp_path / "mine" / "i.pth").write_bytes(b"inception")
+    local = {"source": "local", "local_dir": tmp_path / "mine", "audioclip": {"url": "http://x/w.pt"},
+             "inception": {"url": "http://x/i.pth"}}
+    first = _manifest(download(tmp_path / "d", ["audioclip"], **local), "audioclip")
+    manifests = download(tmp_path / "d", ["inception"], **local)
+    assert _manifest(manifests, "audioclip") == first and first["sha256"] == _sha(b"weights")
+    assert _manifest(manifests, "inception")["path"] == str(tmp_path / "d" / "inception" / "i.pth")
+    assert _manifest(manifests, "suburmp") == {"item": "suburmp", "requested": False}
+
+
+def test_partial_downloads_stay_outside_the_item_folders(server, tmp_path):
+    # DVC deletes each item folder (an output) before it reruns the stage: a part there could not be resumed
+    data = bytes(range(256)) * 4000
+    server.files["/w.pt"] = data
+    server.cut_after = 100_000
+    out = tmp_path / "d"
+    with pytest.raises(DownloadError, match="could not download"):
+        download(out, ["audioclip"], retries=0, audioclip={"url": server.url("w.pt"), "sha256": _sha(data)})
+    have = (out / ".partial" / "w.pt.part").stat().st_size
+    assert 0 < have <= 100_000
+    download(out, ["audioclip"], audioclip={"url": server.url("w.pt"), "sha256": _sha(data)})
+    assert server.requests[-1] == ("/w.pt", f"bytes={have}-")
+    assert (out / "audioclip" / "w.pt").read_bytes() == data
+    assert sorted(p.name for p in (out / "audioclip").iterdir()) == ["manifest.json", "w.pt"]
 
 
 def test_local_source_is_validated(tmp_path):
@@ -231,16 +273,17 @@ def test_local_source_is_validated(tmp_path):
                  suburmp={"url": "http://x/Sub-URMP.zip"})
     write_performance(tmp_path / "mine" / "Sub-URMP", "validation", "cello", 1, loud_track(0.6))
     (tmp_path / "mine" / "w.pt").write_bytes(b"weights")
-    manifest = download(tmp_path / "d", ["suburmp", "audioclip"], source="local", local_dir=tmp_path / "mine",
-                        suburmp={"url": "http://x/Sub-URMP.zip"}, audioclip={"url": "http://x/w.pt",
-                                                                             "sha256": _sha(b"weights")})
-    items = json.loads(manifest.read_text())["items"]
+    manifests = download(tmp_path / "d", ["suburmp", "audioclip"], source="local", local_dir=tmp_path / "mine",
+                         suburmp={"url": "http://x/Sub-URMP.zip"}, audioclip={"url": "http://x/w.pt",
+                                                                              "sha256": _sha(b"weights")})
+    items = {name: _manifest(manifests, name) for name in manifests}
     assert items["suburmp"]["local"] == str(tmp_path / "mine" / "Sub-URMP")
-    assert items["audioclip"]["sha256"] == _sha(b"weights")
+    assert items["audioclip"]["sha256"] == _sha(b"weights") and items["audioclip"]["source"] == "local"
     # linked where source=url puts them, so downstream paths do not depend on the source
     assert items["suburmp"]["path"] == str(tmp_path / "d" / "suburmp" / "Sub-URMP")
-    assert items["audioclip"]["path"] == str(tmp_path / "d" / "w.pt")
-    assert (tmp_path / "d" / "w.pt").read_bytes() == b"weights"
+    assert items["audioclip"]["path"] == str(tmp_path / "d" / "audioclip" / "w.pt")
+    assert (tmp_path / "d" / "audioclip" / "w.pt").read_bytes() == b"weights"
+    assert items["inception"] == {"item": "inception", "requested": False}
     with pytest.raises(DownloadError, match="differs from download.audioclip.sha256"):
         download(tmp_path / "d", ["audioclip"], source="local", local_dir=tmp_path / "mine",
                  audioclip={"url": "http://x/w.pt", "sha256": "0" * 64})
@@ -270,10 +313,11 @@ def test_corrupt_archive_is_one_line_and_deleted(server, tmp_path, name):
         with pytest.raises(DownloadError) as error:
             download(out, ["suburmp"], suburmp={"url": server.url(name), "sha256": ""})
         message = str(error.value)
-        assert message.startswith(f"download.items suburmp not fetched: {out / name}: not a valid archive")
+        assert message.startswith(f"download.items suburmp not fetched: {out / 'suburmp' / name}: not a valid "
+                                  "archive")
         assert "\n" not in message
         assert f"deleted {name}" in message
-        assert not (out / name).exists() and not (out / "suburmp").exists()
+        assert not (out / "suburmp" / name).exists() and not (out / "suburmp" / "Sub-URMP").exists()
     assert [path for path, _ in server.requests] == [f"/{name}"] * 2
 
 
@@ -289,9 +333,9 @@ def test_archive_without_suburmp_is_kept_and_its_layout_named(server, tmp_path):
             download(out, ["suburmp"], suburmp={"url": server.url("Sub-URMP.zip"), "sha256": ""})
         message = str(error.value)
         assert "no Sub-URMP root" in message and "the archive holds data/, readme.txt" in message
-        assert f"kept {out / 'Sub-URMP.zip'}" in message and "download.source: local" in message
+        assert f"kept {out / 'suburmp' / 'Sub-URMP.zip'}" in message and "download.source: local" in message
         assert "\n" not in message
-        assert (out / "Sub-URMP.zip").is_file() and not (out / "suburmp").exists()
+        assert (out / "suburmp" / "Sub-URMP.zip").is_file() and not (out / "suburmp" / "Sub-URMP").exists()
     assert len(server.requests) == 1
 
 
@@ -303,10 +347,10 @@ def test_archive_without_suburmp_is_kept_and_its_layout_named(server, tmp_path):
 def test_archive_root_is_moved_where_prepare_raw_points(server, tree, tmp_path, prefix, make, name):
     server.files[f"/{name}"] = make(tree, prefix)
     out = tmp_path / "download"
-    manifest = download(out, ["suburmp"], suburmp={"url": server.url(name), "sha256": ""})
+    manifests = download(out, ["suburmp"], suburmp={"url": server.url(name), "sha256": ""})
     root = out / "suburmp" / "Sub-URMP"  # conf/data/suburmp.yaml's prepare.raw, under data/download
-    assert json.loads(manifest.read_text())["items"]["suburmp"]["path"] == str(root)
-    assert sorted(p.name for p in (out / "suburmp").iterdir()) == ["Sub-URMP"]
+    assert _manifest(manifests, "suburmp")["path"] == str(root)
+    assert sorted(p.name for p in (out / "suburmp").iterdir()) == sorted(["Sub-URMP", name, "manifest.json"])
     files = sorted(p.relative_to(tree) for p in tree.rglob("*") if p.is_file())
     assert sorted(p.relative_to(root) for p in root.rglob("*") if p.is_file()) == files
     assert validate_suburmp(root) == root
@@ -340,7 +384,7 @@ def test_unpinned_weights_are_checked_against_the_digest_prefix_in_their_name(se
     good = b"inception weights"
     name = f"pt_inception-2015-12-05-{_sha(good)[:8]}.pth"  # torch.hub's <name>-<sha256 prefix>.<ext>
     server.files[f"/{name}"] = good
-    assert fetch(server.url(name), "", tmp_path / name) == _sha(good)
+    assert fetch(server.url(name), "", tmp_path / name, tmp_path / ".partial") == _sha(good)
     stale = "pt_inception-2015-12-05-6726825d.pth"  # the real name, served with other bytes
     server.files[f"/{stale}"] = good
     with pytest.raises(DownloadError) as error:
@@ -348,4 +392,4 @@ def test_unpinned_weights_are_checked_against_the_digest_prefix_in_their_name(se
     message = str(error.value)
     assert f"sha256 {_sha(good)} does not start with 6726825d, the digest prefix in its file name" in message
     assert "\n" not in message
-    assert not (tmp_path / "d" / stale).exists()  # the next run fetches it again
+    assert not (tmp_path / "d" / "inception" / stale).exists()  # the next run fetches it again
