@@ -18,6 +18,7 @@ from a2i.variants import checkpoint_epoch
 
 DIGEST = "sha256"  # the key of the digest, over everything else in the checkpoint
 WEIGHTS = ("model", "ema")
+ARCHIVE = b"PK\x03\x04"  # torch.save writes a zip archive; a damaged checkpoint keeps its first bytes
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
@@ -26,13 +27,21 @@ def save_checkpoint(path: Path, state: dict) -> None:
 
 def load_checkpoint(path: Path) -> dict:
     """A checkpoint as saved, memory-mapped (reading the config of one costs nothing) and on the CPU (RNG states
-    must be CPU tensors; load_state_dict moves weights to their module's device); not yet verified."""
+    must be CPU tensors; load_state_dict moves weights to their module's device); not yet verified. A missing
+    file or one of another kind is told apart from a damaged checkpoint, which `dvc checkout` can restore."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: {'a directory' if path.is_dir() else 'no such file'}, not a checkpoint")
+    with path.open("rb") as file:
+        head = file.read(len(ARCHIVE))
+    if head and head != ARCHIVE:  # empty: truncated to nothing, damaged
+        raise ValueError(f"{path}: not a checkpoint (not a torch.save archive)")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception:  # a damaged file can fail in any layer (zip, pickle, storage): report, don't crash
         raise ValueError(damaged(path, "unreadable (truncated or damaged)")) from None
     if not isinstance(state, dict) or not {"config", *WEIGHTS} <= state.keys():
-        raise ValueError(damaged(path, "not a diffusion training checkpoint of a2i"))
+        raise ValueError(f"{path}: not a diffusion training checkpoint of a2i (no config and weights)")
     return state
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,6 +13,8 @@ from a2i.diffusion.schedule import DDPM_VARIANCES, SAMPLERS
 
 if TYPE_CHECKING:
     import torch
+
+    from a2i.diffusion.generate import Upscaling
 
 
 class FiniteFloat(click.FloatRange):
@@ -33,6 +36,50 @@ def _device(ctx: click.Context, param: click.Parameter, value: str | None) -> to
         raise click.BadParameter(str(error), ctx, param) from None
 
 
+def _unwritable(path: Path) -> str | None:
+    """Why the file `path` cannot be written, if it cannot: checked before minutes of sampling, not after."""
+    if path.is_dir():
+        return f"{path} is a directory"
+    if not path.parent.is_dir():
+        return f"folder {path.parent} does not exist"
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        return f"folder {path.parent} is not writable"
+    return None
+
+
+def _output_file(ctx: click.Context, param: click.Parameter, value: Path) -> Path:
+    problem = _unwritable(value)
+    if problem:
+        raise click.BadParameter(problem, ctx, param)
+    return value
+
+
+def _high_output(output: Path) -> Path:
+    """Where `generate --upscale` writes the upsampled grid; checked with the options, before any sampling."""
+    high = output.with_name(f"{output.stem}_hr{output.suffix}")
+    problem = _unwritable(high)
+    if problem:
+        raise click.BadParameter(problem, param_hint="'-o' / '--output' (with --upscale)")
+    return high
+
+
+def _upscaling(checkpoint: Path | None, sampler: str | None, steps: int | None,
+               aug_level: int | None) -> Upscaling | None:
+    """The super-resolution of `generate`: the options given, the pipeline's for the others (sample_sr of
+    params.yaml, as compare-samplers reads sample; conf/config.yaml's defaults, `Upscaling`'s, without one)."""
+    from a2i.config import SampleSRConfig, load_section_config
+    from a2i.diffusion.generate import Upscaling
+
+    if checkpoint is None:
+        return None
+    given = {key: value for key, value in {"sampler": sampler, "steps": steps, "aug_level": aug_level}.items()
+             if value is not None}
+    if len(given) < 3 and Path("params.yaml").is_file():
+        pipeline = load_section_config(SampleSRConfig)
+        given = {"sampler": pipeline.sampler, "steps": pipeline.steps, "aug_level": pipeline.aug_level, **given}
+    return Upscaling(checkpoint, **given)
+
+
 @click.command("generate", context_settings={"show_default": True})
 @click.option("--model", "model", required=True, type=click.Path(path_type=Path),
               help="Run directory models/diffusion/<variant> (its newest checkpoint) or one epoch_*.pt.")
@@ -43,8 +90,9 @@ def _device(ctx: click.Context, param: click.Parameter, value: str | None) -> to
 @click.option("--guidance", type=FiniteFloat(min=0), default=None,
               help="Classifier-free guidance scale (1 = conditional only) [default: 3; 1 for a model trained "
                    "without condition dropout (-nocfg), which takes no other].")
-@click.option("--sampler", type=click.Choice(SAMPLERS), default="dpmpp")
-@click.option("--steps", type=click.IntRange(min=1), default=25, help="Sampler steps (ddpm: use 1000).")
+@click.option("--sampler", type=click.Choice(SAMPLERS), default="dpmpp", help="Sampler of the --model.")
+@click.option("--steps", type=click.IntRange(min=1), default=25,
+              help="Steps of the --model's sampler, at most its training timesteps (ddpm: use 1000, train.timesteps).")
 @click.option("--seed", type=int, default=0)
 @click.option("--audio-model", type=click.Path(path_type=Path), default=None,
               help="Fine-tuned AudioCLIP heads [default: models/audioclip/<the model's embedding>.pt].")
@@ -52,30 +100,38 @@ def _device(ctx: click.Context, param: click.Parameter, value: str | None) -> to
               help="cpu, cuda, cuda:1 [default: cuda when available].")
 @click.option("--upscale", type=click.Path(path_type=Path), default=None,
               help="Super-resolution checkpoint (models/superres.pt): also write <output>_hr.png, the images "
-                   "upsampled.")
-@click.option("--aug-level", type=click.IntRange(min=0), default=0,
-              help="Noise level of the low-resolution input when upscaling (sample_sr.aug_level; below the "
-                   "model's train_sr.aug_max).")
-@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="PNG grid to write.")
+                   "upsampled, sampled with --upscale-sampler, --upscale-steps and --aug-level (not --sampler, "
+                   "--steps, which drive the --model).")
+@click.option("--upscale-sampler", type=click.Choice(SAMPLERS), default=None,
+              help="Sampler of the --upscale model [default: sample_sr.sampler of params.yaml; without one dpmpp].")
+@click.option("--upscale-steps", type=click.IntRange(min=1), default=None,
+              help="Steps of the --upscale model's sampler, at most its train_sr.t_start [default: sample_sr.steps "
+                   "of params.yaml; without one 6].")
+@click.option("--aug-level", type=click.IntRange(min=0), default=None,
+              help="Noise level of the --upscale model's low-resolution input, below its train_sr.aug_max "
+                   "[default: sample_sr.aug_level of params.yaml; without one 0].")
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), callback=_output_file,
+              help="PNG grid to write (its folder must exist).")
 def generate_cmd(model: Path, audio: Path, seconds: float | None, n: int, guidance: float | None, sampler: str,
                  steps: int, seed: int, audio_model: Path | None, device: torch.device | None, upscale: Path | None,
-                 aug_level: int, output: Path) -> None:
+                 upscale_sampler: str | None, upscale_steps: int | None, aug_level: int | None,
+                 output: Path) -> None:
     """Draw images for your own audio clip with a trained model (and upsample them with --upscale)."""
     from a2i.diffusion.generate import generate
     from a2i.diffusion.images import image_grid, save_png
 
+    high_path = _high_output(output) if upscale is not None else None
     try:
+        upscaling = _upscaling(upscale, upscale_sampler, upscale_steps, aug_level)
         images, high = generate(model, audio, seconds=seconds, n=n, guidance=guidance, sampler=sampler,
-                                steps=steps, seed=seed, audio_model=audio_model, device=device, upscale=upscale,
-                                aug_level=aug_level)
+                                steps=steps, seed=seed, audio_model=audio_model, device=device, upscale=upscaling)
     except ValueError as error:
         raise click.ClickException(str(error)) from None
     save_png(image_grid(images, columns=n), output)
     click.echo(f"wrote {output} ({n} images)")
     if high is not None:
-        high_output = output.with_name(f"{output.stem}_hr{output.suffix}")
-        save_png(image_grid(high, columns=n), high_output)
-        click.echo(f"wrote {high_output} ({n} images, {high.shape[1]}x{high.shape[2]})")
+        save_png(image_grid(high, columns=n), high_path)
+        click.echo(f"wrote {high_path} ({n} images, {high.shape[1]}x{high.shape[2]})")
 
 
 @click.command("compare-samplers", context_settings={"show_default": True})
@@ -92,7 +148,7 @@ def generate_cmd(model: Path, audio: Path, seconds: float | None, n: int, guidan
               help="Instrument classifier of the classify stage, to score adherence.")
 @click.option("--bootstrap", type=click.IntRange(min=1), default=1000,
               help="Bootstrap resamples for the paired intervals.")
-@click.option("-o", "--out", type=click.Path(path_type=Path), default=None,
+@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Output folder [default: data/sampler_check/<variant>].")
 def compare_samplers_cmd(variant: str, per_class: int, guidance: float | None, seed: int, batch_size: int,
                          ddpm_variance: str | None, classifier: Path, bootstrap: int, out: Path | None) -> None:
@@ -108,7 +164,7 @@ def compare_samplers_cmd(variant: str, per_class: int, guidance: float | None, s
         scorer = load_classifier(classifier)
         ddpm_variance = ddpm_variance or load_section_config(SampleConfig).ddpm_variance
         timing = compare_samplers(variant, out=out, per_class=per_class, guidance=guidance, seed=seed,
-                                  batch_size=batch_size, ddpm_variance=ddpm_variance)
+                                  batch_size=batch_size, ddpm_variance=ddpm_variance, image_size=scorer.image_size)
         adherence = paired_adherence(timing["files"], scorer, bootstrap, seed)
     except ValueError as error:
         raise click.ClickException(str(error)) from None

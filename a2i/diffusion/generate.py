@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,11 +15,23 @@ from a2i.data.layout import SAMPLE_RATE
 from a2i.devices import select_device
 from a2i.diffusion.checkpoint import checkpoints, load_generator
 from a2i.diffusion.sampling import checkpoint_guidance, generate_images
-from a2i.diffusion.superres import check_aug_level, check_embedding, check_steps, load_superres
+from a2i.diffusion.superres import SuperResUNet, check_aug_level, check_embedding, check_steps, load_superres
 from a2i.diffusion.superres import upscale as upscale_images
+from a2i.diffusion.unet import UNet
 from a2i.variants import audioclip_model
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Upscaling:
+    """The super-resolution of `generate`: its checkpoint (models/superres.pt) and how that is sampled, apart from
+    the base model; the defaults are conf/config.yaml's `sample_sr`."""
+
+    checkpoint: Path
+    sampler: str = "dpmpp"
+    steps: int = 6
+    aug_level: int = 0
 
 
 def read_clip(path: str | Path, seconds: float) -> torch.Tensor:
@@ -55,12 +68,36 @@ def resolve_checkpoint(model: str | Path) -> Path:
     return model
 
 
+def check_base_steps(unet: UNet, steps: int, checkpoint: Path) -> None:
+    """ValueError naming --steps unless the base model can take `steps` steps: at most its schedule's timesteps
+    (the samplers fail deep inside diffusers otherwise)."""
+    if steps > unet.schedule.timesteps:
+        raise ValueError(f"--steps must be <= the {unet.schedule.timesteps} timesteps of the schedule of "
+                         f"{checkpoint} (train.timesteps), got {steps}")
+
+
+def load_upscaler(upscaling: Upscaling, unet: UNet, config: dict, checkpoint: Path,
+                  device: torch.device) -> SuperResUNet:
+    """The super-resolution model of `upscaling`, checked (before any sampling) to fit the base model `unet` (from
+    `checkpoint`, its run config `config`) and to take the sampling options the command line names."""
+    path = upscaling.checkpoint
+    superres = load_superres(path, device)
+    if superres.low_size != unet.image_size:
+        raise ValueError(f"{path} upsamples {superres.low_size}x{superres.low_size} images, {checkpoint} draws "
+                         f"{unet.image_size}x{unet.image_size}")
+    check_aug_level(superres, upscaling.aug_level, path, name="--aug-level")
+    check_steps(superres, upscaling.steps, path, name="--upscale-steps")
+    if superres.audio:  # conditioned on the base model's embedding of the clip
+        check_embedding(path, config["embedding"], checkpoint)
+    return superres
+
+
 def generate(model: str | Path, audio: str | Path, *, seconds: float | None = None, n: int = 4,
              guidance: float | None = None, sampler: str = "dpmpp", steps: int = 25, seed: int = 0,
              audio_model: str | Path | None = None, device: torch.device | None = None,
-             upscale: str | Path | None = None, aug_level: int = 0) -> tuple[np.ndarray, np.ndarray | None]:
-    """(uint8 [n, S, S, 3] images (S: the U-Net's image size) for one audio clip, the same upsampled by the
-    super-resolution checkpoint `upscale` (models/superres.pt; its sampler and steps as `sampler`, `steps`) or None).
+             upscale: Upscaling | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """(uint8 [n, S, S, 3] images (S: the U-Net's image size) for one audio clip drawn with `sampler` and `steps`,
+    the same upsampled as `upscale` says (its own sampler and steps) or None).
     `audio_model` defaults to the fine-tuned head the model's embeddings came from (`models/audioclip/<embedding>.pt`);
     `seconds` to the model's clip length; `guidance` to `checkpoint_guidance`'s (3, or 1 for a model trained without
     condition dropout)."""
@@ -71,22 +108,14 @@ def generate(model: str | Path, audio: str | Path, *, seconds: float | None = No
     device = device or select_device()
     checkpoint = resolve_checkpoint(model)
     unet, config = load_generator(checkpoint, device)
+    check_base_steps(unet, steps, checkpoint)
     guidance = checkpoint_guidance(config, guidance, checkpoint)
     audio_model = Path(audio_model or audioclip_model(config["embedding"]))
     heads = read_heads(audio_model)
     if heads["size"] != config["model"]["size"]:
         raise ValueError(f"{audio_model}: an audio head of size '{heads['size']}', but {checkpoint} is a "
                          f"'{config['model']['size']}' model: fine-tune and train at the same model size")
-    superres = None
-    if upscale is not None:  # checked before any sampling
-        superres = load_superres(upscale, device)
-        if superres.low_size != unet.image_size:
-            raise ValueError(f"{upscale} upsamples {superres.low_size}x{superres.low_size} images, {checkpoint} draws "
-                             f"{unet.image_size}x{unet.image_size}")
-        check_aug_level(superres, aug_level, upscale)
-        check_steps(superres, steps, upscale)
-        if superres.audio:  # conditioned on the base model's embedding of the clip
-            check_embedding(upscale, config["embedding"], checkpoint)
+    superres = None if upscale is None else load_upscaler(upscale, unet, config, checkpoint, device)
     clip = read_clip(audio, float(seconds if seconds is not None else config["length_s"]))
     encoder = load_audio_encoder(audio_model, device)
     with torch.no_grad():
@@ -97,5 +126,6 @@ def generate(model: str | Path, audio: str | Path, *, seconds: float | None = No
                              device=device, source=checkpoint)
     if superres is None:
         return images, None
-    return images, upscale_images(superres, images, cond, sampler=sampler, steps=steps, aug_level=aug_level,
-                                  seed=seed, batch_size=n, device=device, source=upscale)
+    return images, upscale_images(superres, images, cond, sampler=upscale.sampler, steps=upscale.steps,
+                                  aug_level=upscale.aug_level, seed=seed, batch_size=n, device=device,
+                                  source=upscale.checkpoint)

@@ -108,11 +108,13 @@ def sample_variant(variant: str, params: SampleConfig | dict, root: Path = Path(
 def compare_samplers(variant: str, *, root: Path = Path("."), out: Path | None = None, per_class: int = 20,
                      guidance: float | None = None, seed: int = 0, batch_size: int = 64,
                      runs: tuple[tuple[str, int], ...] = (("ddpm", 1000), ("dpmpp", 25)),
-                     ddpm_variance: str = "fixed_small", device: torch.device | None = None) -> dict:
+                     ddpm_variance: str = "fixed_small", device: torch.device | None = None,
+                     image_size: int | None = None) -> dict:
     """Sample the same test conditions from the final checkpoint with each (sampler, steps) of `runs` (ddpm with
     the posterior variance `ddpm_variance`; `guidance` as `checkpoint_guidance` allows), for the adherence
-    comparison (classify the `.npz` files the same way). Writes `<out>/<sampler>-<steps>.npz` and `timing.json`
-    (seconds per run, the first run's time over the last's, and the files); returns it."""
+    comparison (classify the `.npz` files the same way; `image_size`: the side the scoring classifier takes,
+    checked before sampling). Writes `<out>/<sampler>-<steps>.npz` and `timing.json` (seconds per run, the first
+    run's time over the last's, and the files) once every run is done; returns it."""
     v = Variant.parse(variant)
     device = device or select_device()
     found = checkpoints(root / diffusion_dir(v.name))
@@ -120,19 +122,25 @@ def compare_samplers(variant: str, *, root: Path = Path("."), out: Path | None =
         raise ValueError(f"no checkpoints in {root / diffusion_dir(v.name)}")
     epoch, path = found[-1]
     model, config = load_generator(path, device)
+    if image_size not in (None, model.image_size):
+        raise ValueError(f"--classifier scores {image_size}x{image_size} images, {path} draws "
+                         f"{model.image_size}x{model.image_size}: use the classifier of its resolution")
     guidance = checkpoint_guidance(config, guidance, path)
     cond, labels, rows = held_out_conditions(v, root, "test", per_class, seed)
     out = out or root / SAMPLER_CHECKS / v.name
     timing = {"variant": v.name, "epoch": epoch, "guidance": guidance, "ddpm_variance": ddpm_variance,
               "n": len(labels), "device": str(device)}
+    drawn = {}  # written once every run is done: a failed run leaves no half comparison
     for sampler, steps in runs:
         start = time.perf_counter()
-        images = generate_images(model, cond, sampler=sampler, steps=steps, guidance=guidance, seed=seed,
-                                 batch_size=batch_size, device=device, ddpm_variance=ddpm_variance, source=path)
+        drawn[f"{sampler}-{steps}"] = generate_images(model, cond, sampler=sampler, steps=steps, guidance=guidance,
+                                                      seed=seed, batch_size=batch_size, device=device,
+                                                      ddpm_variance=ddpm_variance, source=path)
         timing[f"{sampler}-{steps}_s"] = time.perf_counter() - start
-        save_npz(out / f"{sampler}-{steps}.npz", images=images, labels=labels, rows=rows)
-        timing.setdefault("files", {})[f"{sampler}-{steps}"] = str(out / f"{sampler}-{steps}.npz")
     first, last = (f"{sampler}-{steps}_s" for sampler, steps in (runs[0], runs[-1]))
     timing["speedup"] = timing[first] / timing[last]
+    timing["files"] = {name: str(out / f"{name}.npz") for name in drawn}
+    for name, images in drawn.items():
+        save_npz(out / f"{name}.npz", images=images, labels=labels, rows=rows)
     write_json(out / "timing.json", timing)
     return timing

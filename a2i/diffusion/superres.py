@@ -279,18 +279,23 @@ def load_superres(path: str | Path, device: torch.device | str = "cpu") -> Super
 
 # ------------------------------------------------------------------------------------------ sampling
 
-def check_aug_level(model: SuperResUNet, aug_level: int, source: str | Path) -> None:
-    """ValueError unless `aug_level` is one of the augmentation levels `model` (from `source`) was trained on."""
+def check_aug_level(model: SuperResUNet, aug_level: int, source: str | Path, name: str = "aug_level") -> None:
+    """ValueError unless `aug_level` (`name` in the message) is one of the augmentation levels `model` (from
+    `source`) was trained on."""
     if not 0 <= aug_level < model.aug_max:
-        raise ValueError(f"aug_level must be in [0, {model.aug_max}) (the augmentation levels {source} was trained "
+        raise ValueError(f"{name} must be in [0, {model.aug_max}) (the augmentation levels {source} was trained "
                          f"on: train_sr.aug_max), got {aug_level}")
 
 
-def check_steps(model: SuperResUNet, steps: int, source: str | Path) -> None:
-    """ValueError unless a truncated `model` (from `source`) can take `steps` steps below its t_start."""
+def check_steps(model: SuperResUNet, steps: int, source: str | Path, name: str = "steps") -> None:
+    """ValueError unless `model` (from `source`) can take `steps` (`name` in the message) steps on the noise
+    levels it was trained on: below its t_start when truncated, else its schedule's."""
     if model.t_start is not None and steps > model.t_start:
-        raise ValueError(f"steps must be <= the t_start of {source}, {model.t_start} (train_sr.t_start: it was "
+        raise ValueError(f"{name} must be <= the t_start of {source}, {model.t_start} (train_sr.t_start: it was "
                          f"trained on the noise levels below it), got {steps}")
+    if steps > model.schedule.timesteps:
+        raise ValueError(f"{name} must be <= the {model.schedule.timesteps} timesteps of the schedule of {source}, "
+                         f"got {steps}")
 
 
 def check_embedding(path: str | Path, embedding: str, base: str | Path, name: str | Path | None = None) -> None:

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+import yaml
 from click.testing import CliRunner
 from PIL import Image
 
@@ -11,11 +12,11 @@ from a2i.audioclip.finetune import heads_state
 from a2i.audioclip.model import AudioCLIP
 from a2i.cli import main
 from a2i.diffusion.checkpoint import DIGEST, save_checkpoint
-from a2i.diffusion.generate import read_clip
+from a2i.diffusion.generate import Upscaling, read_clip
 from a2i.diffusion.train import train
 from a2i.io import save_torch
 
-from .helpers import make_root, train_params
+from .helpers import REPO, make_root, train_params, truncate
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +29,12 @@ def trained(tmp_path_factory) -> Path:
     save_torch(root / "models" / "audioclip" / "text-1s.pt",
                heads_state(AudioCLIP("tiny"), "text", 1, pretrained=False))
     return root
+
+
+@pytest.fixture(autouse=True)
+def outside_a_checkout(tmp_path, monkeypatch):
+    """No params.yaml in the working directory unless a test writes one: the upscaling defaults are conf's."""
+    monkeypatch.chdir(tmp_path)
 
 
 def write_wav(path: Path, seconds: float, rate: int, channels: int) -> Path:
@@ -167,7 +174,7 @@ def test_upscale_at_an_augmentation_level_the_model_never_saw_is_refused(trained
     result = run(trained, "--audio", str(wav), "--upscale", str(superres), "--aug-level", "1",
                  "-o", str(tmp_path / "out.png"))
     assert result.exit_code == 1
-    assert result.output.endswith(f"error: aug_level must be in [0, 1) (the augmentation levels {superres} was "
+    assert result.output.endswith(f"error: --aug-level must be in [0, 1) (the augmentation levels {superres} was "
                                   f"trained on: train_sr.aug_max), got 1\n")
     assert not (tmp_path / "out.png").exists()
 
@@ -218,8 +225,116 @@ def test_upscale_with_more_steps_than_the_truncated_model_takes_is_refused_befor
                                                                                           sampled):
     wav = write_wav(tmp_path / "clip.wav", seconds=1.0, rate=44100, channels=1)
     superres = _superres(tmp_path / "sr.pt", 64, t_start=1)
-    result = run(trained, "--audio", str(wav), "--upscale", str(superres), "-o", str(tmp_path / "out.png"))
+    result = run(trained, "--audio", str(wav), "--upscale", str(superres), "--upscale-steps", "2",
+                 "-o", str(tmp_path / "out.png"))
     assert result.exit_code == 1
-    assert result.output == (f"error: steps must be <= the t_start of {superres}, 1 (train_sr.t_start: it was "
-                             "trained on the noise levels below it), got 2\n")
+    assert result.output == (f"error: --upscale-steps must be <= the t_start of {superres}, 1 (train_sr.t_start: it "
+                             "was trained on the noise levels below it), got 2\n")
     assert sampled == [] and not (tmp_path / "out.png").exists()
+    plain = _superres(tmp_path / "plain.pt", 64)  # all T levels: at most the schedule's timesteps
+    result = run(trained, "--audio", str(wav), "--upscale", str(plain), "--upscale-steps", "1001",
+                 "-o", str(tmp_path / "out.png"))
+    assert result.output == (f"error: --upscale-steps must be <= the 1000 timesteps of the schedule of {plain}, "
+                             "got 1001\n")
+    assert sampled == [] and not (tmp_path / "out.png").exists()
+
+
+@pytest.mark.parametrize("sampler", ["dpmpp", "ddpm"])
+def test_steps_above_the_models_timesteps_are_refused_before_sampling(trained, tmp_path, sampled, sampler):
+    wav = write_wav(tmp_path / "clip.wav", seconds=1.0, rate=44100, channels=1)
+    result = run(trained, "--audio", str(wav), "--sampler", sampler, "--steps", "1001", "-o", str(tmp_path / "x.png"))
+    assert result.exit_code == 1
+    checkpoint = trained / "models" / "diffusion" / "text-1s" / "epoch_001.pt"
+    assert result.output == (f"error: --steps must be <= the 1000 timesteps of the schedule of {checkpoint} "
+                             "(train.timesteps), got 1001\n")
+    assert sampled == [] and not (tmp_path / "x.png").exists()
+
+
+@pytest.fixture
+def upscaled(monkeypatch) -> list[dict]:
+    """The keyword arguments of every upsampling `generate` starts (blank images, nothing sampled)."""
+    import a2i.diffusion.generate as module
+
+    calls = []
+
+    def record(model, low, cond, **kwargs):
+        calls.append(kwargs)
+        return np.zeros((len(low), model.high_size, model.high_size, 3), np.uint8)
+
+    monkeypatch.setattr(module, "upscale_images", record)
+    return calls
+
+
+def test_upscale_samples_with_its_own_options_defaulting_to_the_pipelines_sample_sr(trained, tmp_path, sampled,
+                                                                                    upscaled):
+    wav = write_wav(tmp_path / "clip.wav", seconds=1.0, rate=44100, channels=1)
+    superres = _superres(tmp_path / "sr.pt", 64, t_start=6, aug_max=5)
+    args = ["--audio", str(wav), "--n", "1", "--upscale", str(superres), "-o", str(tmp_path / "out.png")]
+    result = run(trained, *args, "--sampler", "ddim", "--steps", "7")  # 7 > t_start: the base model's own
+    assert result.exit_code == 0, result.output
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"sample_sr": {
+        "guidance": 3.0, "sampler": "ddim", "steps": 3, "aug_level": 2, "batch_size": 8, "threads": None, "seed": 0}}))
+    assert run(trained, *args).exit_code == 0
+    result = run(trained, *args, "--upscale-sampler", "ddpm", "--upscale-steps", "4", "--aug-level", "1")
+    assert result.exit_code == 0, result.output
+    assert [(call["sampler"], call["steps"]) for call in sampled] == [("ddim", 7), ("dpmpp", 2), ("dpmpp", 2)]
+    assert [(call["sampler"], call["steps"], call["aug_level"]) for call in upscaled] == [
+        ("dpmpp", 6, 0), ("ddim", 3, 2), ("ddpm", 4, 1)]  # conf's without a params.yaml, then params.yaml's
+
+
+def test_upscaling_defaults_are_conf_sample_sr_and_the_help_says_which_options_drive_which_model():
+    conf = yaml.safe_load((REPO / "conf" / "config.yaml").read_text())["sample_sr"]
+    defaults = Upscaling(Path("sr.pt"))
+    assert (defaults.sampler, defaults.steps, defaults.aug_level) == (conf["sampler"], conf["steps"],
+                                                                     conf["aug_level"])
+    help_text = " ".join(CliRunner().invoke(main, ["generate", "--help"]).output.split())
+    assert "sampled with --upscale-sampler, --upscale-steps and --aug-level (not --sampler, --steps" in help_text
+    assert f"[default: sample_sr.sampler of params.yaml; without one {conf['sampler']}]" in help_text
+    assert f"[default: sample_sr.steps of params.yaml; without one {conf['steps']}]" in help_text
+    assert f"[default: sample_sr.aug_level of params.yaml; without one {conf['aug_level']}]" in help_text
+
+
+@pytest.mark.parametrize("where, why", [
+    ("folder", "{out} is a directory"),
+    ("missing/x.png", "folder {tmp}/missing does not exist"),
+    ("clip.wav/x.png", "folder {tmp}/clip.wav does not exist"),
+])
+def test_an_output_that_cannot_be_written_is_refused_before_anything_loads(tmp_path, where, why):
+    write_wav(tmp_path / "clip.wav", seconds=1.0, rate=44100, channels=1)
+    (tmp_path / "folder").mkdir()
+    out = tmp_path / where
+    result = CliRunner().invoke(main, ["generate", "--model", str(tmp_path / "absent"), "--audio",
+                                       str(tmp_path / "clip.wav"), "-o", str(out)])
+    assert result.exit_code == 2
+    assert result.output == f"error: Invalid value for '-o' / '--output': {why.format(out=out, tmp=tmp_path)}\n"
+
+
+def test_an_upsampled_grid_that_cannot_be_written_is_refused_before_sampling(trained, tmp_path, sampled):
+    wav = write_wav(tmp_path / "clip.wav", seconds=1.0, rate=44100, channels=1)
+    (tmp_path / "out_hr.png").mkdir()
+    result = run(trained, "--audio", str(wav), "--upscale", str(_superres(tmp_path / "sr.pt", 64)),
+                 "-o", str(tmp_path / "out.png"))
+    assert result.exit_code == 2
+    assert result.output == (f"error: Invalid value for '-o' / '--output' (with --upscale): {tmp_path / 'out_hr.png'} "
+                             "is a directory\n")
+    assert sampled == [] and not (tmp_path / "out.png").exists()
+
+
+def test_a_missing_or_foreign_checkpoint_says_so_and_a_damaged_one_how_to_restore_it(trained, tmp_path, sampled):
+    wav = write_wav(tmp_path / "clip.wav", seconds=1.0, rate=44100, channels=1)
+    save_torch(tmp_path / "heads.pt", {"size": "tiny"})  # a torch file of another kind
+    truncate(_superres(tmp_path / "truncated.pt", 64))
+    cases = {
+        ("--upscale", tmp_path / "absent.pt"): "no such file, not a checkpoint",
+        ("--upscale", tmp_path): "a directory, not a checkpoint",
+        ("--upscale", wav): "not a checkpoint (not a torch.save archive)",
+        ("--model", wav): "not a checkpoint (not a torch.save archive)",
+        ("--upscale", tmp_path / "heads.pt"): "not a diffusion training checkpoint of a2i (no config and weights)",
+        ("--upscale", tmp_path / "truncated.pt"): f"unreadable (truncated or damaged); run `dvc checkout {tmp_path}` "
+                                                  "or delete it and re-run `dvc repro`",
+    }
+    for (option, path), why in cases.items():
+        result = run(trained, "--audio", str(wav), option, str(path), "-o", str(tmp_path / "x.png"))
+        assert result.exit_code == 1
+        assert result.output == f"error: {path}: {why}\n"
+    assert sampled == [] and not (tmp_path / "x.png").exists()

@@ -146,6 +146,38 @@ def test_compare_samplers_command_scores_both_runs_with_the_classifier(trained, 
     assert missing.exit_code != 0 and "classifier nope.pt not found" in missing.output
 
 
+def test_compare_samplers_refuses_a_classifier_of_another_resolution_before_sampling(trained, sampled, tmp_path,
+                                                                                      monkeypatch):
+    save_classifier(tmp_path / "clf_hr.pt", InstrumentClassifier(image_size=32), {})
+    module = importlib.import_module("a2i.diffusion.sample")
+    monkeypatch.setattr(module, "compare_samplers", functools.partial(compare_samplers, root=trained))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["compare-samplers", "--variant", "text-1s", "--per-class", "1",
+                                       "--ddpm-variance", "fixed_small", "--classifier", str(tmp_path / "clf_hr.pt"),
+                                       "-o", str(out)])
+    assert result.exit_code == 1
+    checkpoint = trained / "models" / "diffusion" / "text-1s" / "epoch_002.pt"
+    assert result.output == (f"error: --classifier scores 32x32 images, {checkpoint} draws 64x64: use the "
+                             "classifier of its resolution\n")
+    assert sampled == [] and not out.exists()
+
+
+def test_compare_samplers_writes_nothing_when_a_later_run_fails(trained, tmp_path, monkeypatch):
+    module = importlib.import_module("a2i.diffusion.sample")
+    real = module.generate_images
+
+    def second_fails(*args, **kwargs):
+        if kwargs["sampler"] == "ddim":
+            raise ValueError("non-finite samples")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, "generate_images", second_fails)
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match="non-finite samples"):
+        compare_samplers("text-1s", root=trained, out=out, per_class=1, runs=(("dpmpp", 2), ("ddim", 2)))
+    assert not out.exists()
+
+
 def test_missing_checkpoints_or_embeddings_are_clear_errors(root):
     with pytest.raises(ValueError, match="no checkpoints in .*text-1s"):
         sample_variant("text-1s", sample_params(), root)
