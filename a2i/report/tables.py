@@ -86,7 +86,9 @@ def table_5_3(evaluations: pd.DataFrame, fid_column: str, guidance: float, image
                          "Resolution": [f"{image_size}x{image_size}"], metric: [round(float(best[fid_column]), 2)]})
     peers = pd.DataFrame({"Method": peers["Method"], "Resolution": peers["Method"].map(PEER_RESOLUTION).fillna(""),
                           "FID": peers["FID"].astype(float)})
-    return pd.concat([peers.astype(object), ours.astype(object)], ignore_index=True).fillna("")
+    if metric != "FID":  # empty cells where a row has no value of a column
+        peers[metric], ours["FID"] = "", ""
+    return pd.concat([peers, ours[peers.columns]], ignore_index=True)
 
 
 def upsampling_rows(selected: pd.Series, upsampled: pd.DataFrame, fid_column: str, image_size: int) -> pd.DataFrame:
