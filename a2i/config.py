@@ -521,6 +521,10 @@ class Grid:
     alignments: list[str] = rule(list_of(one_of(ALIGNMENTS)))
     study: Study = nested(Study)
 
+    def has_cell(self, alignment: str, length: int) -> bool:
+        """Whether the grid fine-tunes, embeds and trains (`alignment`, `length`)."""
+        return alignment in self.alignments and length in self.lengths
+
 
 # ------------------------------------------------------------------------------------------------ all of it
 
@@ -574,8 +578,7 @@ def _lengths_prepared(grid: Grid | None, prepare: PrepareConfig | None) -> list[
 
 
 def _study_in_grid(grid: Grid | None) -> list[str]:
-    if grid is None or not grid.study.variants or (grid.study.alignment in grid.alignments
-                                                   and grid.study.length in grid.lengths):
+    if grid is None or not grid.study.variants or grid.has_cell(grid.study.alignment, grid.study.length):
         return []
     return [f"study.alignment={grid.study.alignment!r} and study.length={grid.study.length!r} are not a cell of the "
             f"grid (alignments={grid.alignments!r}, lengths={grid.lengths!r}): the studies train on that cell's "
@@ -586,7 +589,7 @@ def _sr_embedding_in_grid(grid: Grid | None, train_sr: TrainSRConfig | None) -> 
     if grid is None or train_sr is None:
         return []
     embedding = Variant.parse(train_sr.embedding)
-    if embedding.study is None and embedding.alignment in grid.alignments and embedding.length in grid.lengths:
+    if embedding.study is None and grid.has_cell(embedding.alignment, embedding.length):
         return []
     return [f"train_sr.embedding={train_sr.embedding!r} is not a cell of the grid (alignments={grid.alignments!r}, "
             f"lengths={grid.lengths!r}): no stage writes its embeddings"]

@@ -68,14 +68,6 @@ def resolve_checkpoint(model: str | Path) -> Path:
     return model
 
 
-def check_base_steps(unet: UNet, steps: int, checkpoint: Path) -> None:
-    """ValueError naming --steps unless the base model can take `steps` steps: at most its schedule's timesteps
-    (the samplers fail deep inside diffusers otherwise)."""
-    if steps > unet.schedule.timesteps:
-        raise ValueError(f"--steps must be <= the {unet.schedule.timesteps} timesteps of the schedule of "
-                         f"{checkpoint} (train.timesteps), got {steps}")
-
-
 def load_upscaler(upscaling: Upscaling, unet: UNet, config: dict, checkpoint: Path,
                   device: torch.device) -> SuperResUNet:
     """The super-resolution model of `upscaling`, checked (before any sampling) to fit the base model `unet` (from
@@ -108,7 +100,7 @@ def generate(model: str | Path, audio: str | Path, *, seconds: float | None = No
     device = device or select_device()
     checkpoint = resolve_checkpoint(model)
     unet, config = load_generator(checkpoint, device)
-    check_base_steps(unet, steps, checkpoint)
+    unet.schedule.check_steps(steps, checkpoint, "--steps", " (train.timesteps)")
     guidance = checkpoint_guidance(config, guidance, checkpoint)
     audio_model = Path(audio_model or audioclip_model(config["embedding"]))
     heads = read_heads(audio_model)

@@ -55,6 +55,13 @@ class Schedule:
     def as_dict(self) -> dict:
         return {"timesteps": self.timesteps, "beta_start": self.beta_start, "beta_end": self.beta_end}
 
+    def check_steps(self, steps: int, source: object, name: str = "steps", setting: str = "") -> None:
+        """ValueError unless a sampler can take `steps` (`name` in the message) steps on this schedule, the one of
+        `source`: at most one per timestep (diffusers fails deep inside otherwise). `setting`: what sets it."""
+        if steps > self.timesteps:
+            raise ValueError(f"{name} must be <= the {self.timesteps} timesteps of the schedule of {source}{setting}, "
+                             f"got {steps}")
+
     def _common(self) -> dict:
         return dict(num_train_timesteps=self.timesteps, beta_start=self.beta_start, beta_end=self.beta_end,
                     beta_schedule="linear", prediction_type="epsilon")

@@ -293,9 +293,7 @@ def check_steps(model: SuperResUNet, steps: int, source: str | Path, name: str =
     if model.t_start is not None and steps > model.t_start:
         raise ValueError(f"{name} must be <= the t_start of {source}, {model.t_start} (train_sr.t_start: it was "
                          f"trained on the noise levels below it), got {steps}")
-    if steps > model.schedule.timesteps:
-        raise ValueError(f"{name} must be <= the {model.schedule.timesteps} timesteps of the schedule of {source}, "
-                         f"got {steps}")
+    model.schedule.check_steps(steps, source, name)
 
 
 def check_embedding(path: str | Path, embedding: str, base: str | Path, name: str | Path | None = None) -> None:

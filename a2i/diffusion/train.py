@@ -471,6 +471,13 @@ def _preview_name(epoch: int) -> str:
     return f"preview/epoch_{epoch:03d}.png"
 
 
+def _preview_file(live, epoch: int) -> Path:
+    """Where dvclive keeps the preview `_preview_name(epoch)` it was given."""
+    from dvclive.plots import Image
+
+    return Path(live.plots_dir, Image.subfolder, _preview_name(epoch))
+
+
 def _read_logged_with(live_dir: Path) -> dict | None:
     """The settings a run's dvclive history was logged with; None when not recorded (a fresh run, or one logged
     before they were: taken as logged with the current settings)."""
@@ -481,11 +488,8 @@ def _read_logged_with(live_dir: Path) -> dict | None:
 def _draw_previews(trainer: Trainer, live, epochs: list[int], redraw: bool) -> None:
     """The dvclive previews of the checkpoints at `epochs`: the missing ones (a run killed while it drew one after
     saving its checkpoint), or with `redraw` all of them (drawn with other `train.preview` settings)."""
-    from dvclive.plots import Image
-
-    images_dir = Path(live.plots_dir, Image.subfolder)
     for epoch, path in checkpoints(trainer.run_dir):
-        if epoch in epochs and (redraw or not (images_dir / _preview_name(epoch)).is_file()):
+        if epoch in epochs and (redraw or not _preview_file(live, epoch).is_file()):
             log.info("%s: drawing the preview of %s", trainer.variant.name, path.name)
             live.log_image(_preview_name(epoch), trainer.checkpoint_preview(path))
 
@@ -494,14 +498,11 @@ def _drop_off_schedule(run_dir: Path, live, schedule: list[int]) -> None:
     """Remove the checkpoints, and their dvclive previews, at epochs not in `schedule`: a run resumed under
     another `checkpoint_every` keeps its old ones until it is finished, and `sample` would sample them (and model
     selection choose among them) where a fresh run with these parameters has none."""
-    from dvclive.plots import Image
-
-    images_dir = Path(live.plots_dir, Image.subfolder)
     for epoch, path in checkpoints(run_dir):
         if epoch not in schedule:
             log.info("%s: removing %s (not a checkpoint epoch of this run)", run_dir.name, path.name)
             path.unlink()
-            (images_dir / _preview_name(epoch)).unlink(missing_ok=True)
+            _preview_file(live, epoch).unlink(missing_ok=True)
 
 
 def train(variant: str, params: TrainConfig | dict, root: Path = Path(".")) -> Path:

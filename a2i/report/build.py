@@ -212,8 +212,8 @@ def _write_report(out: Path, metrics_dir: Path, plots_dir: Path, prepared: Path,
     sections += _thesis_extras(out, evaluations, on_test, finetune, prepared, plots_dir, guidance, cfg_sweep,
                                study_epoch, fid_test, fid_train)
     upsampled = load_upsampled(metrics_dir / "evaluate_sr", selected)
-    judges = {name: json.loads((metrics_dir / name).read_text())["test_accuracy"]
-              for name in ("classifier.json", "classifier_hr.json")}
+    judge_hr = json.loads((metrics_dir / "classifier_hr.json").read_text())["test_accuracy"]
+    judges = (classifier["test_accuracy"], judge_hr)
     sections.append(_superres_section(out, selected, upsampled, prepared, fid_test, judges))
 
     figures.query_accuracy(finetune, out / "figure_5_1_query_accuracy.png")
@@ -252,10 +252,10 @@ def load_upsampled(folder: Path, selected: pd.Series) -> pd.DataFrame:
 
 
 def _superres_section(out: Path, selected: pd.Series, upsampled: pd.DataFrame, prepared: Path, fid_test: str,
-                      judges: dict[str, float]) -> str:
+                      judges: tuple[float, float]) -> str:
     """Table 5.3's rows of ours at the base and the high resolution, and the base / bicubic / diffusion figure
     (the upsampled images and their evaluation share the `evaluate` section's Frechet distance, `fid_test`).
-    `judges`: the test accuracy of the classifiers at the two resolutions, by metrics file name."""
+    `judges`: the test accuracy of the classifiers at the base and the high resolution."""
     image_size = np.load(prepared / variants.IMAGES, mmap_mode="r").shape[1]
     table = tables.upsampling_rows(selected, upsampled, fid_test, image_size)
     base_path = _first_seed(selected["variant"], int(selected["epoch"]), float(selected["guidance"]))
@@ -273,8 +273,8 @@ def _superres_section(out: Path, selected: pd.Series, upsampled: pd.DataFrame, p
     note = (f"Beyond the thesis (its future work, 6.2): the selected checkpoint's test images upsampled "
             f"{image_size} -> {high_size} by the diffusion super-resolution model (`train_sr`, `sample_sr`) and "
             "by bicubic interpolation, the baseline it has to beat. Each resolution is judged by a classifier "
-            f"trained at that resolution (test accuracy on the real crops: {judges['classifier.json']:.3f} at "
-            f"{image_size}, {judges['classifier_hr.json']:.3f} at {high_size}); the Frechet distances at the high "
+            f"trained at that resolution (test accuracy on the real crops: {judges[0]:.3f} at {image_size}, "
+            f"{judges[1]:.3f} at {high_size}); the Frechet distances at the high "
             f"resolution are to the real high-resolution test crops{space}.")
     return (_section("Table 5.3 (continued): ours at the base and the high resolution", _write_table(
         out, "table_5_3_superres", table), None, note) + "\n![upsampling](figure_superres.png)\n")
