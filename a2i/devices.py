@@ -56,7 +56,7 @@ def claim_gpu(n_gpus: int, lock_dir: str | Path) -> int:
             _held[lock_dir] = (index, handle)
             return index
     raise ValueError(f"all {n_gpus} GPUs are held by other a2i processes, {slots} per GPU ({SLOTS_ENV}; locks "
-                       f"in {lock_dir}); start no more queue workers than GPUs x {SLOTS_ENV}")
+                     f"in {lock_dir}); start no more queue workers than GPUs x {SLOTS_ENV}")
 
 
 def parse_device(name: str) -> torch.device:

@@ -3,8 +3,9 @@ thesis section that states it.
 
 `profile=thesis` (with `data=suburmp`) composes to exactly these values (tests/test_thesis.py), so the recipe
 cannot drift silently. Where the thesis is silent the entry says so and takes the value of the code it built
-on (Capelle's conditional DDPM, the AudioCLIP reference training), or says which code's value it takes instead. `departures(params)` diffs a run's
-parameters against the table: the report's recipe card lists the result, never a hand-written list.
+on (Capelle's conditional DDPM, the AudioCLIP reference training), or says which code's value it takes instead.
+`departures(params)` diffs a run's parameters against the table: the report's recipe card lists the result,
+never a hand-written list.
 
 Kinds: `size` - the amount of work and the model size (a CPU demo must shrink them); `method` - how the
 thesis trains, samples and scores (a departure changes the science and says why in `why`); `addition` -
