@@ -254,6 +254,11 @@ class Study:
     variants: list[str] = rule(list_of(one_of(STUDIES), nonempty=False))
     epoch: int | None = rule(optional(integer(1)))
 
+    @property
+    def cell(self) -> str:
+        """The embedding variant the studies train on and the CFG sweep samples, e.g. `text-2s`."""
+        return Variant(self.alignment, self.length).name
+
 
 @dataclass(frozen=True)
 class SynthesizeConfig(Section):
@@ -416,8 +421,7 @@ class SampleConfig(Section):
     steps: int = rule(integer(1))
     ddpm_variance: str = rule(one_of(DDPM_VARIANCES))
     guidance: float = rule(number(0))
-    cfg_scales: list[float] = rule(list_of(number(0)))
-    cfg_sweep: str = rule(TEXT)  # an embedding variant; any other name sweeps none
+    cfg_scales: list[float] = rule(list_of(number(0), nonempty=False))  # []: no sweep beside the main guidance
     cfg_epoch: int | None = rule(optional(integer(1)))
     seeds: list[int] = rule(list_of(SEED))
     per_class: int | None = rule(optional(integer(1)))
@@ -501,7 +505,6 @@ class SampleSRConfig(Section):
 class ReportConfig(Section):
     NAME = "report"
     guidance: float = rule(number(0))
-    cfg_sweep: str = rule(TEXT)
     lengths: list[int] = rule(list_of(LENGTH))
     alignments: list[str] = rule(list_of(one_of(ALIGNMENTS)))
     study: Study = nested(Study)
@@ -554,7 +557,7 @@ def check_params(params: dict[str, Any]) -> Params:
     problems += _sr_steps(sections["train_sr"], sections["sample_sr"])
     problems += _steps_within(sections["train"], sections["sample"])
     problems += _pca_width(grid, sections["train"])
-    problems += _report_mirrors(grid, sections["sample"], sections["report"])
+    problems += _mirrors(grid, sections["sample"], sections["report"])
     if problems:
         raise ConfigError(problems)
     return Params(grid, sections)
@@ -578,11 +581,11 @@ def _lengths_prepared(grid: Grid | None, prepare: PrepareConfig | None) -> list[
 
 
 def _study_in_grid(grid: Grid | None) -> list[str]:
-    if grid is None or not grid.study.variants or grid.has_cell(grid.study.alignment, grid.study.length):
+    if grid is None or grid.has_cell(grid.study.alignment, grid.study.length):
         return []
     return [f"study.alignment={grid.study.alignment!r} and study.length={grid.study.length!r} are not a cell of the "
             f"grid (alignments={grid.alignments!r}, lengths={grid.lengths!r}): the studies train on that cell's "
-            f"embeddings"]
+            f"embeddings, and the CFG sweep samples its model"]
 
 
 def _sr_embedding_in_grid(grid: Grid | None, train_sr: TrainSRConfig | None) -> list[str]:
@@ -640,17 +643,18 @@ def _pca_width(grid: Grid | None, train: TrainConfig | None) -> list[str]:
             f"the PCA projection feeds (thesis 4.5)"]
 
 
-def _report_mirrors(grid: Grid | None, sample: SampleConfig | None, report: ReportConfig | None) -> list[str]:
-    """The report reads what the grid's stages wrote: its keys repeat theirs (conf/ interpolates them)."""
+def _mirrors(grid: Grid | None, sample: SampleConfig | None, report: ReportConfig | None) -> list[str]:
+    """Keys that repeat another (conf/ interpolates them): a stage reads its own section, and what the stage of
+    the other key wrote."""
     if grid is None or sample is None or report is None:
         return []
-    mirrored = [("guidance", report.guidance, "sample.guidance", sample.guidance),
-                ("cfg_sweep", report.cfg_sweep, "sample.cfg_sweep", sample.cfg_sweep),
-                ("lengths", report.lengths, "lengths", grid.lengths),
-                ("alignments", report.alignments, "alignments", grid.alignments),
-                ("study", dataclasses.asdict(report.study), "study", dataclasses.asdict(grid.study))]
-    return [f"report.{key}={ours!r} is not {source}={theirs!r} (the report reads what the pipeline wrote for "
-            f"{source})" for key, ours, source, theirs in mirrored if ours != theirs]
+    mirrored = [("report.guidance", report.guidance, "sample.guidance", sample.guidance),
+                ("report.lengths", report.lengths, "lengths", grid.lengths),
+                ("report.alignments", report.alignments, "alignments", grid.alignments),
+                ("report.study", dataclasses.asdict(report.study), "study", dataclasses.asdict(grid.study)),
+                ("sample.cfg_epoch", sample.cfg_epoch, "study.epoch", grid.study.epoch)]
+    return [f"{key}={ours!r} is not {source}={theirs!r} (it reads what the pipeline wrote for {source})"
+            for key, ours, source, theirs in mirrored if ours != theirs]
 
 
 def _sweep_checkpoint(train: TrainConfig | None, sample: SampleConfig | None) -> list[str]:

@@ -16,11 +16,12 @@ log = logging.getLogger(__name__)
 
 
 class Option(NamedTuple):
-    """A stage's `--<name>` option: required unless it has a default."""
+    """A stage's `--<name>` option: required unless it has a default; `choices`: the values it takes."""
 
     name: str
     help: str
     default: str | None = None
+    choices: tuple[str, ...] | None = None
 
 
 def run_stage(doc: str, action: Callable[..., object], *options: Option,
@@ -36,7 +37,7 @@ def run_stage(doc: str, action: Callable[..., object], *options: Option,
     parser = argparse.ArgumentParser(description=doc)
     for option in options:
         parser.add_argument(f"--{option.name}", required=option.default is None, default=option.default,
-                            help=option.help)
+                            choices=option.choices, help=option.help)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     signal.signal(signal.SIGTERM, _terminated)

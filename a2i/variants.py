@@ -73,6 +73,8 @@ IMAGES = "images.npy"  # the crops at prepare.image_size, in PREPARED
 HR_IMAGES = "images_hr.npy"  # the same crops at prepare.hr_image_size
 EMBEDDINGS = Path("data/embeddings")
 SAMPLES = Path("data/samples")
+CFG_SAMPLES = Path("data/samples_cfg")  # the CFG sweep's other scales (thesis 4.4), apart so a sweep change samples
+                                         # only the swept checkpoint
 AUDIOCLIP_MODELS = Path("models/audioclip")
 DIFFUSION_MODELS = Path("models/diffusion")
 CLASSIFIER = Path("models/classifier.pt")
@@ -85,6 +87,8 @@ METRICS = Path("metrics")
 COUNTS = METRICS / "counts.json"
 REPORT = Path("report")
 CONFUSION_PLOTS = Path("plots/confusion")
+CFG_METRICS = METRICS / "evaluate_cfg"
+CFG_CONFUSION_PLOTS = Path("plots/confusion_cfg")
 LIVE = Path("dvclive")  # training curves: dvclive/<stage>/<embedding or variant>
 SAMPLER_CHECKS = Path("data/sampler_check")  # `a2i compare-samplers`, outside the pipeline
 
@@ -123,7 +127,9 @@ def checkpoint_epoch(name: str) -> int | None:
 
 def samples_dir(variant: str, split: str = "test") -> Path:
     """Generated images of a variant: conditioned on the test split, or (`val`) the validation split's
-    conditions used for model selection."""
+    conditions used for model selection, or (`cfg`) the test split at the CFG sweep's other scales."""
+    if split == "cfg":
+        return CFG_SAMPLES / variant
     return SAMPLES / variant if split == "test" else SAMPLES / variant / split
 
 

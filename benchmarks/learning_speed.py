@@ -76,8 +76,7 @@ def adherence_by_checkpoint(variant: str, root: Path, per_class: int) -> dict[in
     variants), `per_class` conditions per instrument in each."""
     classify(root / PREPARED, root / CLASSIFIER, root / METRICS / "classifier.json", **load_section("classify"))
     classifier = load_classifier(root / CLASSIFIER)
-    params = {**load_section("sample"), "per_class": per_class, "val_per_class": per_class, "seeds": [0],
-              "cfg_sweep": "none"}
+    params = {**load_section("sample"), "per_class": per_class, "val_per_class": per_class, "seeds": [0]}
     sample_variant(variant, params, root, torch.device("cpu"))
     scores: dict[int, dict[str, float]] = {}
     for split in ("val", "test"):

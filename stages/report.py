@@ -13,7 +13,7 @@ def report() -> None:
     config = load_section_config(ReportConfig)
     build_report(out=REPORT, metrics_dir=METRICS, plots_dir=CONFUSION_PLOTS, prepared=PREPARED,
                  grid=grid(config.lengths, config.alignments, asdict(config.study)), guidance=config.guidance,
-                 cfg_sweep=config.cfg_sweep, study_epoch=config.study.epoch, dataset=config.dataset,
+                 cfg_sweep=config.study.cell, study_epoch=config.study.epoch, dataset=config.dataset,
                  params=load_params())
 
 

@@ -132,6 +132,9 @@ def test_every_problem_is_reported_together(committed):
     (["train.pca_components=128"], "train.pca_components=128 is not 256, the U-Net's time-embedding width"),
     (["report.guidance=5"], "report.guidance=5.0 is not sample.guidance=3.0"),
     (["report.lengths=[1,2]"], "report.lengths=[1, 2] is not lengths=[2]"),
+    (["sample.cfg_epoch=2"], "sample.cfg_epoch=2 is not study.epoch=None"),
+    (["study.variants=[]", "study.length=3", "train_sr.embedding=text-2s"],
+     "study.alignment='text' and study.length=3 are not a cell of the grid"),
 ])
 def test_keys_that_must_agree(overrides, line):
     found = problems(params.compose(REPO / "conf", overrides))
@@ -142,7 +145,15 @@ def test_the_report_section_repeats_the_study_it_reports(committed):
     found = problems(changed(committed, report__study__epoch=3))
     assert found == ["report.study={'alignment': 'text', 'length': 2, 'variants': ['nocfg', 'pca', 'nonorm'], "
                      "'epoch': 3} is not study={'alignment': 'text', 'length': 2, 'variants': ['nocfg', 'pca', "
-                     "'nonorm'], 'epoch': None} (the report reads what the pipeline wrote for study)"]
+                     "'nonorm'], 'epoch': None} (it reads what the pipeline wrote for study)"]
+
+
+def test_the_queued_sweeps_other_lengths_skip_the_studies_and_the_cfg_sweep():
+    # README, "Queued sweeps": the 1, 2, 3 and 5 s experiments
+    checked = check_params(params.compose(REPO / "conf", ["profile=thesis", "data=suburmp", "lengths=[2]",
+                                                          "study.length=2", "study.variants=[]",
+                                                          "sample.cfg_scales=[]"]))
+    assert checked.sections["sample"].cfg_scales == [] and checked.grid.study.cell == "text-2s"
 
 
 def test_real_data_lengths_are_not_bounded_by_the_synthetic_performances():

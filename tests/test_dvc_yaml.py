@@ -27,8 +27,9 @@ def test_each_download_item_is_an_output_read_only_by_its_stages():
     items = {name: f"data/download/{name}" for name in DOWNLOAD_ITEMS}
     assert stages["download"]["outs"] == list(items.values())
     thesis = compose(overrides=["profile=thesis", "data=suburmp"])
-    reads = {"finetune": thesis["finetune"]["checkpoint"], **{
-        name: thesis["evaluate"]["fid_weights"] for name in ("evaluate", "evaluate_study", "evaluate_sr")}}
+    evaluations = ("evaluate", "evaluate_study", "evaluate_cfg", "evaluate_sr")
+    reads = {"finetune": thesis["finetune"]["checkpoint"],
+             **{name: thesis["evaluate"]["fid_weights"] for name in evaluations}}
     for name, stage in stages.items():
         downloads = [dep for dep in stage.get("deps", []) if dep.startswith("data/download")]
         assert downloads == ([Path(reads[name]).parent.as_posix()] if name in reads else []), name

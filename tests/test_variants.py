@@ -1,7 +1,7 @@
 import pytest
 
 from a2i.variants import (Variant, checkpoint_epoch, checkpoint_name, evaluation_name, grid, parse_sample_name,
-                          sample_name)
+                          sample_name, samples_dir)
 
 
 def test_parse_round_trip():
@@ -25,6 +25,12 @@ def test_bad_names(name):
 def test_file_names():
     assert sample_name(10, 3.0, 0) == "epoch_010_g3_s0"
     assert evaluation_name(2, 1.5) == "epoch_002_g1.5"
+
+
+def test_sample_folders_are_apart_per_stage():
+    # `sample` writes the test and validation images, `sample_cfg` the CFG sweep: two DVC outputs, not nested
+    assert [samples_dir("text-2s", split).as_posix() for split in ("test", "val", "cfg")] == [
+        "data/samples/text-2s", "data/samples/text-2s/val", "data/samples_cfg/text-2s"]
 
 
 def test_grid_lists_every_cell_then_the_study_variants():

@@ -50,46 +50,72 @@ def sweep_epoch(checkpoint_epochs: list[int], cfg_epoch: int | None) -> int:
     return cfg_epoch
 
 
-def guidance_plan(variant: Variant, checkpoint_epochs: list[int],
-                  params: SampleConfig | dict) -> dict[int, list[float]]:
-    """Guidance scales per checkpoint epoch: `guidance` (1 for nocfg) everywhere, plus the CFG sweep
-    (`cfg_scales`; nocfg: 1 only) at the `cfg_epoch` checkpoint of the swept embedding variant."""
-    config = SampleConfig.of(params)
-    nocfg = variant.study == "nocfg"
-    base = 1.0 if nocfg else config.guidance
-    plan = {epoch: [base] for epoch in checkpoint_epochs}
-    if variant.embedding == config.cfg_sweep and variant.study in (None, "nocfg"):
-        sweep = [1.0] if nocfg else config.cfg_scales
-        epoch = sweep_epoch(checkpoint_epochs, config.cfg_epoch)
-        plan[epoch] = sorted(set(plan[epoch]) | set(sweep))
-    return plan
+def main_guidance(variant: Variant, config: SampleConfig) -> float:
+    """`guidance`, or 1 for a nocfg variant (trained without the null condition: `checkpoint_guidance`)."""
+    return 1.0 if variant.study == "nocfg" else config.guidance
+
+
+def sweep_scales(variant: Variant, config: SampleConfig) -> list[float]:
+    """The CFG sweep's scales beside the main guidance, whose images `sample_variant` draws already."""
+    if variant.study is not None:
+        raise ValueError(f"the CFG sweep samples the study's plain cell, not the study variant {variant.name}")
+    return sorted(set(config.cfg_scales) - {config.guidance})
 
 
 def sample_variant(variant: str, params: SampleConfig | dict, root: Path = Path("."),
                    device: torch.device | None = None) -> list[Path]:
-    """The `sample` stage: `data/samples/<variant>/<sample_name>.{npz,png}` for every checkpoint, seed and
-    guidance of `guidance_plan` on the test conditions, and, for the main grid's variants, the same at the main
-    guidance on `val_per_class` validation conditions per instrument (`.../val/`: model selection on
-    validation). Returns the written .npz paths."""
+    """The `sample` stage: `data/samples/<variant>/<sample_name>.{npz,png}` for every checkpoint and seed at the
+    main guidance on the test conditions, and, for the main grid's variants, the same on `val_per_class`
+    validation conditions per instrument (`.../val/`: model selection on validation). Returns the written .npz
+    paths."""
     v = Variant.parse(variant)
     config = SampleConfig.of(params)
-    set_threads(config.threads)
-    device = device or select_device()
+    found = _checkpoints(v, root)
+    plan = {epoch: [main_guidance(v, config)] for epoch, _ in found}
+    folders = {"test": config.per_class, "val": config.val_per_class} if v.study is None else {"test": config.per_class}
+    return _draw(v, config, found, plan, folders, root, device)
+
+
+def sample_cfg_sweep(variant: str, params: SampleConfig | dict, root: Path = Path("."),
+                     device: torch.device | None = None) -> list[Path]:
+    """The `sample_cfg` stage (thesis 4.4, Tables 5.6-5.8): the test conditions at every other scale of
+    `cfg_scales` from the `cfg_epoch` checkpoint, in `data/samples_cfg/<variant>/`. Returns the written .npz
+    paths (none when the sweep holds only the main guidance: the folder is still made, DVC's output)."""
+    v = Variant.parse(variant)
+    config = SampleConfig.of(params)
+    found = _checkpoints(v, root)
+    plan = {sweep_epoch([epoch for epoch, _ in found], config.cfg_epoch): sweep_scales(v, config)}
+    (root / samples_dir(v.name, "cfg")).mkdir(parents=True, exist_ok=True)
+    return _draw(v, config, found, plan, {"cfg": config.per_class}, root, device)
+
+
+def _checkpoints(v: Variant, root: Path) -> list[tuple[int, Path]]:
     found = checkpoints(root / diffusion_dir(v.name))
     if not found:
         raise ValueError(f"no checkpoints in {root / diffusion_dir(v.name)} (run `train --variant {v.name}`)")
-    remove_stale_temps(root / samples_dir(v.name))
-    plans = {"test": guidance_plan(v, [epoch for epoch, _ in found], config)}
-    conditions = {"test": held_out_conditions(v, root, "test", config.per_class, config.seed)}
-    if v.study is None:
-        plans["val"] = {epoch: [config.guidance] for epoch, _ in found}
-        conditions["val"] = held_out_conditions(v, root, "val", config.val_per_class, config.seed)
+    return found
+
+
+def _draw(v: Variant, config: SampleConfig, found: list[tuple[int, Path]], plan: dict[int, list[float]],
+          folders: dict[str, int | None], root: Path, device: torch.device | None) -> list[Path]:
+    """For each checkpoint `plan` names, each of its guidance scales and each sampling seed: the images of every
+    `samples_dir` folder of `folders` ({folder: per_class}; `val` holds validation conditions, the others test
+    conditions). Returns the written .npz paths."""
+    set_threads(config.threads)
+    device = device or select_device()
+    splits = {folder: "val" if folder == "val" else "test" for folder in folders}
+    for folder in folders:
+        remove_stale_temps(root / samples_dir(v.name, folder))
+    conditions = {folder: held_out_conditions(v, root, splits[folder], per_class, config.seed)
+                  for folder, per_class in folders.items()}
     written = []
     for epoch, path in found:
+        if not plan.get(epoch):
+            continue
         model, _ = load_generator(path, device)
-        for split, plan in plans.items():
-            cond, labels, rows = conditions[split]
-            out_dir = root / samples_dir(v.name, split)
+        for folder, split in splits.items():
+            cond, labels, rows = conditions[folder]
+            out_dir = root / samples_dir(v.name, folder)
             for guidance in plan[epoch]:
                 for seed in config.seeds:
                     images = generate_images(model, cond, sampler=config.sampler, steps=config.steps,
@@ -101,7 +127,7 @@ def sample_variant(variant: str, params: SampleConfig | dict, root: Path = Path(
                     if split == "test":
                         save_png(class_grid(images, labels), out_dir / f"{name}.png")
                     written.append(out_dir / f"{name}.npz")
-                    log.info("%s: %d %s images -> %s", v.name, len(images), split, out_dir / f"{name}.npz")
+                    log.info("%s: %d %s images -> %s", v.name, len(images), folder, out_dir / f"{name}.npz")
     return written
 
 

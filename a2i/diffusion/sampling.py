@@ -28,7 +28,7 @@ def checkpoint_guidance(config: dict, guidance: float | None, source: str | Path
     """The guidance scale to sample the checkpoint `source` (run config `config`) with: `guidance`, by default
     DEFAULT_GUIDANCE. A model trained without condition dropout (p_uncond 0, the -nocfg variants) never saw the null
     condition, so its unconditional prediction is untrained: it samples at 1 only (the default for it), as the
-    pipeline does (`Trainer.preview_grid`, `guidance_plan`), and another scale asked for is an error."""
+    pipeline does (`Trainer.preview_grid`, `main_guidance`), and another scale asked for is an error."""
     if config["p_uncond"] > 0:
         return DEFAULT_GUIDANCE if guidance is None else guidance
     if guidance not in (None, 1):

@@ -211,12 +211,19 @@ def paired_adherence(sample_files: dict[str, Path], classifier, bootstrap: int, 
 
 def evaluate_variant(variant: str, prepared: str | Path, samples_dir: str | Path, classifier_path: str | Path,
                      metrics_dir: str | Path, plots_dir: str | Path, fid_weights: str | None, bootstrap: int,
-                     batch_size: int, seed: int, allow_fid_classifier: bool = True, device: str = "cpu") -> list[dict]:
+                     batch_size: int, seed: int, allow_fid_classifier: bool = True, device: str = "cpu",
+                     empty_ok: bool = False) -> list[dict]:
     """Evaluate every (checkpoint, guidance) of `variant`; write `<metrics_dir>/<group>.json` and the confusion
     matrix `<plots_dir>/<group>.csv|.png` for each, all at the end (a failure leaves no partial output).
     Validation samples (`<samples_dir>/val`, the main grid's) get their adherence in `<metrics_dir>/val/`: what
-    the report selects the best checkpoint on."""
+    the report selects the best checkpoint on. `empty_ok`: a folder without samples (a CFG sweep of the main
+    guidance alone) leaves both output folders empty."""
     parsed = Variant.parse(variant)
+    if empty_ok and not any(Path(samples_dir).glob("*.npz")):
+        for folder in (metrics_dir, plots_dir):
+            Path(folder).mkdir(parents=True, exist_ok=True)
+        log.info("%s: no samples in %s, nothing to evaluate", parsed.name, samples_dir)
+        return []
     groups = discover_samples(samples_dir)
     val_dir = Path(samples_dir) / "val"
     val_groups = discover_samples(val_dir) if val_dir.is_dir() else {}

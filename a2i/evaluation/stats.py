@@ -83,11 +83,11 @@ def _impossible(key: str, value) -> str | None:
     return None
 
 
-def collect_metrics(metrics_dir: str | Path) -> pd.DataFrame:
-    """Every evaluate metrics JSON under `metrics_dir` (e.g. metrics/evaluate), one row each, sorted by
+def collect_metrics(*metrics_dirs: str | Path) -> pd.DataFrame:
+    """Every evaluate metrics JSON under each of `metrics_dirs` (e.g. metrics/evaluate), one row each, sorted by
     (variant, epoch, guidance)."""
     rows = []
-    for path in sorted(Path(metrics_dir).rglob("*.json")):
+    for path in [path for folder in metrics_dirs for path in sorted(Path(folder).rglob("*.json"))]:
         row = json.loads(path.read_text())
         if not isinstance(row, dict) or not {"variant", "epoch", "guidance"} <= row.keys():
             raise ValueError(f"{path} is not an evaluate metrics file (variant, epoch, guidance)")

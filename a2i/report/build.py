@@ -159,8 +159,9 @@ def build_report(*, out: Path, metrics_dir: Path, plots_dir: Path, prepared: Pat
                  guidance: float, cfg_sweep: str, study_epoch: int | None, dataset: str, params: dict) -> dict:
     """Write report/ (tables, figures, grids, README.md) of the experiment over `grid` (see `variants.grid`) and
     return the summary (also metrics/summary.json); `params` is the whole params.yaml, for the recipe card.
-    The CFG and projection studies are read at `study_epoch` (None: the final checkpoint). The folder is built
-    aside and moved into place at the end: a failure leaves no partial report."""
+    The CFG and projection studies of the cell `cfg_sweep` (its sweep's other scales: metrics/evaluate_cfg/<cell>)
+    are read at `study_epoch` (None: the final checkpoint). The folder is built aside and moved into place at the
+    end: a failure leaves no partial report."""
     with atomic_dir(out) as staging:
         result = _write_report(staging, metrics_dir, plots_dir, prepared, grid, guidance, cfg_sweep, study_epoch,
                                dataset, params)
@@ -179,8 +180,9 @@ def _write_report(out: Path, metrics_dir: Path, plots_dir: Path, prepared: Path,
     embeddings = sorted({v.embedding for v in grid})
     finetune = only_grid(load_finetune(metrics_dir), "embedding", embeddings, metrics_dir / "finetune")
     classifier = json.loads((metrics_dir / "classifier.json").read_text())
-    every = only_grid(collect_metrics(metrics_dir / "evaluate"), "variant", [v.name for v in grid],
-                      metrics_dir / "evaluate")
+    # The CFG sweep's other scales: of the study's cell only (DVC keeps the sweep of an earlier study cell).
+    every = only_grid(collect_metrics(metrics_dir / "evaluate", metrics_dir / "evaluate_cfg" / cfg_sweep), "variant",
+                      [v.name for v in grid], metrics_dir / "evaluate")
     evaluations, validation = every[every["split"] == "test"], every[every["split"] == "val"]
     selected, val_adherence, on_test = select_best(evaluations, validation, guidance)
     write_csv(out / "metrics.csv", every)
@@ -405,9 +407,11 @@ def _study_checkpoint(rows: pd.DataFrame, study_epoch: int | None) -> int | None
 
 
 def _first_seed(variant: str, epoch: int | None, guidance: float) -> Path | None:
+    """The test images of the first sampling seed: `sample`'s, or the CFG sweep's at its other scales."""
     if epoch is None:
         return None
-    found = sorted(variants.samples_dir(variant).glob(f"{variants.evaluation_name(epoch, guidance)}_s*.npz"))
+    pattern = f"{variants.evaluation_name(epoch, guidance)}_s*.npz"
+    found = sorted(path for split in ("test", "cfg") for path in variants.samples_dir(variant, split).glob(pattern))
     return found[0] if found else None
 
 

@@ -29,8 +29,8 @@ def train_params(**overrides) -> dict:
 
 def sample_params(**overrides) -> dict:
     params = {"sampler": "dpmpp", "steps": 2, "ddpm_variance": "fixed_small", "guidance": 3.0, "cfg_scales": [1, 3],
-              "cfg_sweep": "text-1s", "cfg_epoch": None, "seeds": [0], "per_class": None, "val_per_class": 1,
-              "batch_size": 8, "threads": None, "seed": 0}
+              "cfg_epoch": None, "seeds": [0], "per_class": None, "val_per_class": 1, "batch_size": 8,
+              "threads": None, "seed": 0}
     return {**params, **overrides}
 
 

@@ -3,10 +3,11 @@ import pytest
 import torch
 
 from a2i.diffusion.images import class_grid, image_grid, to_uint8
-from a2i.diffusion.sample import guidance_plan
+from a2i.diffusion.sample import main_guidance, sweep_epoch, sweep_scales
 from a2i.diffusion.sampling import generate_images, guided_eps, sample, sample_ddpm_graphed
 from a2i.diffusion.schedule import Schedule, add_noise
 from a2i.diffusion.unet import UNet
+from a2i.config import SampleConfig
 from a2i.variants import Variant
 
 from .helpers import sample_params
@@ -137,17 +138,18 @@ def test_uint8_conversion_and_grids():
     assert class_grid(tiles, np.array([0, 0, 1, 2, 2]), per_class=3).size == (8, 12)  # 2 columns: no class has 3
 
 
-def test_guidance_plan_adds_the_cfg_sweep_at_the_study_checkpoint_only():
-    params = sample_params(guidance=3.0, cfg_scales=[1, 3, 5], cfg_sweep="text-2s", cfg_epoch=None)
-    assert guidance_plan(Variant.parse("text-2s"), [2, 4], params) == {2: [3.0], 4: [1.0, 3.0, 5.0]}
-    assert guidance_plan(Variant.parse("text-2s-nocfg"), [2, 4], params) == {2: [1.0], 4: [1.0]}
-    assert guidance_plan(Variant.parse("text-2s-pca"), [2, 4], params) == {2: [3.0], 4: [3.0]}
-    assert guidance_plan(Variant.parse("mutual-1s"), [2], params) == {2: [3.0]}
-    # the thesis sweeps epoch 70 of 100 (Tables 5.6-5.8 repeat Table 5.2's epoch-70 cell)
-    at_70 = guidance_plan(Variant.parse("text-2s"), [60, 70, 80], {**params, "cfg_epoch": 70})
-    assert at_70 == {60: [3.0], 70: [1.0, 3.0, 5.0], 80: [3.0]}
+def test_the_main_guidance_and_the_cfg_sweep_beside_it():
+    config = SampleConfig.of(sample_params(guidance=3.0, cfg_scales=[1, 3, 5], cfg_epoch=None))
+    assert main_guidance(Variant.parse("text-2s"), config) == 3.0
+    assert main_guidance(Variant.parse("text-2s-pca"), config) == 3.0
+    assert main_guidance(Variant.parse("text-2s-nocfg"), config) == 1.0  # never trained on the null condition
+    assert sweep_scales(Variant.parse("text-2s"), config) == [1.0, 5.0]  # 3: sampled at every checkpoint already
+    with pytest.raises(ValueError, match="not the study variant text-2s-pca"):
+        sweep_scales(Variant.parse("text-2s-pca"), config)
+    # the thesis sweeps epoch 70 of 100 (Tables 5.6-5.8 repeat Table 5.2's epoch-70 cell); null: the final one
+    assert sweep_epoch([60, 70, 80], 70) == 70 and sweep_epoch([60, 70, 80], None) == 80
     with pytest.raises(ValueError, match=r"sample.cfg_epoch=50 is not a checkpoint epoch \(have \[60, 70, 80\]\)"):
-        guidance_plan(Variant.parse("text-2s"), [60, 70, 80], {**params, "cfg_epoch": 50})
+        sweep_epoch([60, 70, 80], 50)
 
 
 class Broken(torch.nn.Module):

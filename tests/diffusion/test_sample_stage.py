@@ -42,15 +42,18 @@ def copied(trained, tmp_path) -> Path:
     return Path(shutil.copytree(trained, tmp_path / "root"))
 
 
-def test_sample_stage_writes_every_checkpoint_and_the_cfg_sweep(trained, monkeypatch):
+def run_sample_stage(root: Path, monkeypatch, *args: str) -> None:
+    monkeypatch.chdir(root)
+    monkeypatch.setattr(sys, "argv", ["sample.py", *args])
+    runpy.run_path(str(REPO / "stages" / "sample.py"), run_name="__main__")
+
+
+def test_sample_stage_writes_every_checkpoint_at_the_main_guidance(trained, monkeypatch):
     write_params(trained, sample=sample_params(cfg_scales=[1, 3, 5]))
-    monkeypatch.chdir(trained)
     for variant in ("text-1s", "text-1s-nocfg"):
-        monkeypatch.setattr(sys, "argv", ["sample.py", "--variant", variant])
-        runpy.run_path(str(REPO / "stages" / "sample.py"), run_name="__main__")
-    cfg = sorted(p.name for p in (trained / "data" / "samples" / "text-1s").iterdir() if p.is_file())
-    assert cfg == sorted(f"epoch_{name}.{ext}" for name in ("001_g3_s0", "002_g1_s0", "002_g3_s0", "002_g5_s0")
-                         for ext in ("npz", "png"))
+        run_sample_stage(trained, monkeypatch, "--variant", variant)
+    main = sorted(p.name for p in (trained / "data" / "samples" / "text-1s").iterdir() if p.is_file())
+    assert main == sorted(f"epoch_{name}.{ext}" for name in ("001_g3_s0", "002_g3_s0") for ext in ("npz", "png"))
     # validation conditions (val_per_class: 1) at the main guidance for every checkpoint, for model selection
     val = sorted(p.name for p in (trained / "data" / "samples" / "text-1s" / "val").iterdir())
     assert val == ["epoch_001_g3_s0.npz", "epoch_002_g3_s0.npz"]
@@ -64,8 +67,38 @@ def test_sample_stage_writes_every_checkpoint_and_the_cfg_sweep(trained, monkeyp
     assert packed["labels"].tolist() == [0, 0, 1, 1, 2, 2]
 
 
+def test_the_cfg_sweep_stage_samples_the_other_scales_of_one_checkpoint(trained, monkeypatch):
+    shutil.rmtree(trained / "data" / "samples_cfg", ignore_errors=True)
+    write_params(trained, sample=sample_params(cfg_scales=[1, 3, 5], cfg_epoch=1))
+    run_sample_stage(trained, monkeypatch, "--variant", "text-1s", "--guidance", "cfg")
+    sweep = trained / "data" / "samples_cfg" / "text-1s"
+    assert sorted(p.name for p in sweep.iterdir()) == sorted(
+        f"epoch_001_{name}.{ext}" for name in ("g1_s0", "g5_s0") for ext in ("npz", "png"))
+    # the same test conditions and noise as `sample` draws at the main guidance: only the scale differs
+    main = sample_variant("text-1s", sample_params(), trained)
+    with np.load(main[0]) as at_3, np.load(sweep / "epoch_001_g5_s0.npz") as at_5:
+        assert at_3["rows"].tolist() == at_5["rows"].tolist()
+    # a sweep of the main guidance alone leaves its folder, DVC's output, empty
+    shutil.rmtree(sweep)
+    write_params(trained, sample=sample_params(cfg_scales=[3]))
+    run_sample_stage(trained, monkeypatch, "--variant", "text-1s", "--guidance", "cfg")
+    assert sweep.is_dir() and not any(sweep.iterdir())
+
+
+def test_the_sample_stage_refuses_another_sweep_in_one_line(trained, monkeypatch, capsys):
+    write_params(trained, sample=sample_params())
+    with pytest.raises(SystemExit, match="error: the CFG sweep samples the study's plain cell, not the study variant "
+                                         "text-1s-nocfg"):
+        run_sample_stage(trained, monkeypatch, "--variant", "text-1s-nocfg", "--guidance", "cfg")
+    assert not (trained / "data" / "samples_cfg" / "text-1s-nocfg").exists()
+    with pytest.raises(SystemExit) as exit_info:
+        run_sample_stage(trained, monkeypatch, "--variant", "text-1s", "--guidance", "all")
+    assert exit_info.value.code == 2
+    assert "argument --guidance: invalid choice: 'all'" in capsys.readouterr().err
+
+
 def test_same_seed_same_images_and_per_class_subsets(trained):
-    params = sample_params(per_class=1, seeds=[0, 1], cfg_sweep="none")
+    params = sample_params(per_class=1, seeds=[0, 1])
     first = sample_variant("text-1s", params, trained)
     images = {p: np.load(p)["images"] for p in first}
     again = sample_variant("text-1s", params, trained)
@@ -208,7 +241,7 @@ def test_images_that_are_all_one_value_are_an_error_naming_their_checkpoint(copi
     save_checkpoint(path, state)  # saved so: its digest holds, its images do not
     with pytest.raises(ValueError, match=f"^{re.escape(str(path))}: all 6 images are the single value 0 "
                                          r"\(dpmpp, guidance 3, seed 0\): its weights are broken$"):
-        sample_variant("text-1s", sample_params(cfg_sweep="none"), copied)
+        sample_variant("text-1s", sample_params(), copied)
 
 
 def test_sample_removes_temporary_files_left_by_a_killed_write(trained, caplog):
@@ -216,6 +249,6 @@ def test_sample_removes_temporary_files_left_by_a_killed_write(trained, caplog):
         folder = trained / samples_dir("text-1s", split)
         folder.mkdir(parents=True, exist_ok=True)
         (folder / ".epoch_001_g3_s0.npz.k1ll3d.tmp").write_bytes(b"half an archive")
-    sample_variant("text-1s", sample_params(cfg_sweep="none"), trained)
+    sample_variant("text-1s", sample_params(), trained)
     assert not list((trained / "data" / "samples").rglob("*.tmp"))
     assert caplog.text.count("left by an interrupted write") == 2

@@ -179,6 +179,13 @@ def test_seeds_that_repeat_the_same_images_leave_the_interval_as_wide_as_one_see
     assert widths[4] == pytest.approx(widths[1], rel=0.15)
 
 
+def test_a_cfg_sweep_of_the_main_guidance_alone_leaves_empty_outputs(prepared, trained, tmp_path):
+    (tmp_path / "sweep").mkdir()  # what `sample_cfg` leaves when sample.cfg_scales holds only sample.guidance
+    assert evaluate_variant("text-2s", prepared, tmp_path / "sweep", trained[0], tmp_path / "m", tmp_path / "p",
+                            None, 10, 64, 0, empty_ok=True) == []
+    assert [list((tmp_path / folder).iterdir()) for folder in ("m", "p")] == [[], []]
+
+
 def test_missing_inputs_are_named(prepared, trained, tmp_path):
     with pytest.raises(ValueError, match="holds no generated samples"):
         _evaluate(tmp_path, prepared, trained, tmp_path)

@@ -66,17 +66,19 @@ def run_dir(tmp_path_factory):
     write_json(tmp_path / "metrics/classifier_hr.json", {"test_accuracy": 0.985, "val_accuracy": 1.0})
     settings = [(f"{a}-{l}s", e, 3.0, 0.5 + 0.1 * l + 0.01 * e) for a in ("text", "frozen", "mutual")
                 for l in (1, 2) for e in EPOCHS]
-    settings += [("text-2s", 4, g, 0.6) for g in (1.0, 5.0)] + [("text-2s-nocfg", 4, 1.0, 0.55)]
+    settings += [("text-2s-nocfg", 4, 1.0, 0.55)]
     settings += [(f"text-2s-{study}", e, 3.0, 0.4) for study in ("pca", "nonorm") for e in EPOCHS]
+    sweep = [("text-2s", 4, g, 0.6) for g in (1.0, 5.0)]  # the sample_cfg and evaluate_cfg stages'
     predicted = labels.copy()
     predicted[[12, 13, 10]] = [4, 4, 9]  # oboe -> flute (both), horn -> trumpet (one of two)
-    for variant, epoch, guidance, adherence in settings:
+    for (variant, epoch, guidance, adherence), cfg in [(s, False) for s in settings] + [(s, True) for s in sweep]:
         name = variants.evaluation_name(epoch, guidance)
-        write_json(tmp_path / f"metrics/evaluate/{variant}/{name}.json",
+        write_json(tmp_path / f"metrics/evaluate{'_cfg' * cfg}/{variant}/{name}.json",
                    _evaluation(variant, epoch, guidance, adherence))
-        write_confusion(tmp_path / f"plots/confusion/{variant}/{name}.csv",
-                        tmp_path / f"plots/confusion/{variant}/{name}.png", labels, predicted, variant)
-        save_npz(tmp_path / variants.samples_dir(variant) / f"{variants.sample_name(epoch, guidance, 0)}.npz",
+        write_confusion(tmp_path / f"plots/confusion{'_cfg' * cfg}/{variant}/{name}.csv",
+                        tmp_path / f"plots/confusion{'_cfg' * cfg}/{variant}/{name}.png", labels, predicted, variant)
+        folder = variants.samples_dir(variant, "cfg" if cfg else "test")
+        save_npz(tmp_path / folder / f"{variants.sample_name(epoch, guidance, 0)}.npz",
                  images=images, labels=labels, rows=np.arange(26))
     # Validation adherence of the main grid: text-1s at epoch 2 is the best there, not the best on test.
     for variant, epoch, guidance, _ in settings[:12]:
