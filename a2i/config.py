@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, ClassVar, TypeVar
 
-from a2i.data import DOWNLOAD_ITEMS, DOWNLOAD_SOURCES, EDGE_SECONDS, ON_BAD_FILE
+from a2i.data import BOX as BOX_TEXT, DOWNLOAD_ITEMS, DOWNLOAD_SOURCES, EDGE_SECONDS, ON_BAD_FILE, SPAN as SPAN_TEXT
+from a2i.data import is_box, is_span
 from a2i.data.layout import INSTRUMENTS
 from a2i.diffusion import EMB_DIM
 from a2i.diffusion.schedule import DDPM_VARIANCES, LOSS_WEIGHTINGS, SAMPLERS, Schedule
@@ -165,11 +166,8 @@ LENGTH = integer(1, MAX_LENGTH_S)  # seconds; the variant names' `<L>s`
 # as given: prepare names its index files by the length (`index_2s_...`)
 SECONDS = Check(f"a positive multiple of 0.1 s up to {MAX_LENGTH_S}",
                 lambda v: _is_number(v) and 0 < v <= MAX_LENGTH_S and _tenths(v))
-BOX = Check("[left, top, right, bottom] with 0 <= left < right <= 1 and 0 <= top < bottom <= 1",
-            lambda v: isinstance(v, list) and len(v) == 4 and all(map(_is_number, v))
-            and 0 <= v[0] < v[2] <= 1 and 0 <= v[1] < v[3] <= 1)
-SPAN = Check("[head_s, tail_s], seconds cut at start and end, both >= 0", lambda v: isinstance(v, list) and len(v) == 2
-             and all(map(_is_number, v)) and min(v) >= 0)
+BOX = Check(BOX_TEXT, is_box)
+SPAN = Check(SPAN_TEXT, is_span)
 
 
 def rule(check: Rule) -> Any:

@@ -91,6 +91,26 @@ def test_a_bad_value_is_one_line_naming_key_value_and_what_is_allowed(committed,
     assert len(found) == 1 and found[0].startswith(line), found
 
 
+@pytest.mark.parametrize("key, value", [("crop", [0, 0, 1, 1]), ("crop", [0.5, 0, 0.2, 1]), ("crop", [True, 0, 1, 1]),
+                                        ("crop", [0, 0, 1]), ("crop", "0 0 1 1"), ("crop", [0, 0, float("inf"), 1]),
+                                        ("trim", [0.5, 1]), ("trim", [0.5, -1]), ("trim", [float("nan"), 0])])
+def test_params_and_the_library_take_the_same_crop_boxes_and_trim_spans(committed, key, value):
+    from a2i.data.prepare import validate_crop, validate_trim
+
+    name = "cello" if key == "crop" else "cello00"
+    try:
+        check_params(changed(committed, **{f"prepare__{key}": {name: value}}))
+        in_params = True
+    except ConfigError:
+        in_params = False
+    try:
+        (validate_crop if key == "crop" else validate_trim)({name: value})
+        in_library = True
+    except ValueError:
+        in_library = False
+    assert in_params == in_library
+
+
 def test_missing_and_unknown_keys_are_problems(committed):
     values = changed(committed, train__bach_size=8)
     del values["sample"]["steps"]

@@ -15,8 +15,6 @@ Rules (one 100 ms grid index k per chunk stem t = 100 k ms; the chunk holds segm
 from __future__ import annotations
 
 import logging
-import math
-import numbers
 import os
 import shutil
 from collections import Counter
@@ -29,7 +27,7 @@ import soundfile as sf
 from PIL import Image
 from tqdm import tqdm
 
-from a2i.data import ON_BAD_FILE
+from a2i.data import BOX, ON_BAD_FILE, SPAN, is_box, is_span
 from a2i.data.layout import (CHUNK_MS, HOP_MS, INSTRUMENTS, LABELS, ORIGINAL_SPLITS, SAMPLE_RATE, SPLITS,
                              check_split_folder, parse_stem)
 from a2i.io import write_csv, write_json
@@ -229,16 +227,9 @@ def validate_crop(crop: dict) -> dict:
     for instrument, box in crop.items():
         if instrument not in LABELS:
             raise ValueError(f"prepare.crop: unknown instrument '{instrument}' (one of {', '.join(INSTRUMENTS)})")
-        if not (_numbers(box, 4) and 0 <= box[0] < box[2] <= 1 and 0 <= box[1] < box[3] <= 1):
-            raise ValueError(f"prepare.crop.{instrument} must be [left, top, right, bottom] with "
-                             f"0 <= left < right <= 1 and 0 <= top < bottom <= 1, got {box}")
+        if not is_box(box):
+            raise ValueError(f"prepare.crop.{instrument} must be {BOX}, got {box}")
     return crop
-
-
-def _numbers(value, count: int) -> bool:
-    """Whether `value` is a list of `count` numbers (YAML's true/false load as bools: not numbers here)."""
-    return (isinstance(value, (list, tuple)) and len(value) == count
-            and all(isinstance(x, numbers.Real) and not isinstance(x, bool) for x in value))
 
 
 def read_frame(path: Path, instrument: str, crop: dict, sizes: tuple[int, ...]) -> list[np.ndarray]:
@@ -273,9 +264,8 @@ def validate_lengths(lengths) -> list[float]:
 def validate_trim(trim: dict) -> dict[str, tuple[float, float]]:
     out = {}
     for performance, span in trim.items():
-        if not (_numbers(span, 2) and all(0 <= x < math.inf for x in span)):
-            raise ValueError(f"prepare.trim.{performance} must be [head_s, tail_s], the seconds cut at the start and "
-                             f"at the end, both >= 0, got {span}")
+        if not is_span(span):
+            raise ValueError(f"prepare.trim.{performance} must be {SPAN}, got {span}")
         out[performance] = (float(span[0]), float(span[1]))
     return out
 
