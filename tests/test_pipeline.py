@@ -1,6 +1,7 @@
 """The README's recipes on a copy of this repository, with the `micro` profile (CPU, a couple of minutes).
 
-`dvc exp run -S ...` composes conf/ and runs every stage; a second `dvc repro` does nothing; two queued
+`dvc exp run -S ...` composes conf/ and runs every stage; a second `dvc repro` does nothing; another CFG sweep
+re-runs only its own stages and the report; two queued
 experiments run through `dvc queue` and `dvc metrics diff` tells them apart; a bad parameter fails in seconds;
 the local-data recipe of "Using the real Sub-URMP" runs through `prepare` on a small Sub-URMP tree placed by hand.
 """
@@ -72,6 +73,15 @@ def test_exp_run_then_noop_repro(project):
     # dvc repro never recomposes: params.yaml now holds the micro composition and nothing is stale.
     output = run(project, "dvc", "repro")
     assert "Running stage" not in output, output
+    # The CFG sweep (micro: s = 1 beside the main 3, at the final checkpoint) has stages of its own: another sweep
+    # re-samples that checkpoint alone, and an empty one leaves its outputs empty.
+    sweep = project / "data" / "samples_cfg" / "text-1s"
+    assert sorted(path.name for path in sweep.glob("*.npz")) == ["epoch_002_g1_s0.npz"]
+    output = run(project, "dvc", "exp", "run", "-S", "profile=micro", "-S", "sample.cfg_scales=[]")
+    ran = [line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")]
+    assert ran == ["check", "sample_cfg", "evaluate_cfg", "report"], ran
+    assert [list(folder.iterdir()) for folder in (sweep, project / "metrics" / "evaluate_cfg" / "text-1s")] == [[], []]
+    assert "Running stage" not in run(project, "dvc", "repro")
 
 
 def test_queued_experiments_and_metrics_diff(project):
