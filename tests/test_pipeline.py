@@ -1,9 +1,8 @@
 """The README's recipes on a copy of this repository, with the `micro` profile (CPU, a couple of minutes).
 
 `dvc exp run -S ...` composes conf/ and runs every stage; a second `dvc repro` does nothing; another CFG sweep
-re-runs only its own stages and the report; two queued
-experiments run through `dvc queue` and `dvc metrics diff` tells them apart; a bad parameter fails in seconds;
-the local-data recipe of "Using the real Sub-URMP" runs through `prepare` on a small Sub-URMP tree placed by hand.
+re-runs only its own stages and the report; two queued experiments run through `dvc queue` and `dvc metrics diff`
+tells them apart; a bad parameter fails in seconds; the local-data recipe of "Using the real Sub-URMP" runs through `prepare` on a small Sub-URMP tree placed by hand.
 """
 
 from __future__ import annotations
