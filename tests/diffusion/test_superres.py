@@ -307,7 +307,7 @@ def test_a_zero_residual_model_returns_the_bicubic_image(sampler):
                 t_start=200)
 
 
-def test_a_truncated_model_sharpens_towards_the_target_and_round_trips(tmp_path):
+def test_a_truncated_model_starts_from_the_bicubic_image_and_round_trips(tmp_path):
     model, stats = train(steps=30, t_start=100, residual=True, residual_scale=0.2)
     low, high = pairs()
     path = tmp_path / "superres.pt"
