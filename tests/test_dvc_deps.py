@@ -131,9 +131,10 @@ def section_params(section) -> set[str]:
 # The scripts that read another section than their name's, or the grid keys too.
 READS = {"evaluate_sr": ("evaluate",), "sample_sr": ("sample_sr", "grid")}
 GRID = {"lengths", "alignments", "study"}
-# The stages that read part of their section: the main sampling and the CFG sweep share `sample`.
+# The stages that read part of their section: the main sampling and the CFG sweep share `sample`, and only the
+# main grid's cells draw validation images.
 SWEEP = {"sample.cfg_scales", "sample.cfg_epoch"}
-UNREAD = {"sample": SWEEP, "sample_study": SWEEP, "sample_cfg": {"sample.val_per_class"}}
+UNREAD = {"sample": SWEEP, "sample_study": SWEEP | {"sample.val_per_class"}, "sample_cfg": {"sample.val_per_class"}}
 
 
 def test_each_stage_lists_the_keys_that_change_its_outputs_and_no_operational_one():
