@@ -646,13 +646,15 @@ def _mirrors(grid: Grid | None, sample: SampleConfig | None, report: ReportConfi
     the other key wrote."""
     if grid is None or sample is None or report is None:
         return []
-    mirrored = [("report.guidance", report.guidance, "sample.guidance", sample.guidance),
-                ("report.lengths", report.lengths, "lengths", grid.lengths),
-                ("report.alignments", report.alignments, "alignments", grid.alignments),
-                ("report.study", dataclasses.asdict(report.study), "study", dataclasses.asdict(grid.study)),
-                ("sample.cfg_epoch", sample.cfg_epoch, "study.epoch", grid.study.epoch)]
-    return [f"{key}={ours!r} is not {source}={theirs!r} (it reads what the pipeline wrote for {source})"
-            for key, ours, source, theirs in mirrored if ours != theirs]
+    written = "the report reads what the pipeline wrote for"
+    mirrored = [("report.guidance", report.guidance, "sample.guidance", sample.guidance, written),
+                ("report.lengths", report.lengths, "lengths", grid.lengths, written),
+                ("report.alignments", report.alignments, "alignments", grid.alignments, written),
+                ("report.study", dataclasses.asdict(report.study), "study", dataclasses.asdict(grid.study), written),
+                ("sample.cfg_epoch", sample.cfg_epoch, "study.epoch", grid.study.epoch,
+                 "the report reads the CFG sweep at")]
+    return [f"{key}={ours!r} is not {source}={theirs!r} ({why} {source})"
+            for key, ours, source, theirs, why in mirrored if ours != theirs]
 
 
 def _sweep_checkpoint(train: TrainConfig | None, sample: SampleConfig | None) -> list[str]:

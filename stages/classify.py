@@ -14,8 +14,6 @@ RESOLUTIONS = {  # the images it trains on, the model, its metrics
 
 
 def train_classifier(resolution: str, device: str) -> None:
-    if resolution not in RESOLUTIONS:
-        raise ValueError(f"--resolution must be one of {', '.join(RESOLUTIONS)}, got '{resolution}'")
     images_file, model, metrics = RESOLUTIONS[resolution]
     classify(PREPARED, model, metrics, **load_section_config(ClassifyConfig).kwargs(),
              device=str(select_device(device)), images_file=images_file)
@@ -23,5 +21,5 @@ def train_classifier(resolution: str, device: str) -> None:
 
 if __name__ == "__main__":
     run_stage(__doc__, train_classifier, Option("resolution", "base (prepare.image_size) or hr (hr_image_size)",
-                                                default="base"),
+                                                "base", tuple(RESOLUTIONS)),
               Option("device", "auto (a free GPU, else the CPU), cpu, cuda or cuda:<index>", default="auto"))

@@ -152,7 +152,8 @@ def test_every_problem_is_reported_together(committed):
     (["train.pca_components=128"], "train.pca_components=128 is not 256, the U-Net's time-embedding width"),
     (["report.guidance=5"], "report.guidance=5.0 is not sample.guidance=3.0"),
     (["report.lengths=[1,2]"], "report.lengths=[1, 2] is not lengths=[2]"),
-    (["sample.cfg_epoch=2"], "sample.cfg_epoch=2 is not study.epoch=None"),
+    (["sample.cfg_epoch=2"], "sample.cfg_epoch=2 is not study.epoch=None (the report reads the CFG sweep at "
+                             "study.epoch)"),
     (["study.variants=[]", "study.length=3", "train_sr.embedding=text-2s"],
      "study.alignment='text' and study.length=3 are not a cell of the grid"),
 ])
@@ -165,7 +166,7 @@ def test_the_report_section_repeats_the_study_it_reports(committed):
     found = problems(changed(committed, report__study__epoch=3))
     assert found == ["report.study={'alignment': 'text', 'length': 2, 'variants': ['nocfg', 'pca', 'nonorm'], "
                      "'epoch': 3} is not study={'alignment': 'text', 'length': 2, 'variants': ['nocfg', 'pca', "
-                     "'nonorm'], 'epoch': None} (it reads what the pipeline wrote for study)"]
+                     "'nonorm'], 'epoch': None} (the report reads what the pipeline wrote for study)"]
 
 
 def test_the_queued_sweeps_other_lengths_skip_the_studies_and_the_cfg_sweep():

@@ -130,7 +130,7 @@ def section_params(section) -> set[str]:
 
 # The scripts that read another section than their name's, or the grid keys too.
 READS = {"evaluate_sr": ("evaluate",), "sample_sr": ("sample_sr", "grid")}
-GRID = {"lengths", "alignments", "study"}
+GRID = {"lengths", "alignments", "study.alignment", "study.length", "study.variants"}  # the cells (not study.epoch)
 # The stages that read part of their section: the main sampling and the CFG sweep share `sample`, and only the
 # main grid's cells draw validation images.
 SWEEP = {"sample.cfg_scales", "sample.cfg_epoch"}

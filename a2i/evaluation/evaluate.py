@@ -219,6 +219,8 @@ def evaluate_variant(variant: str, prepared: str | Path, samples_dir: str | Path
     the report selects the best checkpoint on. `empty_ok`: a folder without samples (a CFG sweep of the main
     guidance alone) leaves both output folders empty."""
     parsed = Variant.parse(variant)
+    if not Path(samples_dir).is_dir():
+        raise ValueError(f"{samples_dir} not found (run the sample stage that writes it)")
     if empty_ok and not any(Path(samples_dir).glob("*.npz")):
         for folder in (metrics_dir, plots_dir):
             Path(folder).mkdir(parents=True, exist_ok=True)

@@ -184,6 +184,10 @@ def test_a_cfg_sweep_of_the_main_guidance_alone_leaves_empty_outputs(prepared, t
     assert evaluate_variant("text-2s", prepared, tmp_path / "sweep", trained[0], tmp_path / "m", tmp_path / "p",
                             None, 10, 64, 0, empty_ok=True) == []
     assert [list((tmp_path / folder).iterdir()) for folder in ("m", "p")] == [[], []]
+    with pytest.raises(ValueError, match=r"nowhere not found \(run the sample stage that writes it\)"):
+        evaluate_variant("text-2s", prepared, tmp_path / "nowhere", trained[0], tmp_path / "m2", tmp_path / "p2",
+                         None, 10, 64, 0, empty_ok=True)
+    assert not (tmp_path / "m2").exists()
 
 
 def test_missing_inputs_are_named(prepared, trained, tmp_path):
