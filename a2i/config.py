@@ -554,6 +554,7 @@ def check_params(params: dict[str, Any]) -> Params:
     problems += _sr_aug_level(sections["train_sr"], sections["sample_sr"])
     problems += _sr_steps(sections["train_sr"], sections["sample_sr"])
     problems += _steps_within(sections["train"], sections["sample"])
+    problems += _guidance_trained(sections["train"], sections["sample"])
     problems += _pca_width(grid, sections["train"])
     problems += _mirrors(grid, sections["sample"], sections["report"])
     if problems:
@@ -630,6 +631,18 @@ def _steps_within(train: TrainConfig | None, sample: SampleConfig | None) -> lis
     steps = {"sample.steps": sample.steps, "train.preview.steps": train.preview.steps}
     return [f"{key}={value!r} is more than train.timesteps={train.timesteps!r} (a sampler takes at most one step "
             f"per trained timestep)" for key, value in steps.items() if value > train.timesteps]
+
+
+def _guidance_trained(train: TrainConfig | None, sample: SampleConfig | None) -> list[str]:
+    """Guidance other than 1 needs the null condition, which train.p_uncond 0 never trains (as
+    a2i.diffusion.sampling.checkpoint_guidance refuses for one checkpoint)."""
+    if train is None or sample is None or train.p_uncond > 0:
+        return []
+    guided = [(key, value) for key, value, unguided in (
+        ("sample.guidance", sample.guidance, sample.guidance == 1),
+        ("sample.cfg_scales", sample.cfg_scales, set(sample.cfg_scales) <= {1})) if not unguided]
+    return [f"{key}={value!r} asks for guidance other than 1, but train.p_uncond=0 trains no null condition for it "
+            f"(the nocfg study is the control without guidance)" for key, value in guided]
 
 
 def _pca_width(grid: Grid | None, train: TrainConfig | None) -> list[str]:

@@ -150,6 +150,8 @@ def test_every_problem_is_reported_together(committed):
     (["sample.steps=2000"], "sample.steps=2000 is more than train.timesteps=1000"),
     (["train.preview.steps=1001"], "train.preview.steps=1001 is more than train.timesteps=1000"),
     (["train.pca_components=128"], "train.pca_components=128 is not 256, the U-Net's time-embedding width"),
+    (["train.p_uncond=0", "sample.guidance=1", "report.guidance=1"], "sample.cfg_scales=[1.0, 3.0, 5.0] asks for "
+     "guidance other than 1, but train.p_uncond=0 trains no null condition for it"),
     (["report.guidance=5"], "report.guidance=5.0 is not sample.guidance=3.0"),
     (["report.lengths=[1,2]"], "report.lengths=[1, 2] is not lengths=[2]"),
     (["sample.cfg_epoch=2"], "sample.cfg_epoch=2 is not study.epoch=None (the report reads the CFG sweep at "
@@ -160,6 +162,14 @@ def test_every_problem_is_reported_together(committed):
 def test_keys_that_must_agree(overrides, line):
     found = problems(params.compose(REPO / "conf", overrides))
     assert len(found) == 1 and found[0].startswith(line), found
+
+
+def test_models_trained_without_the_null_condition_sample_at_guidance_1_only():
+    overrides = ["train.p_uncond=0"]
+    assert [line.split(" asks")[0] for line in problems(params.compose(REPO / "conf", overrides))] == [
+        "sample.guidance=3.0", "sample.cfg_scales=[1.0, 3.0, 5.0]"]
+    check_params(params.compose(REPO / "conf", overrides + ["sample.guidance=1", "report.guidance=1",
+                                                            "sample.cfg_scales=[1]"]))
 
 
 def test_the_report_section_repeats_the_study_it_reports(committed):
