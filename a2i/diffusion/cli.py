@@ -48,7 +48,7 @@ def _unwritable(path: Path) -> str | None:
 
 
 def _output_file(ctx: click.Context, param: click.Parameter, value: Path) -> Path:
-    problem = _unwritable(value)
+    problem = _unwritable(value) or (None if value.suffix.lower() == ".png" else f"{value} is not a .png file")
     if problem:
         raise click.BadParameter(problem, ctx, param)
     return value

@@ -298,6 +298,7 @@ def test_upscaling_defaults_are_conf_sample_sr_and_the_help_says_which_options_d
     ("folder", "{out} is a directory"),
     ("missing/x.png", "folder {tmp}/missing does not exist"),
     ("clip.wav/x.png", "folder {tmp}/clip.wav does not exist"),
+    ("grid.jpg", "{out} is not a .png file"),
 ])
 def test_an_output_that_cannot_be_written_is_refused_before_anything_loads(tmp_path, where, why):
     write_wav(tmp_path / "clip.wav", seconds=1.0, rate=44100, channels=1)
