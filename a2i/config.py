@@ -65,7 +65,8 @@ class Check:
 
 @dataclass(frozen=True)
 class ListOf:
-    """A list whose every item follows `item` (each bad item is its own problem)."""
+    """A list of distinct items, each following `item` (each bad item is its own problem). Every list of the
+    config is a set: a repeated length, seed or scale would run or count the same work twice."""
 
     item: Check
     nonempty: bool = True
@@ -78,7 +79,12 @@ class ListOf:
         if not isinstance(value, list) or (self.nonempty and not value):
             problems.append(f"{key}={value!r} is not {self.allowed}")
             return value
-        return [self.item.parse(f"{key}[{i}]", item, problems) for i, item in enumerate(value)]
+        before = len(problems)
+        parsed = [self.item.parse(f"{key}[{i}]", item, problems) for i, item in enumerate(value)]
+        repeated = sorted({item for i, item in enumerate(parsed) if item in parsed[:i]}, key=str)
+        if repeated and len(problems) == before:  # bad items are problems enough
+            problems.append(f"{key}={value!r} repeats {', '.join(map(repr, repeated))}: list each item once")
+        return parsed
 
 
 @dataclass(frozen=True)

@@ -83,6 +83,9 @@ def test_the_profiles_validate(overrides):
     ("study__variants", ["nocfg", "big"], "study.variants[1]='big' is not one of nocfg, pca, nonorm"),
     ("report__dataset", "urmp", "report.dataset='urmp' is not one of synthetic, suburmp"),
     ("sample__seeds", [-1], "sample.seeds[0]=-1 is not an integer >= 0"),
+    ("sample__seeds", [0, 1, 0], "sample.seeds=[0, 1, 0] repeats 0: list each item once"),
+    ("sample__cfg_scales", [1, 3, 3.0], "sample.cfg_scales=[1, 3, 3.0] repeats 3.0: list each item once"),
+    ("download__items", ["inception", "inception"], "download.items=['inception', 'inception'] repeats 'inception'"),
     ("train_sr__t_start", 5000, "train_sr.t_start=5000 is not an integer in 1..1000 or null"),
     ("synthesize__performance_seconds", 2.0, "synthesize.performance_seconds=2.0 is not a multiple of 0.1 s >= 2.6"),
 ])
