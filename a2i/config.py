@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, ClassVar, TypeVar
@@ -81,8 +82,10 @@ class ListOf:
             return value
         before = len(problems)
         parsed = [self.item.parse(f"{key}[{i}]", item, problems) for i, item in enumerate(value)]
-        repeated = sorted({item for i, item in enumerate(parsed) if item in parsed[:i]}, key=str)
-        if repeated and len(problems) == before:  # bad items are problems enough
+        if len(problems) > before:  # bad items are problems enough (and may be unhashable)
+            return parsed
+        repeated = [item for item, count in Counter(parsed).items() if count > 1]
+        if repeated:
             problems.append(f"{key}={value!r} repeats {', '.join(map(repr, repeated))}: list each item once")
         return parsed
 

@@ -94,6 +94,12 @@ def test_a_bad_value_is_one_line_naming_key_value_and_what_is_allowed(committed,
     assert len(found) == 1 and found[0].startswith(line), found
 
 
+def test_repeated_bad_items_are_each_a_problem_not_also_a_repeat(committed):
+    # a list's items are checked before its repeats, which need them hashable
+    assert problems(changed(committed, sample__seeds=[[0], [0]])) == [
+        "sample.seeds[0]=[0] is not an integer >= 0", "sample.seeds[1]=[0] is not an integer >= 0"]
+
+
 @pytest.mark.parametrize("key, value", [("crop", [0, 0, 1, 1]), ("crop", [0.5, 0, 0.2, 1]), ("crop", [True, 0, 1, 1]),
                                         ("crop", [0, 0, 1]), ("crop", "0 0 1 1"), ("crop", [0, 0, float("inf"), 1]),
                                         ("trim", [0.5, 1]), ("trim", [0.5, -1]), ("trim", [float("nan"), 0])])
