@@ -10,6 +10,7 @@ DOWNLOAD_ITEMS = ("suburmp", "audioclip", "inception")
 DOWNLOAD_SOURCES = ("url", "local")  # fetch `items` from their URLs | validate a folder filled by hand
 ON_BAD_FILE = ("error", "skip")  # prepare: raise at the first bad file | record it and go on
 EDGE_SECONDS = 0.8  # noise-only lead-in and tail of every synthetic performance
+SILENCE_PEAK = 450  # the thesis' int16 peak under which prepare drops a sample as silent (4.2.1)
 
 # prepare.crop and prepare.trim values: what a2i.config checks in params.yaml and a2i.data.prepare in a call.
 BOX = "[left, top, right, bottom] with 0 <= left < right <= 1 and 0 <= top < bottom <= 1"

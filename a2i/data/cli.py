@@ -7,6 +7,9 @@ from pathlib import Path
 
 import click
 
+from a2i.cli_options import png_output
+from a2i.data import SILENCE_PEAK
+
 
 def _fail(error: Exception) -> click.ClickException:
     return click.ClickException(str(error))
@@ -66,7 +69,7 @@ def _lengths(ctx, param, value: str) -> list[float]:
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Output folder (replaced when complete).")
 @click.option("--lengths", default="1,2,3,4,5", callback=_lengths, help="Sample lengths in seconds.")
-@click.option("--silence-peak", type=int, default=450, help="Drop samples whose int16 peak is below this.")
+@click.option("--silence-peak", type=int, default=SILENCE_PEAK, help="Drop samples whose int16 peak is below this.")
 @click.option("--image-size", type=int, default=64)
 @click.option("--on-bad-file", type=click.Choice(["error", "skip"]), default="error",
               help="skip: leave bad files out and list them in OUT/skipped.csv.")
@@ -137,7 +140,8 @@ def _crop(ctx, param, value: str | None) -> dict | None:
 @click.option("--crop", default=None, callback=_crop,
               help="Boxes as YAML, '{instrument: [left, top, right, bottom]}' in frame fractions.  "
                    "[default: prepare.crop of params.yaml]")
-@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("crops.png"))
+@click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("crops.png"), callback=png_output,
+              help="PNG to write (its folder must exist).")
 def crops_cmd(raw: Path | None, crop: dict | None, out: Path) -> None:
     """Draw the crop boxes on the middle frame of every performance (a PNG contact sheet), to check them by eye.
 

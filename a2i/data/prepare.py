@@ -27,7 +27,7 @@ import soundfile as sf
 from PIL import Image
 from tqdm import tqdm
 
-from a2i.data import BOX, ON_BAD_FILE, SPAN, is_box, is_span
+from a2i.data import BOX, ON_BAD_FILE, SILENCE_PEAK, SPAN, is_box, is_span
 from a2i.data.layout import (CHUNK_MS, HOP_MS, INSTRUMENTS, LABELS, ORIGINAL_SPLITS, SAMPLE_RATE, SPLITS,
                              check_split_folder, parse_stem)
 from a2i.io import write_csv, write_json
@@ -307,7 +307,7 @@ INDEX_COLUMNS = ["performance", "instrument", "label", "start", "image", "t_ms",
 IMAGE_FILES = (IMAGES, HR_IMAGES)  # the crops at prepare.image_size and at prepare.hr_image_size
 
 
-def prepare(raw: str | Path, out: str | Path, lengths, silence_peak: int = 450, image_size: int = 64,
+def prepare(raw: str | Path, out: str | Path, lengths, silence_peak: int = SILENCE_PEAK, image_size: int = 64,
             crop: dict | None = None, trim: dict | None = None, on_bad_file: str = "error",
             metrics: str | Path | None = None, hr_image_size: int | None = None) -> Path:
     """Build `out/` (tracks.npy, images.npy, performances.csv, images.csv, index_<L>s_<split>.csv,

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
+from a2i.cli_options import png_output, unwritable
 from a2i.diffusion.schedule import DDPM_VARIANCES, SAMPLERS
 
 if TYPE_CHECKING:
@@ -36,28 +36,10 @@ def _device(ctx: click.Context, param: click.Parameter, value: str | None) -> to
         raise click.BadParameter(str(error), ctx, param) from None
 
 
-def _unwritable(path: Path) -> str | None:
-    """Why the file `path` cannot be written, if it cannot: checked before minutes of sampling, not after."""
-    if path.is_dir():
-        return f"{path} is a directory"
-    if not path.parent.is_dir():
-        return f"folder {path.parent} does not exist"
-    if not os.access(path.parent, os.W_OK | os.X_OK):
-        return f"folder {path.parent} is not writable"
-    return None
-
-
-def _output_file(ctx: click.Context, param: click.Parameter, value: Path) -> Path:
-    problem = _unwritable(value) or (None if value.suffix.lower() == ".png" else f"{value} is not a .png file")
-    if problem:
-        raise click.BadParameter(problem, ctx, param)
-    return value
-
-
 def _high_output(output: Path) -> Path:
     """Where `generate --upscale` writes the upsampled grid; checked with the options, before any sampling."""
     high = output.with_name(f"{output.stem}_hr{output.suffix}")
-    problem = _unwritable(high)
+    problem = unwritable(high)
     if problem:
         raise click.BadParameter(problem, param_hint="'-o' / '--output' (with --upscale)")
     return high
@@ -110,7 +92,7 @@ def _upscaling(checkpoint: Path | None, sampler: str | None, steps: int | None,
 @click.option("--aug-level", type=click.IntRange(min=0), default=None,
               help="Noise level of the --upscale model's low-resolution input, below its train_sr.aug_max "
                    "[default: sample_sr.aug_level of params.yaml; without one 0].")
-@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), callback=_output_file,
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), callback=png_output,
               help="PNG grid to write (its folder must exist).")
 def generate_cmd(model: Path, audio: Path, seconds: float | None, n: int, guidance: float | None, sampler: str,
                  steps: int, seed: int, audio_model: Path | None, device: torch.device | None, upscale: Path | None,

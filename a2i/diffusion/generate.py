@@ -11,6 +11,7 @@ import soundfile as sf
 import torch
 import torchaudio
 
+from a2i.data import SILENCE_PEAK
 from a2i.data.layout import SAMPLE_RATE
 from a2i.devices import select_device
 from a2i.diffusion.checkpoint import checkpoints, load_generator
@@ -53,6 +54,14 @@ def read_clip(path: str | Path, seconds: float) -> torch.Tensor:
     if mono.numel() < need:
         raise ValueError(f"{path}: {mono.numel() / SAMPLE_RATE:.2f} s of audio, at least {seconds:g} s needed")
     return (mono[:need] * 32768.0).reshape(1, 1, need)
+
+
+def warn_if_silent(clip: torch.Tensor, path: str | Path) -> None:
+    """Log a warning for a clip quieter than any the pipeline trains on: prepare drops such samples as silence."""
+    peak = float(clip.abs().max())
+    if peak < SILENCE_PEAK:  # the thesis' threshold; the checkpoint does not record the one it was trained with
+        log.warning("%s: peak %.0f (int16) is below %d, under which prepare drops samples as silent "
+                    "(prepare.silence_peak): the model has not learnt what to draw for it", path, peak, SILENCE_PEAK)
 
 
 def resolve_checkpoint(model: str | Path) -> Path:
@@ -109,6 +118,7 @@ def generate(model: str | Path, audio: str | Path, *, seconds: float | None = No
                          f"'{config['model']['size']}' model: fine-tune and train at the same model size")
     superres = None if upscale is None else load_upscaler(upscale, unet, config, checkpoint, device)
     clip = read_clip(audio, float(seconds if seconds is not None else config["length_s"]))
+    warn_if_silent(clip, audio)
     encoder = load_audio_encoder(audio_model, device)
     with torch.no_grad():
         embedding = encoder(clip.to(device)).float().cpu().numpy()

@@ -109,3 +109,17 @@ def test_command_malformed_box_is_one_line(tmp_path, box):
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: prepare.crop.cello must be [left, top, right, bottom]")
     assert not (tmp_path / "s.png").exists()
+
+
+@pytest.mark.parametrize("where, why", [
+    ("sheet.jpg", "{out} is not a .png file"),
+    ("missing/sheet.png", "folder {tmp}/missing does not exist"),
+    ("folder", "{out} is a directory"),
+])
+def test_command_refuses_an_output_it_cannot_write_before_reading_frames(tmp_path, where, why):
+    (tmp_path / "folder").mkdir()
+    out = tmp_path / where
+    result = CliRunner().invoke(main, ["crops", "--raw", str(tmp_path / "nowhere"), "--crop", "{}", "-o", str(out)])
+    assert result.exit_code == 2
+    assert result.output == f"error: Invalid value for '-o' / '--out': {why.format(out=out, tmp=tmp_path)}\n"
+    assert not out.is_file()

@@ -12,7 +12,7 @@ from a2i.audioclip.finetune import heads_state
 from a2i.audioclip.model import AudioCLIP
 from a2i.cli import main
 from a2i.diffusion.checkpoint import DIGEST, save_checkpoint
-from a2i.diffusion.generate import Upscaling, read_clip
+from a2i.diffusion.generate import Upscaling, read_clip, warn_if_silent
 from a2i.diffusion.train import train
 from a2i.io import save_torch
 
@@ -138,6 +138,16 @@ def test_read_clip_refuses_a_length_that_is_not_positive(tmp_path):
     for seconds in (0.0, -1.0, float("nan")):
         with pytest.raises(ValueError, match="seconds must be > 0"):
             read_clip(wav, seconds)
+
+
+def test_a_clip_quieter_than_the_silence_threshold_is_drawn_with_a_warning(caplog):
+    quiet = torch.full((1, 1, 100), 449.0)
+    warn_if_silent(quiet, "quiet.wav")
+    assert caplog.messages == ["quiet.wav: peak 449 (int16) is below 450, under which prepare drops samples as "
+                               "silent (prepare.silence_peak): the model has not learnt what to draw for it"]
+    caplog.clear()
+    warn_if_silent(-quiet - 1.0, "loud.wav")  # the peak is |amplitude|
+    assert caplog.messages == []
 
 
 def _superres(path: Path, low_size: int, stats: dict | None = None, **config) -> Path:
