@@ -4,67 +4,16 @@ import closure inside `a2i/` must be covered by its `deps` in dvc.yaml."""
 from __future__ import annotations
 
 import ast
-import dataclasses
 import copy
+import dataclasses
 import re
 from pathlib import Path
 
 import yaml
 
+from a2i.code import PLUMBING, closure
+
 REPO = Path(__file__).resolve().parent.parent
-# Plumbing that cannot change what a stage computes: declaring it would re-run the whole pipeline for nothing.
-ALLOWED = {
-    "a2i/__init__.py": "package marker, version, and the CPU kernel pin (a2i/kernels.py), which makes other CPUs "
-                       "compute what the reference machine computes, as the thread count does",
-    "a2i/stage.py": "command line and one-line errors of the stage scripts",
-    "a2i/params.py": "reads params.yaml (the values themselves are tracked as params)",
-    "a2i/config.py": "validates params.yaml (the values themselves are tracked as params)",
-    "a2i/devices.py": "device and thread choice",
-    "a2i/io.py": "atomic writes",
-}
-
-
-def module_file(name: str) -> Path | None:
-    """The file of an `a2i` module or package, None outside `a2i`."""
-    if name != "a2i" and not name.startswith("a2i."):
-        return None
-    path = REPO / Path(*name.split("."))
-    if (path / "__init__.py").is_file():
-        return path / "__init__.py"
-    return path.with_suffix(".py") if path.with_suffix(".py").is_file() else None
-
-
-def imported_modules(path: Path) -> set[str]:
-    """Every module `path` imports, at module level or inside functions (lazy imports run too)."""
-    names = set()
-    package = ".".join(path.relative_to(REPO).with_suffix("").parts[:-1])
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            names |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                base = ".".join([*package.split(".")[:len(package.split(".")) - node.level + 1], base]).strip(".")
-            names.add(base)
-            names |= {f"{base}.{alias.name}" for alias in node.names}  # `from a2i.x import module`
-    return names
-
-
-def closure(script: Path, through_plumbing: bool = False) -> set[str]:
-    """Repository-relative files of `a2i` that `script` runs, with the `__init__.py` of every package on the way;
-    what only the plumbing of ALLOWED imports is left out unless `through_plumbing`."""
-    seen, todo = set(), [script]
-    while todo:
-        path = todo.pop()
-        for name in imported_modules(path):
-            parts = name.split(".")
-            for i in range(1, len(parts) + 1):
-                found = module_file(".".join(parts[:i]))
-                if found and found not in seen:
-                    seen.add(found)
-                    if through_plumbing or str(found.relative_to(REPO)) not in ALLOWED:
-                        todo.append(found)
-    return {str(path.relative_to(REPO)) for path in seen}
 
 
 def stages(dvc_yaml: dict) -> dict[str, tuple[Path, list[str]]]:
@@ -87,7 +36,7 @@ def undeclared(dvc_yaml: dict) -> dict[str, list[str]]:
     """stage -> the files of its closure that no declared dep (a file or a folder) covers."""
     gaps = {}
     for name, (script, deps) in stages(dvc_yaml).items():
-        missing = sorted(f for f in closure(script) - ALLOWED.keys() if not only_a_docstring(f)
+        missing = sorted(f for f in closure(script) - PLUMBING.keys() if not only_a_docstring(f)
                          and not any(f == dep or f.startswith(dep.rstrip("/") + "/") for dep in deps))
         if missing:
             gaps[name] = missing

@@ -28,6 +28,7 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
+from a2i.code import code_digest
 from a2i.config import TrainConfig
 from a2i.data.dataset import PreparedDataset, load_embeddings
 from a2i.devices import select_device, set_threads
@@ -63,7 +64,8 @@ def load_split(variant: Variant, split: str, root: Path) -> Split:
 
 def run_config(variant: Variant, params: TrainConfig | dict, image_size: int) -> dict:
     """Everything that defines the run, stored in each checkpoint (and compared on resume); `image_size` is
-    the side of the prepared images."""
+    the side of the prepared images. `code` is the digest of the training code, so that a run resumes, or
+    counts as already trained, only under the code that wrote its checkpoints."""
     config = TrainConfig.of(params)
     schedule = Schedule(config.timesteps, config.beta_start, config.beta_end)
     return {
@@ -87,6 +89,7 @@ def run_config(variant: Variant, params: TrainConfig | dict, image_size: int) ->
         "epochs": config.epochs,
         "checkpoint_every": config.checkpoint_every,
         "compile": config.compile,
+        "code": code_digest(__file__),  # resumed only by the same training code (a2i.code)
     }
 
 
@@ -347,7 +350,7 @@ class Trainer:
 
     def resume(self, restart: bool = False) -> int:
         """Load the newest checkpoint of this run (at most `epochs`), after removing those of any other
-        configuration or model layout, or without a digest (written before checkpoints had one), or all of them
+        configuration, code or model layout, or without a digest (written before checkpoints had one), or all of them
         with `restart`. Every other checkpoint is verified first: a damaged one is an error, neither trained over
         nor "already trained". Returns the epoch to continue after (0: fresh start)."""
         usable, stale, newest = [], [], None
@@ -362,7 +365,7 @@ class Trainer:
         if self.world > 1:
             dist.barrier()  # every rank has read them before rank 0 deletes any
         if stale and self.rank == 0:
-            log.warning("%s: removing %d checkpoint(s) of another configuration or model layout, without a "
+            log.warning("%s: removing %d checkpoint(s) of another configuration, code or model layout, without a "
                         "digest, or beyond %d epochs: %s", self.variant.name, len(stale), self.config["epochs"],
                         ", ".join(p.name for _, p in stale))
             for _, path in stale:

@@ -197,6 +197,19 @@ class EncodingLayer(nn.Sequential):
             self[0].fit(embeddings)
 
 
+AXIS_GRID = 2.0 ** -20  # PCA axes are rounded to this grid (their scale to 6 digits): see `portable_axes`
+
+
+def portable_axes(vectors: torch.Tensor) -> torch.Tensor:
+    """Unit eigenvectors (columns) as the same numbers on every CPU: rounded to AXIS_GRID, far below what moves a
+    projection, and signed so that each column's largest entry is positive. MKL's eigensolvers differ between
+    CPUs in the last bits, and a solver's sign is arbitrary; both would grow through training into other metrics
+    (benchmarks/RESULTS.md, "2026-12-01, fourth session" and "eleventh session")."""
+    rounded = torch.round(vectors / AXIS_GRID) * AXIS_GRID
+    largest = rounded.abs().argmax(0)
+    return rounded * torch.sign(rounded[largest, torch.arange(rounded.shape[1])])
+
+
 class PCAProjection(nn.Module):
     """Fixed PCA onto `components` axes of the training embeddings (thesis 4.5); `scale`: divided by the RMS of
     the kept axes (one scale for all keeps their relative variance; whitening would blow the noise axes up).
@@ -218,9 +231,9 @@ class PCAProjection(nn.Module):
         variances, vectors = torch.linalg.eigh(cov)  # ascending
         keep = min(self.basis.shape[1], vectors.shape[1])
         order = torch.argsort(variances, descending=True)[:keep]
-        rms = variances[order].clamp_min(0).mean().sqrt().clamp_min(1e-12) if self.scale else 1.0
+        rms = float(f"{variances[order].clamp_min(0).mean().sqrt().clamp_min(1e-12):.6g}") if self.scale else 1.0
         self.basis.zero_()
-        self.basis[:, :keep] = (vectors[:, order] / rms).to(self.basis.dtype)
+        self.basis[:, :keep] = (portable_axes(vectors[:, order]) / rms).to(self.basis.dtype)
         self.mean.copy_(mean.to(self.mean.dtype))
         self.fitted.fill_(True)
 

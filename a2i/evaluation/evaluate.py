@@ -35,6 +35,10 @@ from a2i.variants import (HR_IMAGES, IMAGES, UPSAMPLED_CHECKPOINT, UPSAMPLERS, V
 log = logging.getLogger(__name__)
 
 REFERENCE_SPLITS = ("train", "test")
+# Frechet distances are recorded to 3 decimals, far below their sampling error: MKL's eigensolvers differ between
+# CPUs from about the ninth digit, and the metrics files should be the same bytes on every CPU
+# (benchmarks/RESULTS.md, "2026-12-01, eleventh session").
+FRECHET_DECIMALS = 3
 
 
 # ------------------------------------------------------------------------------------------ generated samples
@@ -165,8 +169,8 @@ def evaluate_group(files: list[SampleFile], classifier, extractor, references: d
         per_seed["adherence"].append(correct.mean())
         replicates["adherence"].append(counts @ correct / len(images))
         for split, ref in references.items():
-            per_seed[f"{prefix}_{split}"].append(ref.distance(features))
-            replicates[f"{prefix}_{split}"].append(ref.resampled(features, counts))
+            per_seed[f"{prefix}_{split}"].append(round(ref.distance(features), FRECHET_DECIMALS))
+            replicates[f"{prefix}_{split}"].append(np.round(ref.resampled(features, counts), FRECHET_DECIMALS))
         actual.append(labels)
         predicted.append(guesses)
     metrics: dict = {"n_seeds": len(files), "n_images": len(actual[0])}

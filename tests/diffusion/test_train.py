@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import a2i.diffusion.train as train_module
+from a2i.code import code_digest
 from a2i.diffusion.checkpoint import DIGEST, save_checkpoint
 from a2i.diffusion.checkpoint import checkpoints, load_generator
 from a2i.diffusion.sample import sample_variant
@@ -172,6 +173,23 @@ def test_a_finished_run_on_other_data_is_retrained_not_resumed(root):
     after = torch.load(path, weights_only=True)
     assert after["config"]["data"] != before["config"]["data"]
     assert any(not torch.equal(after["model"][key], value) for key, value in before["model"].items())
+
+
+def test_a_finished_run_of_other_training_code_is_retrained_not_resumed(root, monkeypatch):
+    # DVC re-runs the stage when the training code changes; the persisted checkpoints of the code before must
+    # not pass for the new code's trained model (a changed PCA fit, loss or sampler would keep the old numbers).
+    train("text-1s", train_params(epochs=1), root)
+    path = root / "models" / "diffusion" / "text-1s" / "epoch_001.pt"
+    before = torch.load(path, weights_only=True)
+    assert before["config"]["code"] == code_digest(train_module.__file__)
+    monkeypatch.setattr(train_module, "code_digest", lambda module: "edited")
+    weights = {key: value.clone() for key, value in before["model"].items()}
+    tampered = {key: value + 1 if value.is_floating_point() else value for key, value in weights.items()}
+    save_checkpoint(path, {**{k: v for k, v in before.items() if k != DIGEST}, "model": tampered})
+    train("text-1s", train_params(epochs=1), root)
+    after = torch.load(path, weights_only=True)
+    assert after["config"]["code"] == "edited"
+    assert all(torch.equal(after["model"][key], value) for key, value in weights.items())  # trained afresh
 
 
 def test_checkpoints_of_another_model_layout_are_replaced_not_loaded(root):

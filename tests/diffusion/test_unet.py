@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from a2i.diffusion.schedule import Schedule
-from a2i.diffusion.unet import SIZES, Attention, PCAProjection, UNet, timestep_embedding
+from a2i.diffusion.unet import AXIS_GRID, SIZES, Attention, PCAProjection, UNet, portable_axes, timestep_embedding
 
 
 def test_the_default_is_the_thesis_network():
@@ -123,6 +123,19 @@ def test_pca_projection_recovers_the_principal_axes_scaled_to_unit_rms():
     raw = PCAProjection(components=256, scale=False)
     raw.fit(embeddings)
     assert 9.5 < float(raw(embeddings)[:, 0].std()) < 10.5
+
+
+def test_portable_axes_are_the_same_numbers_whatever_sign_and_last_bits_the_eigensolver_gave():
+    generator = torch.Generator().manual_seed(0)
+    vectors = torch.linalg.qr(torch.randn(64, 64, generator=generator, dtype=torch.float64))[0]
+    axes = portable_axes(vectors)
+    signs = torch.where(torch.arange(64) % 2 == 0, 1.0, -1.0).double()
+    other_solver = vectors * signs * (1 + 1e-13 * torch.randn(64, 64, generator=generator, dtype=torch.float64))
+    assert torch.equal(portable_axes(other_solver), axes)
+    largest = axes.abs().argmax(0)
+    assert bool((axes[largest, torch.arange(64)] > 0).all())
+    assert torch.equal(torch.round(axes / AXIS_GRID) * AXIS_GRID, axes)  # on the grid
+    torch.testing.assert_close(axes.abs(), vectors.abs(), rtol=0, atol=AXIS_GRID / 2)
 
 
 def test_pca_unet_round_trips_its_fitted_basis_through_the_state_dict():
