@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, ClassVar, TypeVar
 
 from a2i.data import BOX as BOX_TEXT, DOWNLOAD_ITEMS, DOWNLOAD_SOURCES, EDGE_SECONDS, ON_BAD_FILE, SPAN as SPAN_TEXT
-from a2i.data import is_box, is_span
+from a2i.data import is_box, is_span, url_file_name
 from a2i.data.layout import INSTRUMENTS
 from a2i.diffusion import EMB_DIM
 from a2i.diffusion.schedule import DDPM_VARIANCES, LOSS_WEIGHTINGS, SAMPLERS, Schedule
@@ -288,8 +289,9 @@ class SynthesizeConfig(Section):
 
 @dataclass(frozen=True)
 class DownloadItem:
-    url: str = rule(TEXT)
-    sha256: str = rule(Check("a string (empty: not checked)", lambda v: isinstance(v, str)))
+    url: str = rule(Check("a URL that names a file", lambda v: isinstance(v, str) and url_file_name(v) != ""))
+    sha256: str = rule(Check("64 lowercase hex digits, or empty (not checked)",
+                             lambda v: isinstance(v, str) and re.fullmatch(r"([0-9a-f]{64})?", v) is not None))
 
 
 @dataclass(frozen=True)

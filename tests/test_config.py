@@ -73,6 +73,10 @@ def test_the_profiles_validate(overrides):
     ("embed__device", "tpu", "embed.device='tpu' is not one of auto, cpu, cuda"),
     ("train__preview__sampler", "foo", "train.preview.sampler='foo' is not one of ddpm, ddim, dpmpp"),
     ("download__items", ["weights"], "download.items[0]='weights' is not one of suburmp, audioclip, inception"),
+    ("download__audioclip__url", "https://example.org/", "download.audioclip.url='https://example.org/' is not a URL "
+                                                         "that names a file"),
+    ("download__audioclip__sha256", "1921885B" + "0" * 56, "download.audioclip.sha256='1921885B000"),
+    ("download__suburmp__sha256", "sha256:" + "0" * 64, "download.suburmp.sha256='sha256:000"),
     ("prepare__on_bad_file", "ignore", "prepare.on_bad_file='ignore' is not one of error, skip"),
     ("prepare__crop", {"piano": [0, 0, 1, 1]}, "prepare.crop key='piano' is not one of bassoon"),
     ("prepare__lengths", [0.25], "prepare.lengths[0]=0.25 is not a positive multiple of 0.1 s up to 10"),

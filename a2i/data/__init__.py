@@ -5,6 +5,8 @@ The names and values the data stages' parameters accept live here, light, for a2
 
 import math
 import numbers
+from pathlib import PurePosixPath
+from urllib.parse import urlparse
 
 DOWNLOAD_ITEMS = ("suburmp", "audioclip", "inception")
 DOWNLOAD_SOURCES = ("url", "local")  # fetch `items` from their URLs | validate a folder filled by hand
@@ -15,6 +17,12 @@ SILENCE_PEAK = 450  # the thesis' int16 peak under which prepare drops a sample 
 # prepare.crop and prepare.trim values: what a2i.config checks in params.yaml and a2i.data.prepare in a call.
 BOX = "[left, top, right, bottom] with 0 <= left < right <= 1 and 0 <= top < bottom <= 1"
 SPAN = "[head_s, tail_s], the seconds cut at the start and at the end, both >= 0"
+
+
+def url_file_name(url: str) -> str:
+    """The file a download URL names, where `download` saves it: the last part of its path ('' if none)."""
+    path = urlparse(url).path
+    return "" if path.endswith("/") else PurePosixPath(path).name
 
 
 def is_box(value) -> bool:

@@ -5,7 +5,8 @@ saying what it holds: each is a separate DVC output, so a stage depends on the o
 `audioclip`, evaluate on `inception`) and never hashes the extracted Sub-URMP.
 
 pooch does the caching, the sha256 check and the atomic move into place; the downloader given to it adds
-retries that resume a partial download (HTTP Range) from `<out>/.partial/<name>.part` and a progress bar.
+retries that resume a partial download (HTTP Range) from `<out>/.partial/<url digest>-<name>.part` and a
+progress bar.
 With `source: local` nothing is fetched: the files the user placed by hand in `local_dir` are validated and
 symlinked where `source: url` would put them, so `prepare.raw`, `finetune.checkpoint` and `evaluate.fid_weights`
 are the same for both sources. DVC follows the links when it commits an item's folder (one copy in its cache,
@@ -16,6 +17,8 @@ by file.
 from __future__ import annotations
 
 import gzip
+import hashlib
+import json
 import logging
 import os
 import re
@@ -26,19 +29,20 @@ import time
 import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
-from urllib.parse import urlparse
 
 from tqdm import tqdm
 
-from a2i.data import DOWNLOAD_ITEMS, DOWNLOAD_SOURCES
+from a2i.data import DOWNLOAD_ITEMS, DOWNLOAD_SOURCES, url_file_name
 from a2i.data.layout import ORIGINAL_SPLITS, check_split_folder
 from a2i.io import sha256_file, write_json
 
 log = logging.getLogger(__name__)
 
 ARCHIVES = (".zip", ".tar", ".tar.gz", ".tgz")
-# what a corrupt or truncated zip/tar(.gz) raises while it is read
-ARCHIVE_ERRORS = (zipfile.BadZipFile, tarfile.TarError, gzip.BadGzipFile, zlib.error, EOFError)
+# what a corrupt or truncated zip/tar(.gz) raises while it is read; zipfile raises RuntimeError for an encrypted
+# member and NotImplementedError for a compression method it lacks
+ARCHIVE_ERRORS = (zipfile.BadZipFile, tarfile.TarError, gzip.BadGzipFile, zlib.error, EOFError, RuntimeError,
+                  NotImplementedError)
 HUB_DIGEST = re.compile(r"-([0-9a-f]{8,})\.")  # torch.hub names a file <name>-<sha256 prefix>.<ext>
 MANIFEST = "manifest.json"  # in every item's folder
 # Beside the item folders, in no DVC output: DVC deletes an output before it reruns its stage, which would throw
@@ -89,7 +93,7 @@ class ResumableDownloader:
             written = 0
             with open(self.part, "ab" if have else "wb") as f, tqdm(
                     total=have + expected if expected >= 0 else None, initial=have, unit="B", unit_scale=True,
-                    desc=self.part.name[: -len(".part")]) as progress:
+                    desc=url_file_name(url)) as progress:
                 for block in response.iter_content(chunk_size=1 << 16):
                     f.write(block)
                     written += len(block)
@@ -106,7 +110,7 @@ def fetch(url: str, sha256: str, dest: Path, partial: Path, retries: int = 3) ->
     import requests
 
     dest = Path(dest)
-    part = Path(partial) / f"{dest.name}.part"
+    part = part_file(partial, url)
     try:
         pooch.retrieve(url, known_hash=f"sha256:{sha256}" if sha256 else None, fname=dest.name, path=dest.parent,
                        downloader=ResumableDownloader(part, retries))
@@ -117,20 +121,27 @@ def fetch(url: str, sha256: str, dest: Path, partial: Path, retries: int = 3) ->
         raise DownloadError(f"could not download {url} ({error.__class__.__name__}: {error})") from None
     digest = sha256_file(dest)
     if not sha256:
-        _check_name_digest(url, dest, digest)
+        problem = name_digest_problem(dest.name, digest)
+        if problem:  # deleted, as pooch deletes a mismatch, so that the next run fetches it again
+            dest.unlink()
+            raise DownloadError(f"{url}: {problem}; deleted the download")
         log.warning("%s: no sha256 in params; downloaded file has sha256 %s - paste it into conf/config.yaml "
                     "(download section) to pin it", url, digest)
     return digest
 
 
-def _check_name_digest(url: str, dest: Path, digest: str) -> None:
-    """torch.hub's check_hash: a `<name>-<hex>.<ext>` file's sha256 starts with <hex>. A mismatch is deleted, as
-    pooch deletes one, so that the next run fetches it again rather than accept it."""
-    match = HUB_DIGEST.search(dest.name)
+def part_file(partial: str | Path, url: str) -> Path:
+    """Where the download of `url` is resumed from: one part per URL, so that a part of another URL (an edited
+    download.<item>.url with the same file name) is never continued."""
+    return Path(partial) / f"{hashlib.sha256(url.encode()).hexdigest()[:16]}-{url_file_name(url)}.part"
+
+
+def name_digest_problem(name: str, digest: str) -> str | None:
+    """torch.hub's check_hash: a `<name>-<hex>.<ext>` file's sha256 starts with <hex>; what is wrong, if not."""
+    match = HUB_DIGEST.search(name)
     if match and not digest.startswith(match[1]):
-        dest.unlink()
-        raise DownloadError(f"{url}: sha256 {digest} does not start with {match[1]}, the digest prefix in its "
-                            "file name; deleted the download")
+        return f"sha256 {digest} does not start with {match[1]}, the digest prefix in its file name"
+    return None
 
 
 # ---------------------------------------------------------------- safe extraction
@@ -144,27 +155,44 @@ def _unsafe(name: str) -> str | None:
     return None
 
 
+def _file_in_a_folders_place(files: list[str], names: list[str]) -> str | None:
+    """A file member whose path is also the folder of another member: it cannot be extracted."""
+    folders = {parent for name in names for parent in PurePosixPath(name).parents}
+    return next((name for name in files if PurePosixPath(name) in folders), None)
+
+
 def check_archive(archive: Path) -> None:
-    """Raise DownloadError naming the first member that would land outside the target folder or is a link."""
+    """Raise DownloadError naming the first member that would land outside the target folder, is a link, or is
+    a file where another member needs a folder."""
     if archive.name.endswith(".zip"):
         with zipfile.ZipFile(archive) as zf:
-            for info in zf.infolist():
+            members = zf.infolist()
+            for info in members:
                 reason = _unsafe(info.filename)
                 if reason is None and stat.S_ISLNK(info.external_attr >> 16):
                     reason = "symbolic link"
                 if reason:
                     raise DownloadError(f"{archive}: unsafe member '{info.filename}' ({reason}); nothing extracted")
-        return
-    with tarfile.open(archive) as tf:
-        for member in tf.getmembers():
-            reason = _unsafe(member.name)
-            if reason is None and (member.issym() or member.islnk()):
-                # a chain of links can fool any check made on names alone, and Sub-URMP needs none
-                reason = f"link to '{member.linkname}'; Sub-URMP archives hold no links"
-            if reason is None and not (member.isfile() or member.isdir()):
-                reason = "device or special file"
-            if reason:
-                raise DownloadError(f"{archive}: unsafe member '{member.name}' ({reason}); nothing extracted")
+            files = [info.filename for info in members if not info.is_dir()]
+            names = [info.filename for info in members]
+    else:
+        with tarfile.open(archive) as tf:
+            members = tf.getmembers()
+            for member in members:
+                reason = _unsafe(member.name)
+                if reason is None and (member.issym() or member.islnk()):
+                    # a chain of links can fool any check made on names alone, and Sub-URMP needs none
+                    reason = f"link to '{member.linkname}'; Sub-URMP archives hold no links"
+                if reason is None and not (member.isfile() or member.isdir()):
+                    reason = "device or special file"
+                if reason:
+                    raise DownloadError(f"{archive}: unsafe member '{member.name}' ({reason}); nothing extracted")
+            files = [member.name for member in members if member.isfile()]
+            names = [member.name for member in members]
+    clash = _file_in_a_folders_place(files, names)
+    if clash:
+        raise DownloadError(f"{archive}: not a valid archive (member '{clash}' is a file and the folder of another "
+                            "member); nothing extracted")
 
 
 def safe_extract(archive: Path, dest: Path) -> Path:
@@ -204,10 +232,6 @@ def validate_suburmp(root: Path) -> Path:
             except ValueError as error:
                 raise DownloadError(str(error)) from None
     return root
-
-
-def _file_name(url: str) -> str:
-    return Path(urlparse(url).path).name
 
 
 def _find_suburmp(folder: Path) -> Path:
@@ -251,19 +275,34 @@ def _local_hint(holding: str, out: Path) -> str:
 
 # ---------------------------------------------------------------- the stage
 
-def _fetch_item(name: str, spec: dict, out: Path, retries: int) -> dict:
+def _fetch_item(name: str, spec: dict, out: Path, retries: int, previous: dict) -> dict:
+    """Fetch `name` into `out/name/`; `previous`: the manifest of the run before (empty if none), which says
+    whether a file already there came from this URL and whether its archive is extracted."""
     url, sha256 = spec["url"], spec.get("sha256") or ""
-    target = out / name / _file_name(url)
+    target = out / name / url_file_name(url)
     if name == "suburmp" and not target.name.endswith(ARCHIVES):
         raise DownloadError(f"{url}: expected an archive ({', '.join(ARCHIVES)}); fix download.suburmp.url")
+    for stray in target.parent.glob("tmp*"):  # pooch's temporary downloads, left by a killed run
+        if stray.is_file():
+            stray.unlink()
+    if not sha256 and previous.get("url") != url:  # pooch keeps any file of that name when no hash is pinned
+        target.unlink(missing_ok=True)
+        (target.parent / MANIFEST).unlink(missing_ok=True)
     try:
         digest = fetch(url, sha256, target, out / PARTIAL, retries)
     except DownloadError as error:
         holding = "Sub-URMP/ extracted from the archive" if name == "suburmp" else target.name
         raise DownloadError(f"{error}; or download it by hand and {_local_hint(holding, out)}") from None
     entry = {"url": url, "sha256": digest, "file": str(target)}
-    entry["path"] = str(_extract_suburmp(target, out) if name == "suburmp" else target)
-    return entry
+    if name != "suburmp":
+        return {**entry, "path": str(target)}
+    extracted = target.parent / "Sub-URMP"
+    if {**entry, "path": str(extracted)}.items() <= previous.items() and extracted.is_dir():
+        log.info("%s: already extracted from this archive", extracted)
+        return {**entry, "path": str(validate_suburmp(extracted))}
+    # the archive, whose extraction may fail: a rerun keeps it only if it comes from the same URL
+    _write_manifest(out, name, "url", entry)
+    return {**entry, "path": str(_extract_suburmp(target, out))}
 
 
 def _extract_suburmp(archive: Path, out: Path) -> Path:
@@ -275,6 +314,7 @@ def _extract_suburmp(archive: Path, out: Path) -> Path:
         safe_extract(archive, extracted)
     except DownloadError as error:
         archive.unlink(missing_ok=True)
+        (archive.parent / MANIFEST).unlink(missing_ok=True)
         shutil.rmtree(extracted, ignore_errors=True)  # an earlier run's tree, from another archive
         raise DownloadError(f"{error}; deleted {archive.name}, the next run downloads it again") from None
     try:
@@ -307,17 +347,30 @@ def _local_item(name: str, spec: dict, local_dir: Path, out: Path) -> dict:
         root = local_dir / "Sub-URMP"
         root = validate_suburmp(root if root.is_dir() else local_dir)
         placed = out / "suburmp" / "Sub-URMP"
+        (placed.parent / MANIFEST).unlink(missing_ok=True)  # it would describe a tree _link_tree replaces
         _link_tree(root, placed)
         return {"local": str(root), "path": str(placed)}
-    path = local_dir / _file_name(spec["url"])
+    path = local_dir / url_file_name(spec["url"])
     if not path.is_file():
         raise DownloadError(f"{path}: not found; download {spec['url']} and place it there by hand")
     digest = sha256_file(path)
     if spec.get("sha256") and digest != spec["sha256"]:
         raise DownloadError(f"{path}: sha256 {digest} differs from download.{name}.sha256 {spec['sha256']}")
+    problem = None if spec.get("sha256") else name_digest_problem(path.name, digest)
+    if problem:  # as source: url checks a download without a pinned sha256
+        raise DownloadError(f"{path}: {problem}")
     placed = out / name / path.name
     _link_file(path, placed)
     return {"local": str(path), "path": str(placed), "sha256": digest}
+
+
+def _read_manifest(out: Path, name: str) -> dict:
+    """The manifest of `name` from the run before (empty if none or unreadable)."""
+    try:
+        previous = json.loads((out / name / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return {}
+    return previous if isinstance(previous, dict) else {}
 
 
 def _write_manifest(out: Path, name: str, source: str, entry: dict | None) -> Path:
@@ -345,6 +398,9 @@ def download(out: str | Path, items: list[str], source: str = "url", local_dir: 
     missing = [name for name in items if not isinstance(specs.get(name), dict) or "url" not in specs[name]]
     if missing:
         raise DownloadError(f"download.{missing[0]}.url is missing from params.yaml")
+    nameless = [name for name in items if not url_file_name(specs[name]["url"])]
+    if nameless:
+        raise DownloadError(f"download.{nameless[0]}.url '{specs[nameless[0]]['url']}' names no file")
     if source not in DOWNLOAD_SOURCES:
         raise DownloadError(f"download.source must be 'url' or 'local', got '{source}'")
     if source == "local" and (local_dir is None or not Path(local_dir).is_dir()):
@@ -355,14 +411,16 @@ def download(out: str | Path, items: list[str], source: str = "url", local_dir: 
                             "move the files out")
     fetched = {}
     for name in items:
+        previous = _read_manifest(out, name)
         try:
-            fetched[name] = (_fetch_item(name, specs[name], out, retries) if source == "url"
+            fetched[name] = (_fetch_item(name, specs[name], out, retries, previous) if source == "url"
                              else _local_item(name, specs[name], Path(local_dir), out))
         except DownloadError as error:
             # One line that names everything still missing, not only the first failure (no network: all of them).
             missing = [item for item in items if item not in fetched]
             raise DownloadError(f"download.items {', '.join(missing)} not fetched: {error}") from None
+        _write_manifest(out, name, source, fetched[name])
         log.info("%s: %s", name, fetched[name]["path"])
     if not items:
         log.info("download.items is empty: nothing to fetch (the synthetic data set needs no download)")
-    return {name: _write_manifest(out, name, source, fetched.get(name)) for name in DOWNLOAD_ITEMS}
+    return {name: _write_manifest(out, name, source, None) for name in DOWNLOAD_ITEMS}

@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from a2i.data.download import DownloadError, download, fetch, safe_extract, validate_suburmp
+from a2i.data.download import DownloadError, download, fetch, part_file, safe_extract, validate_suburmp
 
 from .helpers import loud_track, write_performance
 
@@ -120,7 +120,7 @@ def test_full_download_extracts_and_records_sha(server, archive, tmp_path, caplo
 def test_resume_after_truncation(server, tmp_path):
     data = bytes(range(256)) * 4000
     server.files["/w.pt"] = data
-    part = tmp_path / ".partial" / "w.pt.part"
+    part = part_file(tmp_path / ".partial", server.url("w.pt"))
     part.parent.mkdir()
     part.write_bytes(data[:300_000])  # an earlier, interrupted run
     assert fetch(server.url("w.pt"), _sha(data), tmp_path / "w.pt", part.parent) == _sha(data)
@@ -258,7 +258,7 @@ def test_partial_downloads_stay_outside_the_item_folders(server, tmp_path):
     out = tmp_path / "d"
     with pytest.raises(DownloadError, match="could not download"):
         download(out, ["audioclip"], retries=0, audioclip={"url": server.url("w.pt"), "sha256": _sha(data)})
-    have = (out / ".partial" / "w.pt.part").stat().st_size
+    have = part_file(out / ".partial", server.url("w.pt")).stat().st_size
     assert 0 < have <= 100_000
     download(out, ["audioclip"], audioclip={"url": server.url("w.pt"), "sha256": _sha(data)})
     assert server.requests[-1] == ("/w.pt", f"bytes={have}-")
@@ -393,3 +393,105 @@ def test_unpinned_weights_are_checked_against_the_digest_prefix_in_their_name(se
     assert f"sha256 {_sha(good)} does not start with 6726825d, the digest prefix in its file name" in message
     assert "\n" not in message
     assert not (tmp_path / "d" / "inception" / stale).exists()  # the next run fetches it again
+
+
+def _zip(members: dict, encrypted: bool = False) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    data = buffer.getvalue()
+    if encrypted:  # the first member's "encrypted" flag, in its local header and in its central directory entry
+        for signature, flags_at in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+            at = data.index(signature) + flags_at
+            data = data[:at] + bytes([data[at] | 1]) + data[at + 1:]
+    return data
+
+
+@pytest.mark.parametrize("name, data, why", [
+    ("Sub-URMP.zip", _zip({"Sub-URMP/chunk/a.wav": b"x"}, encrypted=True), "is encrypted"),
+    ("Sub-URMP.zip", _zip({"Sub-URMP/x": b"a", "Sub-URMP/x/y": b"b"}),
+     "member 'Sub-URMP/x' is a file and the folder of another"),
+    ("Sub-URMP.tar.gz", _tar([_file("Sub-URMP/x"), _file("Sub-URMP/x/y")]),
+     "member 'Sub-URMP/x' is a file and the folder of another"),
+])
+def test_an_archive_that_cannot_be_extracted_is_one_line_and_deleted(server, tmp_path, name, data, why):
+    server.files[f"/{name}"] = data
+    out = tmp_path / "download"
+    with pytest.raises(DownloadError) as error:
+        download(out, ["suburmp"], suburmp={"url": server.url(name), "sha256": ""})
+    message = str(error.value)
+    assert "not a valid archive" in message and why in message and "\n" not in message
+    assert not (out / "suburmp" / name).exists() and not (out / "suburmp" / "Sub-URMP").exists()
+    assert not (out / "suburmp" / "manifest.json").exists()
+
+
+def test_a_failed_rerun_leaves_no_manifest_that_claims_the_item(server, archive, tmp_path):
+    server.files["/good/Sub-URMP.zip"] = archive
+    server.files["/bad/Sub-URMP.zip"] = bytes(range(256)) * 64
+    out = tmp_path / "download"
+    download(out, ["suburmp"], suburmp={"url": server.url("good/Sub-URMP.zip"), "sha256": ""})
+    assert (out / "suburmp" / "manifest.json").is_file()
+    with pytest.raises(DownloadError, match="not a valid archive"):
+        download(out, ["suburmp"], suburmp={"url": server.url("bad/Sub-URMP.zip"), "sha256": ""})
+    assert not (out / "suburmp" / "manifest.json").exists()
+
+
+def test_an_unpinned_file_of_another_url_is_fetched_again_not_kept(server, tmp_path):
+    server.files["/v1/w.pt"], server.files["/v2/w.pt"] = b"first weights", b"second weights"
+    out = tmp_path / "download"
+    download(out, ["audioclip"], audioclip={"url": server.url("v1/w.pt"), "sha256": ""})
+    manifests = download(out, ["audioclip"], audioclip={"url": server.url("v2/w.pt"), "sha256": ""})
+    assert (out / "audioclip" / "w.pt").read_bytes() == b"second weights"
+    assert _manifest(manifests, "audioclip")["sha256"] == _sha(b"second weights")
+    download(out, ["audioclip"], audioclip={"url": server.url("v2/w.pt"), "sha256": ""})
+    assert [path for path, _ in server.requests] == ["/v1/w.pt", "/v2/w.pt"]  # the same URL: kept
+
+
+def test_a_part_of_another_url_is_not_resumed(server, tmp_path):
+    server.files["/v2/w.pt"] = b"B" * 100_000
+    partial = tmp_path / ".partial"
+    partial.mkdir()
+    part_file(partial, server.url("v1/w.pt")).write_bytes(b"A" * 40_000)  # a killed download of the old URL
+    fetch(server.url("v2/w.pt"), "", tmp_path / "w.pt", partial)
+    assert server.requests == [("/v2/w.pt", None)]
+    assert (tmp_path / "w.pt").read_bytes() == b"B" * 100_000
+
+
+def test_a_url_that_names_no_file_is_refused_before_anything_is_written(tmp_path):
+    with pytest.raises(DownloadError, match=r"download.audioclip.url 'http://127.0.0.1:9/' names no file"):
+        download(tmp_path / "d", ["audioclip"], audioclip={"url": "http://127.0.0.1:9/", "sha256": ""})
+    assert not (tmp_path / "d").exists()
+
+
+def test_temporary_files_of_a_killed_download_are_removed(server, tmp_path):
+    server.files["/w.pt"] = b"weights"
+    stray = tmp_path / "d" / "audioclip" / "tmp1a2b3c4d"  # pooch's temporary file, left by a killed run
+    stray.parent.mkdir(parents=True)
+    stray.write_bytes(b"")
+    download(tmp_path / "d", ["audioclip"], audioclip={"url": server.url("w.pt"), "sha256": _sha(b"weights")})
+    assert sorted(p.name for p in stray.parent.iterdir()) == ["manifest.json", "w.pt"]
+
+
+def test_an_archive_extracted_before_is_not_extracted_again(server, archive, tmp_path, caplog):
+    server.files["/Sub-URMP.zip"] = archive
+    out = tmp_path / "download"
+    spec = {"url": server.url("Sub-URMP.zip"), "sha256": _sha(archive)}
+    download(out, ["suburmp"], suburmp=spec)
+    wav = out / "suburmp/Sub-URMP/chunk/train/double_bass/double_bass00_700.wav"
+    inode = wav.stat().st_ino
+    caplog.set_level("INFO")
+    manifests = download(out, ["suburmp"], suburmp=spec)
+    assert wav.stat().st_ino == inode and "already extracted from this archive" in caplog.text
+    assert _manifest(manifests, "suburmp")["path"] == str(out / "suburmp" / "Sub-URMP")
+
+
+def test_local_weights_are_checked_against_the_digest_prefix_in_their_name(tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    stale = mine / "pt_inception-2015-12-05-6726825d.pth"
+    stale.write_bytes(b"other bytes")
+    with pytest.raises(DownloadError, match=f"sha256 {_sha(b'other bytes')} does not start with 6726825d"):
+        download(tmp_path / "d", ["inception"], source="local", local_dir=mine,
+                 inception={"url": f"http://x/{stale.name}", "sha256": ""})
+    assert stale.read_bytes() == b"other bytes"  # the user's file is theirs: named, not deleted
