@@ -221,9 +221,10 @@ def parse_section(cls: type[S], key: str, values: Any, problems: list[str]) -> S
 class Section:
     """A params.yaml section: `NAME` is its key; `cross_checks` checks its keys against each other.
 
-    `OPERATIONAL` names the keys that change how a stage runs but not what it writes (threads, device,
-    inference batch sizes, retries): dvc.yaml lists every other key as its stage's params, so changing one of
-    these re-runs nothing (tests/test_dvc_deps.py keeps the two in step).
+    `OPERATIONAL` names the keys that change how a stage runs but not what it computes (threads, device,
+    inference batch sizes, retries; like the thread count, an inference batch size can move the last bits of a
+    float result): dvc.yaml lists every other key as its stage's params, so changing one of these re-runs
+    nothing (tests/test_dvc_deps.py keeps the two in step).
     """
 
     NAME: ClassVar[str]

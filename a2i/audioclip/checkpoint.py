@@ -98,6 +98,8 @@ def _load_failure(error: Exception) -> str:
 def _identify(keys: set[str], expected: set[str]) -> str | None:
     """Name a well-known wrong file from its keys."""
     audio = {k for k in expected if k.startswith("audio.")}
+    if not audio:  # not the AudioCLIP manifest (an audio head alone): nothing to name
+        return None
     clip = expected - audio - {"logit_scale_ai", "logit_scale_at"}
     if keys == clip:
         return "this is CLIP.pt (the CLIP RN50 image and text towers), not an AudioCLIP checkpoint"
@@ -110,22 +112,32 @@ def _identify(keys: set[str], expected: set[str]) -> str | None:
 def check_state_dict(state_dict: Mapping[str, torch.Tensor], expected=None) -> list[str]:
     """Problems of `state_dict` against the AudioCLIP manifest (empty list = it loads with strict=True)."""
     expected = expected_entries() if expected is None else expected
-    keys = set(state_dict)
+    odd = [repr(key) for key in state_dict if not isinstance(key, str)]
+    keys = {key for key in state_dict if isinstance(key, str)}
     identified = _identify(keys, set(expected))
     problems = [identified] if identified else []
+    if odd:
+        problems.append(f"{len(odd)} keys that are not names: {_preview(odd)}")
     missing = sorted(set(expected) - keys)
     unexpected = sorted(keys - set(expected))
     if missing:
         problems.append(f"{len(missing)} missing keys: {_preview(missing)}")
     if unexpected:
         problems.append(f"{len(unexpected)} unexpected keys: {_preview(unexpected)}")
+    not_finite = []
     for key in sorted(keys & set(expected)):
         shape, dtype = expected[key]
         value = state_dict[key]
-        if tuple(value.shape) != shape:
+        if not isinstance(value, torch.Tensor):
+            problems.append(f"{key} is a {type(value).__name__}, not a tensor")
+        elif tuple(value.shape) != shape:
             problems.append(f"shape mismatch for {key}: file {tuple(value.shape)}, expected {shape}")
         elif value.dtype != dtype:
             problems.append(f"dtype mismatch for {key}: file {value.dtype}, expected {dtype}")
+        elif value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            not_finite.append(key)
+    if not_finite:  # loaded, they would turn every embedding into NaN
+        problems.append(f"{len(not_finite)} tensors hold NaN or infinite values: {_preview(not_finite)}")
     return problems
 
 

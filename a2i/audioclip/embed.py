@@ -15,13 +15,14 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from a2i.audioclip.checkpoint import check_state_dict
 from a2i.audioclip.esresnext import ESResNeXtFBSP
-from a2i.audioclip.sizes import size_config
+from a2i.audioclip.sizes import SIZES, size_config
 from a2i.config import EmbedConfig
 from a2i.data.dataset import PreparedDataset
 from a2i.data.layout import SPLITS
 from a2i.devices import select_device
-from a2i.io import save_npy, write_csv
+from a2i.io import atomic_dir, save_npy, write_csv
 from a2i.variants import PREPARED, Variant, audioclip_model, embeddings_dir
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,23 @@ def read_heads(path: str | Path) -> dict[str, Any]:
         raise ValueError(f"{path}: unreadable fine-tuned heads ({type(error).__name__})") from None
     if not isinstance(heads, dict) or any(key not in heads for key in HEADS_KEYS):
         raise ValueError(f"{path}: not a fine-tuned heads file (expected keys {', '.join(HEADS_KEYS)})")
+    problem = _heads_problem(heads)
+    if problem:
+        raise ValueError(f"{path}: not a fine-tuned heads file ({problem})")
     return heads
+
+
+def _heads_problem(heads: dict[str, Any]) -> str | None:
+    """What is malformed in a heads dict's metadata (its weights are checked against the model they build)."""
+    if not isinstance(heads["size"], str) or heads["size"] not in SIZES:
+        return f"size {heads['size']!r} is not one of {', '.join(SIZES)}"
+    if not isinstance(heads["alignment"], str):
+        return f"alignment {heads['alignment']!r} is not a name"
+    if isinstance(heads["length_s"], bool) or not isinstance(heads["length_s"], (int, float)):
+        return f"length_s {heads['length_s']!r} is not a number"
+    if not isinstance(heads["audio"], dict):
+        return f"audio is a {type(heads['audio']).__name__}, not a state dict"
+    return None
 
 
 def load_audio_encoder(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
@@ -50,11 +67,11 @@ def load_audio_encoder(path: str | Path, device: str | torch.device = "cpu") -> 
 
 def _audio_encoder(heads: dict[str, Any], path: str | Path, device: str | torch.device) -> nn.Module:
     encoder = ESResNeXtFBSP(size_config(heads["size"]).audio)
-    try:
-        encoder.load_state_dict(heads["audio"], strict=True)
-    except RuntimeError as error:
-        raise ValueError(f"{path}: audio head does not fit size {heads['size']!r}: "
-                         f"{str(error).splitlines()[0]}") from None
+    expected = {key: (tuple(value.shape), value.dtype) for key, value in encoder.state_dict().items()}
+    problems = check_state_dict(heads["audio"], expected)
+    if problems:
+        raise ValueError(f"{path}: audio head does not fit size {heads['size']!r}: {'; '.join(problems[:3])}")
+    encoder.load_state_dict(heads["audio"], strict=True)
     return encoder.to(device).eval()
 
 
@@ -101,8 +118,9 @@ def run_embed(embedding: str, params: EmbedConfig | dict[str, Any], prepared: st
     datasets = {split: PreparedDataset(prepared, variant.length, split) for split in SPLITS}
     arrays = {split: embed_audio(encoder, data, config.batch_size, desc=f"embed {variant.embedding} {split}")
               for split, data in datasets.items()}
-    for split, array in arrays.items():
-        save_npy(out_dir / f"{split}.npy", array)
-        write_csv(out_dir / f"{split}.csv", datasets[split].index)
-        log.info("%s %s: %d embeddings of dim %d", variant.embedding, split, *array.shape)
+    with atomic_dir(out_dir) as staging:  # all splits from one head, or none: a killed run leaves no mix
+        for split, array in arrays.items():
+            save_npy(staging / f"{split}.npy", array)
+            write_csv(staging / f"{split}.csv", datasets[split].index)
+            log.info("%s %s: %d embeddings of dim %d", variant.embedding, split, *array.shape)
     return arrays

@@ -65,11 +65,11 @@ def preprocess_images(images: torch.Tensor, size: int) -> torch.Tensor:
     x = images.permute(0, 3, 1, 2)
     height, width = x.shape[-2:]
     if (height, width) != (size, size):
-        scale = size / min(height, width)
-        resized = (max(size, round(height * scale)), max(size, round(width * scale)))
+        # torchvision's Resize(size) truncates the longer side, its CenterCrop rounds the offsets
+        resized = (size, int(size * width / height)) if height <= width else (int(size * height / width), size)
         # uint8 in and out: torch's antialiased uint8 bicubic follows PIL's (within 2 levels)
         x = F.interpolate(x, size=resized, mode="bicubic", antialias=True, align_corners=False)
-        top, left = (resized[0] - size) // 2, (resized[1] - size) // 2
+        top, left = round((resized[0] - size) / 2), round((resized[1] - size) / 2)
         x = x[..., top : top + size, left : left + size]
     x = x.float()
     mean = torch.tensor(CLIP_MEAN).reshape(1, 3, 1, 1)

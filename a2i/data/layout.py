@@ -18,7 +18,7 @@ ORIGINAL_SPLITS = ("train", "validation")
 SPLITS = ("train", "val", "test")
 
 # `double_bass01_500`: the instrument itself may hold '_', so match the 2-digit performance index explicitly.
-_STEM = re.compile(r"^(?P<instrument>[a-z_]+?)(?P<performance>\d{2})_(?P<t>\d+)$")
+_STEM = re.compile(r"(?P<instrument>[a-z_]+?)(?P<performance>\d{2})_(?P<t>\d+)", re.ASCII)
 
 
 class Stem(NamedTuple):
@@ -33,10 +33,13 @@ class Stem(NamedTuple):
 
 def parse_stem(stem: str) -> Stem:
     """Parse `<instrument><NN>_<t>`; ValueError naming the stem when it does not parse."""
-    match = _STEM.match(stem)
+    match = _STEM.fullmatch(stem)
     if not match or match["instrument"] not in LABELS:
         raise ValueError(f"'{stem}' is not a Sub-URMP stem <instrument><NN>_<t ms>")
-    return Stem(match["instrument"], int(match["performance"]), int(match["t"]))
+    parsed = Stem(match["instrument"], int(match["performance"]), int(match["t"]))
+    if parsed.name != stem:  # one name per chunk: `cello00_01000` would be a second chunk at 1000 ms
+        raise ValueError(f"'{stem}' is not a Sub-URMP stem <instrument><NN>_<t ms>: write it '{parsed.name}'")
+    return parsed
 
 
 def check_split_folder(folder: Path) -> None:

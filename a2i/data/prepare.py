@@ -15,6 +15,7 @@ Rules (one 100 ms grid index k per chunk stem t = 100 k ms; the chunk holds segm
 from __future__ import annotations
 
 import logging
+import math
 import os
 import shutil
 from collections import Counter
@@ -248,7 +249,7 @@ def read_frame(path: Path, instrument: str, crop: dict, sizes: tuple[int, ...]) 
             return [np.asarray(rgb.resize((size, size), Image.Resampling.LANCZOS, box=box)) for size in sizes]
     except BadFile:
         raise
-    except (OSError, ValueError, SyntaxError) as error:
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
         raise BadFile(path, f"unreadable JPEG ({error})") from None
 
 
@@ -288,7 +289,7 @@ def select_samples(ks: np.ndarray, track: Track, segment_peak: np.ndarray, lengt
     loud = sliding_max(segment_peak, n)[starts] >= silence_peak
     span = np.flatnonzero(track.covered)
     lo, hi = span[0], span[-1] + 1  # covered span in segments
-    trim_lo, trim_hi = (int(round(x * 10)) for x in trim)
+    trim_lo, trim_hi = (math.ceil(x * 10 - 1e-9) for x in trim)  # whole segments, all of the trimmed span
     inside = (starts >= lo + trim_lo) & (starts + n <= hi - trim_hi)
     starts = starts[complete & loud & inside]
     if original_split == "train":
@@ -323,18 +324,19 @@ def prepare(raw: str | Path, out: str | Path, lengths, silence_peak: int = SILEN
     if hr_image_size is not None and hr_image_size <= image_size:
         raise ValueError(f"prepare.hr_image_size must be above prepare.image_size={image_size}, got {hr_image_size}")
     sizes = (image_size,) if hr_image_size is None else (image_size, hr_image_size)
+    out = _output_folder(Path(raw), Path(out))
     bad = BadFiles(on_bad_file)
     pairs = scan(Path(raw), bad)
     performances = _group(pairs)
     unknown = sorted(set(trim) - set(performances))
     if unknown:
         raise ValueError(f"prepare.trim names performances not in {raw}: {', '.join(unknown)}")
-    out = Path(out)
     tmp = out.parent / f".{out.name}.tmp"
     _remove(tmp)
     tmp.mkdir(parents=True)
     try:
         read = _build(performances, tmp, lengths, silence_peak, sizes, crop, trim, bad)
+        _check_every_split_read(read, Path(raw), len(bad.rows))
         write_csv(tmp / "counts.csv", _counts(tmp, read, lengths))
         write_csv(tmp / "skipped.csv", bad.frame())
         _remove(out)
@@ -346,6 +348,30 @@ def prepare(raw: str | Path, out: str | Path, lengths, silence_peak: int = SILEN
     if metrics:
         write_json(metrics, counts_metric(pd.read_csv(out / "counts.csv")))
     return out
+
+
+def _output_folder(raw: Path, out: Path) -> Path:
+    """`out` resolved (a symlink's folder is replaced, the link kept), checked before any work: prepare replaces
+    it whole, so it may not overlap `raw` nor be a folder of other files."""
+    target = out.resolve()
+    if raw.resolve().is_relative_to(target) or target.is_relative_to(raw.resolve()):
+        raise ValueError(f"{out}: the output folder overlaps the Sub-URMP root {raw}, and prepare replaces it whole; "
+                         "write it elsewhere")
+    if target.exists() and not target.is_dir():
+        raise ValueError(f"{out}: a file, not a folder; prepare writes a folder there")
+    if target.is_dir() and any(target.iterdir()) and not (target / "counts.csv").is_file():
+        raise ValueError(f"{out}: a folder of other files, not one that prepare wrote; prepare replaces its output "
+                         "folder whole, so give it a new or empty one")
+    return target
+
+
+def _check_every_split_read(read: Counter, raw: Path, skipped: int) -> None:
+    """Every original split must keep pairs (val and test come from validation alone, and fine-tuning needs
+    train), also when all of one split's files are bad and skipped."""
+    for split in ORIGINAL_SPLITS:
+        if not any(n for (_, original), n in read.items() if original == split):
+            raise ValueError(f"{raw}/{{chunk,img}}/{split}: no readable chunk/frame pairs ({skipped} bad files "
+                             "skipped; prepare.on_bad_file=error names the first)")
 
 
 def counts_metric(counts: pd.DataFrame) -> dict:

@@ -98,6 +98,19 @@ def test_verify_lists_missing_unexpected_and_mismatched_keys(tmp_path):
     ]
 
 
+def test_verify_and_load_refuse_non_finite_weights_and_keys_that_are_not_names(good_file, tmp_path):
+    state = constant_state_dict()
+    for key, value in (("audio.fc.weight", float("nan")), ("logit_scale_ai", float("inf"))):
+        state[key] = torch.full((1,), value).expand(state[key].shape) if state[key].dim() else torch.tensor(value)
+    path = save(tmp_path / "nan.pt", state)
+    assert verify_checkpoint(path)["problems"] == [
+        "2 tensors hold NaN or infinite values: audio.fc.weight, logit_scale_ai"]
+    with pytest.raises(CheckpointError, match="nan.pt: not loadable into AudioCLIP: 2 tensors hold NaN"):
+        load_pretrained(thesis_model(), path)
+    problems = verify_checkpoint(save(tmp_path / "ints.pt", {0: torch.zeros(1)}))["problems"]
+    assert problems[0] == "1 keys that are not names: 0"
+
+
 def test_verify_recognises_clip_and_audio_head_files(tmp_path):
     manifest = read_manifest()
     clip = {k: v for k, v in manifest.items() if not k.startswith("audio.") and not k.startswith("logit_scale_a")}

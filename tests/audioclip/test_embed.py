@@ -93,6 +93,53 @@ def test_bad_heads_files_name_the_file(tmp_path):
         read_heads(tmp_path / "partial.pt")
 
 
+def _heads_with(heads: Path, tmp_path: Path, **changes) -> Path:
+    state = torch.load(heads, weights_only=True)
+    path = tmp_path / "changed.pt"
+    save_torch(path, {**state, **changes})
+    return path
+
+
+def test_malformed_or_non_finite_heads_name_the_file_and_what_is_wrong(heads, tmp_path):
+    audio = torch.load(heads, weights_only=True)["audio"]
+    key = next(k for k, v in audio.items() if v.is_floating_point())
+    cases = {
+        "size 'bogus' is not one of": {"size": "bogus"},
+        "length_s 'x' is not a number": {"length_s": "x"},
+        "audio is a Tensor, not a state dict": {"audio": torch.zeros(1)},
+        f"1 missing keys: {key}": {"audio": {k: v for k, v in audio.items() if k != key}},
+        f"1 tensors hold NaN or infinite values: {key}": {"audio": {**audio, key: torch.full_like(audio[key],
+                                                                                              float("nan"))}},
+    }
+    for why, change in cases.items():
+        path = _heads_with(heads, tmp_path, **change)
+        with pytest.raises(ValueError) as error:
+            load_audio_encoder(path)
+        assert str(error.value).startswith(f"{path}: ") and why in str(error.value), str(error.value)
+
+
+def test_a_run_killed_while_writing_leaves_the_earlier_embeddings_whole(prepared, heads, tmp_path, monkeypatch):
+    out = tmp_path / "emb"
+    run_embed("text-1s", {"batch_size": 4, "device": "cpu"}, prepared, heads, out)
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+    import a2i.audioclip.embed as embed_module
+
+    calls = []
+
+    def killed_on_the_second(path, array):
+        calls.append(path)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        np.save(path, array)
+
+    monkeypatch.setattr(embed_module, "save_npy", killed_on_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        run_embed("text-1s", {"batch_size": 4, "device": "cpu"}, prepared, _heads_with(
+            heads, tmp_path, audio={k: v * 1.01 if v.is_floating_point() else v
+                                    for k, v in torch.load(heads, weights_only=True)["audio"].items()}), out)
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == before
+
+
 def test_stages_write_the_contract_paths(tmp_path):
     """`stages/finetune.py` then `stages/embed.py` from a project root holding params.yaml and data/prepared."""
     make_prepared(tmp_path / "data" / "prepared", counts=(("train", 4), ("val", 1), ("test", 2)))

@@ -176,11 +176,13 @@ def test_text_alignment_learns_to_separate_the_classes(prepared):
     train, test = PreparedDataset(prepared, 1, "train"), PreparedDataset(prepared, 1, "test")
     torch.manual_seed(0)
     model = AudioCLIP("tiny")
-    metrics = finetune(model, "text", train, test, config(epochs=2, max_steps_per_epoch=None, batch_size=6))
-    # 13 class texts, chance 1/13; small-batch SGD at lr 0.01 wobbles between epochs, so bound the worst epoch
+    metrics = finetune(model, "text", train, test, config(epochs=3, max_steps_per_epoch=None, batch_size=6,
+                                                          lr=0.003))
+    # 13 class texts, chance 1/13. At lr 0.01 this batch-6 SGD learns on one thread and diverges on two (the
+    # order of float sums decides); at 0.003 it learns on both (0.92-1.0 after epochs 2 and 3)
     assert metrics["query_acc_epoch0"] < 0.4
-    assert min(metrics["query_acc_epoch1"], metrics["query_acc_epoch2"]) >= 0.6
-    assert metrics["best_query_acc"] == 1.0 and metrics["best_epoch"] in (1, 2)
+    assert min(metrics["query_acc_epoch2"], metrics["query_acc_epoch3"]) >= 0.9
+    assert metrics["best_query_acc"] >= 0.9 and metrics["best_epoch"] in (2, 3)
     assert math.isfinite(metrics["final_loss"])
 
 

@@ -192,6 +192,18 @@ def test_preprocess_images_follows_clip_transform():
     assert preprocess_images(torch.zeros(1, 64, 96, 3, dtype=torch.uint8), 64).shape == (1, 3, 64, 64)
 
 
+@pytest.mark.parametrize("height, width", [(480, 640), (640, 480), (300, 301)])
+def test_preprocess_images_of_any_shape_follows_open_clips_transform(height, width):
+    from open_clip.transform import image_transform
+
+    y, x = torch.meshgrid(torch.linspace(0, 1, height), torch.linspace(0, 1, width), indexing="ij")
+    image = (torch.stack([x, y, (x + y) / 2], dim=-1) * 255).round().to(torch.uint8)  # smooth: no aliasing
+    theirs = image_transform(224, is_train=False)(Image.fromarray(image.numpy()))
+    ours = preprocess_images(image[None], 224)[0]
+    std = torch.tensor(CLIP_STD).reshape(3, 1, 1)
+    assert ((ours - theirs) * std * 255).abs().max() <= 2  # grey levels
+
+
 @pytest.mark.parametrize("images", [torch.zeros(1, 64, 64, 3), torch.zeros(1, 3, 64, 64, dtype=torch.uint8)])
 def test_preprocess_images_rejects_bad_input(images):
     with pytest.raises(ValueError, match=r"uint8 \[batch, height, width, 3\]"):

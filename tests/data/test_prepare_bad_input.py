@@ -64,13 +64,40 @@ def _bad_name(raw):
     return path
 
 
+def _bomb(raw):  # a frame whose header claims 20000x20000 pixels: PIL refuses to decode it
+    path = _jpg(raw)
+    data = bytearray(path.read_bytes())
+    at = data.index(b"\xff\xc0") + 5  # baseline SOF: height, then width, big-endian
+    data[at:at + 4] = (20000).to_bytes(2, "big") * 2
+    path.write_bytes(bytes(data))
+    return path
+
+
+def _second_name(raw):  # a second chunk/frame pair for 1000 ms under a padded name
+    path = _wav(raw).with_name("violin00_01000.wav")
+    shutil.copy(_wav(raw, "violin00_1500"), path)
+    shutil.copy(_jpg(raw, "violin00_1500"), _jpg(raw).with_name("violin00_01000.jpg"))
+    return path
+
+
+def _non_ascii_digits(raw):
+    path = _wav(raw).with_name("violin00_\u0661\u0660\u0660\u0660.wav")
+    shutil.copy(_wav(raw), path)
+    shutil.copy(_jpg(raw), _jpg(raw).with_name(path.stem + ".jpg"))
+    return path
+
+
 CASES = {
     "truncated": (_truncate, "truncated?"),
     "not a wav": (_not_wav, "not a readable WAV file"),
     "sample width": (_width, "expected 16-bit PCM"),
     "unpaired": (_unpaired, "unpaired: no matching frame (.jpg)"),
     "unreadable jpeg": (_bad_jpeg, "unreadable JPEG"),
+    "decompression bomb": (_bomb, "unreadable JPEG (Image size (400000000 pixels) exceeds limit"),
     "bad name": (_bad_name, "is not a Sub-URMP stem"),
+    "padded time": (_second_name, "'violin00_01000' is not a Sub-URMP stem <instrument><NN>_<t ms>: write it "
+                                  "'violin00_1000'"),
+    "non-ASCII digits": (_non_ascii_digits, "is not a Sub-URMP stem"),
 }
 
 
@@ -95,10 +122,11 @@ def test_bad_file_skip_lists_it(raw, tmp_path, case):
     skipped = pd.read_csv(out / "skipped.csv")
     assert skipped.path.tolist() == [str(path)] and reason in skipped.reason[0]
     images = pd.read_csv(out / "images.csv")
-    assert len(np.load(out / "images.npy")) == len(images) == 11 + 16 - (case not in ("unpaired", "bad name"))
+    named = ("unpaired", "bad name", "padded time", "non-ASCII digits")  # an extra file, not a bad read
+    assert len(np.load(out / "images.npy")) == len(images) == 11 + 16 - (case not in named)
     # original_<split> counts the pairs read, as images.csv does; an unreadable one is in skipped.csv instead
     original = pd.read_csv(out / "counts.csv").query("instrument == 'violin' and length_s == 0.5")
-    read_train = 11 - (case not in ("unpaired", "bad name"))
+    read_train = 11 - (case not in named)
     assert dict(zip(original.split, original.samples)) == {"original_train": read_train, "original_validation": 16}
 
 
@@ -219,3 +247,47 @@ def test_unknown_instrument_folder_is_an_error_in_prepare_and_download(raw, tmp_
         validate_suburmp(raw)
     assert str(error.value).startswith(expected)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("where", ["raw", "raw/chunk", "parent"])
+def test_an_output_folder_overlapping_the_input_is_refused_before_anything_is_removed(raw, where):
+    out = {"raw": raw, "raw/chunk": raw / "chunk", "parent": raw.parent}[where]
+    files = sorted(raw.rglob("*"))
+    with pytest.raises(ValueError, match="the output folder overlaps the Sub-URMP root"):
+        prepare(raw, out, [1])
+    assert sorted(raw.rglob("*")) == files
+
+
+def test_an_output_folder_of_other_files_is_refused_and_a_prepared_one_replaced(raw, tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    with pytest.raises(ValueError, match="a folder of other files, not one that prepare wrote"):
+        prepare(raw, tmp_path / "mine", [1])
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+    prepare(raw, tmp_path / "out", [1])
+    (tmp_path / "out" / "stale.txt").write_text("from an earlier run")
+    prepare(raw, tmp_path / "out", [1])
+    assert not (tmp_path / "out" / "stale.txt").exists()
+
+
+def test_a_symlinked_output_folder_is_written_where_it_points(raw, tmp_path):
+    (tmp_path / "disk").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "disk")
+    prepare(raw, tmp_path / "link", [1])
+    assert (tmp_path / "link").is_symlink() and (tmp_path / "disk" / "index_1s_train.csv").is_file()
+
+
+def test_a_split_whose_every_file_is_skipped_is_an_error_not_an_empty_index(raw, tmp_path):
+    for wav in (raw / "chunk" / "validation" / "violin").iterdir():
+        wav.write_bytes(b"")
+    with pytest.raises(ValueError) as error:
+        prepare(raw, tmp_path / "out", [1], on_bad_file="skip")
+    assert str(error.value) == (f"{raw}/{{chunk,img}}/validation: no readable chunk/frame pairs (16 bad files "
+                                "skipped; prepare.on_bad_file=error names the first)")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("head_s, first_start_ms", [(0.05, 100), (0.15, 200), (0.25, 300), (0.3, 300)])
+def test_a_trim_off_the_grid_cuts_every_sample_reaching_into_it(raw, tmp_path, head_s, first_start_ms):
+    out = prepare(raw, tmp_path / "out", [1], trim={"violin00": [head_s, 0]})
+    assert pd.read_csv(out / "index_1s_train.csv").s_ms.min() == first_start_ms
