@@ -41,11 +41,15 @@ class CheckpointError(ValueError):
     """A checkpoint file that cannot be loaded into AudioCLIP; the message says what is wrong."""
 
 
+def module_entries(module: torch.nn.Module) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
+    """key -> (shape, dtype) of `module`'s state dict: what `check_state_dict` checks a file against."""
+    return {key: (tuple(value.shape), value.dtype) for key, value in module.state_dict().items()}
+
+
 def expected_entries() -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
-    """key -> (shape, dtype) of the thesis AudioCLIP state dict (built on the meta device: no memory, no init)."""
+    """`module_entries` of the thesis AudioCLIP (built on the meta device: no memory, no init)."""
     with torch.device("meta"):
-        model = AudioCLIP("thesis")
-    return {key: (tuple(value.shape), value.dtype) for key, value in model.state_dict().items()}
+        return module_entries(AudioCLIP("thesis"))
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -174,8 +178,7 @@ def load_pretrained(model: torch.nn.Module, path: str | Path) -> dict:
                               f"{getattr(model, 'size', None)!r}")
     path = Path(path)
     state_dict = read_state_dict(path)
-    expected = {key: (tuple(value.shape), value.dtype) for key, value in model.state_dict().items()}
-    problems = check_state_dict(state_dict, expected)
+    problems = check_state_dict(state_dict, module_entries(model))
     if problems:
         raise CheckpointError(f"{path}: not loadable into AudioCLIP: " + "; ".join(problems[:4]))
     model.load_state_dict(state_dict, strict=True)

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from a2i.audioclip.checkpoint import check_state_dict
+from a2i.audioclip.checkpoint import check_state_dict, module_entries
 from a2i.audioclip.esresnext import ESResNeXtFBSP
 from a2i.audioclip.sizes import SIZES, size_config
 from a2i.config import EmbedConfig
@@ -67,8 +67,7 @@ def load_audio_encoder(path: str | Path, device: str | torch.device = "cpu") -> 
 
 def _audio_encoder(heads: dict[str, Any], path: str | Path, device: str | torch.device) -> nn.Module:
     encoder = ESResNeXtFBSP(size_config(heads["size"]).audio)
-    expected = {key: (tuple(value.shape), value.dtype) for key, value in encoder.state_dict().items()}
-    problems = check_state_dict(heads["audio"], expected)
+    problems = check_state_dict(heads["audio"], module_entries(encoder))
     if problems:
         raise ValueError(f"{path}: audio head does not fit size {heads['size']!r}: {'; '.join(problems[:3])}")
     encoder.load_state_dict(heads["audio"], strict=True)
