@@ -34,6 +34,8 @@ def _one_line_errors() -> Iterator[None]:
         raise
     except click.ClickException as error:
         raise OneLineError(error) from None
+    except OSError as error:  # a file the command cannot write (a full disk, a path it may not create): its message
+        raise OneLineError(click.ClickException(str(error))) from None
 
 
 class A2iGroup(click.Group):

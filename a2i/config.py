@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, ClassVar, TypeVar
 
+from a2i import MAX_SEED
 from a2i.data import BOX as BOX_TEXT, DOWNLOAD_ITEMS, DOWNLOAD_SOURCES, EDGE_SECONDS, ON_BAD_FILE, SPAN as SPAN_TEXT
 from a2i.data import is_box, is_span, url_file_name
 from a2i.data.layout import INSTRUMENTS
@@ -34,6 +35,9 @@ DEVICES = ("auto", "cpu", "cuda")  # a2i.devices.select_device
 PROJECTIONS = ("fc", "pca")
 DATASETS = ("synthetic", "suburmp")
 MAX_LENGTH_S = 10  # a2i.variants.Variant
+MAX_PERFORMANCES = 100  # per instrument: Sub-URMP's two-digit performance numbers (a2i.data.layout)
+MAX_PERFORMANCE_S = 3600  # an hour: longer than any URMP piece
+MAX_FRAME = (7680, 4320)  # 8K UHD: four times the real 1920x1080 frames' side
 
 
 class ConfigError(ValueError):
@@ -166,12 +170,12 @@ def list_of(item: Check, *, nonempty: bool = True) -> ListOf:
 
 
 def _tenths(value: float) -> bool:
-    return abs(value * 10 - round(value * 10)) <= 1e-9
+    return math.isfinite(value * 10) and abs(value * 10 - round(value * 10)) <= 1e-9
 
 
 BOOLEAN = Check("a boolean (true or false)", lambda v: isinstance(v, bool))
 TEXT = Check("a non-empty string", lambda v: isinstance(v, str) and v != "")
-SEED = integer(0)
+SEED = integer(0, MAX_SEED)
 LENGTH = integer(1, MAX_LENGTH_S)  # seconds; the variant names' `<L>s`
 # as given: prepare names its index files by the length (`index_2s_...`)
 SECONDS = Check(f"a positive multiple of 0.1 s up to {MAX_LENGTH_S}",
@@ -273,19 +277,24 @@ class Study:
 class SynthesizeConfig(Section):
     NAME = "synthesize"
     seed: int = rule(SEED)
-    train_performances: int = rule(integer(1))
-    validation_performances: int = rule(integer(1))
-    performance_seconds: float = rule(Check(f"a multiple of 0.1 s >= {2 * EDGE_SECONDS + 1:g}",
-                                           lambda v: _is_number(v) and v >= 2 * EDGE_SECONDS + 1 and _tenths(v),
-                                           float))
-    frame_width: int = rule(integer(1))
-    frame_height: int = rule(integer(1))
+    train_performances: int = rule(integer(1, MAX_PERFORMANCES - 1))
+    validation_performances: int = rule(integer(1, MAX_PERFORMANCES - 1))
+    performance_seconds: float = rule(Check(f"a multiple of 0.1 s in {2 * EDGE_SECONDS + 1:g}..{MAX_PERFORMANCE_S}",
+                                           lambda v: _is_number(v) and 2 * EDGE_SECONDS + 1 <= v <= MAX_PERFORMANCE_S
+                                           and _tenths(v), float))
+    frame_width: int = rule(integer(1, MAX_FRAME[0]))
+    frame_height: int = rule(integer(1, MAX_FRAME[1]))
 
     def cross_checks(self) -> list[str]:
+        problems = []
         if self.frame_width < self.frame_height:
-            return [f"synthesize.frame_width={self.frame_width} is not >= synthesize.frame_height="
-                    f"{self.frame_height} (frames are landscape, cropped to a square)"]
-        return []
+            problems.append(f"synthesize.frame_width={self.frame_width} is not >= synthesize.frame_height="
+                            f"{self.frame_height} (frames are landscape, cropped to a square)")
+        if self.train_performances + self.validation_performances > MAX_PERFORMANCES:
+            problems.append(f"synthesize.train_performances={self.train_performances} and "
+                            f"synthesize.validation_performances={self.validation_performances} number more than "
+                            f"{MAX_PERFORMANCES} performances, and Sub-URMP numbers them with two digits")
+        return problems
 
 
 @dataclass(frozen=True)
@@ -358,6 +367,9 @@ class FinetuneConfig(Section):
             return ["finetune.checkpoint is null: the thesis fine-tunes the released, partially trained "
                     "AudioCLIP (3.2.3); add `audioclip` to download.items and set finetune.checkpoint="
                     "data/download/audioclip/AudioCLIP-Partial-Training.pt, or set finetune.allow_random_init=true"]
+        if self.checkpoint is not None and self.model_size != "thesis":
+            return [f"finetune.checkpoint={self.checkpoint} holds released thesis-size AudioCLIP weights, which do not "
+                    f"fit finetune.model_size={self.model_size}; set model_size=thesis or checkpoint=null"]
         return []
 
 

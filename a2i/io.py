@@ -39,6 +39,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp
         if tmp.is_file():  # mkstemp makes 0600 files; give the result the usual permissions
             os.chmod(tmp, 0o666 & ~_umask())
+            with open(tmp, "rb") as written:  # on disk before the rename: after a power cut, old or new, never empty
+                os.fsync(written.fileno())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -70,6 +72,24 @@ def _umask() -> int:
     return current
 
 
+def read_json(path: str | os.PathLike, *keys: str, hint: str = "") -> dict:
+    """The JSON object in `path`, holding `keys`; a missing file (the message adds `hint`, e.g. which stage writes
+    it), one that is no JSON object, or a missing key is one ValueError naming the file."""
+    path = Path(path)
+    try:
+        value = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ValueError(f"{path} not found{': ' + hint if hint else ''}") from None
+    except (OSError, ValueError) as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise ValueError(f"{path} is not readable JSON ({error})") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{path} holds a JSON {type(value).__name__}, not an object")
+    missing = [key for key in keys if key not in value]
+    if missing:
+        raise ValueError(f"{path} lacks {', '.join(map(repr, missing))}")
+    return value
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
@@ -90,6 +110,18 @@ def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, **arrays)
+
+
+def load_npy(path: str | os.PathLike, mmap: bool = True) -> np.ndarray:
+    """The array of the .npy file at `path`, memory-mapped (read-only) unless `mmap` is False; a missing, damaged
+    or foreign file is one ValueError naming it."""
+    try:
+        return np.load(path, mmap_mode="r" if mmap else None)
+    except FileNotFoundError:
+        raise ValueError(f"{path} not found") from None
+    except (OSError, ValueError, EOFError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(f"{path} is not a readable .npy array ({reason})") from None
 
 
 def load_npz(path: str | os.PathLike, *names: str) -> tuple[np.ndarray, ...]:

@@ -35,15 +35,20 @@ def _read_mapping(path: Path) -> dict[str, Any]:
     try:
         params = yaml.safe_load(path.read_text())
     except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
-        reason = getattr(error, "problem", None) or str(error).strip().splitlines()[0]
-        raise ParamsError(f"{path} is not valid YAML{where}: {reason}") from None
+        raise _invalid_yaml(error, path) from None
     if params is None:
         return {}
     if not isinstance(params, dict):
         raise ParamsError(f"{path} holds a {type(params).__name__}, not a mapping of sections")
     return params
+
+
+def _invalid_yaml(error: yaml.YAMLError, path: Path | str) -> ParamsError:
+    """One line naming the file (`path`, or the one the parser marked) and where it breaks."""
+    mark = getattr(error, "problem_mark", None)
+    where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+    reason = getattr(error, "problem", None) or str(error).strip().splitlines()[0]
+    return ParamsError(f"{path} is not valid YAML{where}: {reason}")
 
 
 def load_section(section: str, path: str | Path = "params.yaml") -> dict[str, Any]:
@@ -88,6 +93,9 @@ def compose(conf_dir: str | Path | None = None, overrides: list[str] | None = No
         return OmegaConf.to_container(cfg, resolve=True)
     except (HydraException, OmegaConfBaseException) as error:  # a bad override or group file: its first line
         raise ParamsError(f"{conf_dir}: {str(error).strip().splitlines()[0]}") from None
+    except yaml.YAMLError as error:  # a group file that is no YAML: the parser marks which
+        mark = getattr(error, "problem_mark", None)
+        raise _invalid_yaml(error, mark.name if mark is not None else conf_dir) from None
 
 
 def committed(path: str | Path | None = None) -> dict[str, Any]:

@@ -21,3 +21,15 @@ def test_usage_errors_are_one_line():
         result = CliRunner().invoke(main, args)
         assert result.exit_code == 2, args
         assert result.output.count("\n") == 1 and result.output.startswith("error: "), result.output
+
+
+def test_a_file_a_command_cannot_write_is_one_line(tmp_path, monkeypatch):
+    # the output checks cannot foresee everything (a full disk, /proc): the OSError itself is the one line
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device", str(tmp_path / "crops.png"))
+
+    monkeypatch.setattr("a2i.data.crops.contact_sheet", full_disk)
+    result = CliRunner().invoke(main, ["crops", "--raw", str(tmp_path), "--crop", "{}", "-o",
+                                       str(tmp_path / "crops.png")])
+    assert result.exit_code == 1
+    assert result.output == f"error: [Errno 28] No space left on device: '{tmp_path / 'crops.png'}'\n"

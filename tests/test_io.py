@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from a2i.io import (atomic_dir, atomic_path, content_digest, load_npz, remove_stale_temps, save_npy, save_npz,
-                    save_torch, sha256_file, write_json)
+from a2i.io import (atomic_dir, atomic_path, content_digest, load_npz, read_json, remove_stale_temps, save_npy,
+                    save_npz, save_torch, sha256_file, write_json)
 
 
 def test_atomic_path_leaves_nothing_on_failure(tmp_path):
@@ -109,3 +109,22 @@ def test_load_npz_names_the_file_and_what_it_lacks(tmp_path):
     for name in ("b.npy", "c.npz", "missing.npz"):
         with pytest.raises(ValueError, match=rf"^{tmp_path / name} is not a readable .npz archive \("):
             load_npz(tmp_path / name, "images")
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, r"m\.json not found: run the classify stage$"),
+    ('{"a": ', r"m\.json is not readable JSON \(Expecting value: line 1 column 7"),
+    (b"\xff\xfe", r"m\.json is not readable JSON \('utf-8' codec can't decode"),
+    ("[1, 2]", r"m\.json holds a JSON list, not an object$"),
+    ('{"a": 1}', r"m\.json lacks 'b', 'c'$"),
+])
+def test_read_json_names_the_file_of_every_problem(tmp_path, content, message):
+    path = tmp_path / "m.json"
+    if isinstance(content, str):
+        path.write_text(content)
+    elif content is not None:
+        path.write_bytes(content)
+    with pytest.raises(ValueError, match=message):
+        read_json(path, "a", "b", "c", hint="run the classify stage")
+    path.write_text('{"a": 1, "b": 2, "c": null}')
+    assert read_json(path, "a", "b", "c") == {"a": 1, "b": 2, "c": None}

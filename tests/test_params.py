@@ -98,3 +98,15 @@ def test_cli_refuses_outside_a_checkout_and_bad_overrides(tmp_path, monkeypatch)
     result = a2i("profile=huge")
     assert result.exit_code == 1 and result.output.count("\n") == 1 and "Could not find 'profile/huge'" in result.output
     assert not (tmp_path / "params.yaml").exists()
+
+
+@pytest.mark.parametrize("group_file", ["config.yaml", "profile/micro.yaml"])
+def test_a_conf_file_that_is_no_yaml_is_a_one_line_error_naming_it(tmp_path, monkeypatch, group_file):
+    root = _checkout(tmp_path)
+    with open(root / "conf" / group_file, "a") as file:
+        file.write("train: [1\n")
+    monkeypatch.chdir(root)
+    result = a2i("profile=micro")
+    assert result.exit_code == 1 and result.output.count("\n") == 1, result.output
+    assert result.output.startswith(f"error: {root / 'conf' / group_file} is not valid YAML (line ")
+    assert not (root / "params.yaml").exists()

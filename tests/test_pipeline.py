@@ -111,10 +111,12 @@ def test_local_data_recipe_reaches_prepare(tmp_path):
     pins = [f"download.{item}.sha256='{hashlib.sha256(weights[name]).hexdigest()}'" for item, name in
             (("audioclip", "AudioCLIP-Partial-Training.pt"), ("inception", "pt_inception-2015-12-05-6726825d.pth"))]
     local_files = {p: p.read_bytes() for p in (tmp_path / "mine").rglob("*") if p.is_file()}
-    # the README's command as written, on the micro profile, with the stand-in weight files' sha256 pinned (the
-    # stand-in Inception file would fail the digest prefix of its name, which is checked when none is pinned)
+    # the README's command as written, on the micro profile with the audio head at the size the released weights
+    # fit, with the stand-in weight files' sha256 pinned (the stand-in Inception file would fail the digest prefix
+    # of its name, which is checked when none is pinned)
     run(project, "dvc", "exp", "run", "prepare", "-S", "data=suburmp", "-S", "download.source=local",
-        "-S", f"download.local_dir={tmp_path / 'mine'}", "-S", "profile=micro", "-S", pins[0], "-S", pins[1])
+        "-S", f"download.local_dir={tmp_path / 'mine'}", "-S", "profile=micro", "-S", "finetune.model_size=thesis",
+        "-S", pins[0], "-S", pins[1])
     assert (project / "data" / "prepared" / "images.npy").is_file()
     composed = yaml.safe_load((project / "params.yaml").read_text())
     for path in (composed["finetune"]["checkpoint"], composed["evaluate"]["fid_weights"]):  # each in its item's folder

@@ -117,7 +117,7 @@ REPO = Path(__file__).resolve().parent.parent
 # (script, its options, a bad value of its own section, the one line it must fail with)
 BAD_VALUES = [
     ("synthesize", [], ("synthesize", "train_performances", 0),
-     "synthesize.train_performances=0 is not an integer >= 1"),
+     "synthesize.train_performances=0 is not an integer in 1..99"),
     ("download", [], ("download", "retries", -1), "download.retries=-1 is not an integer >= 0"),
     ("prepare", [], ("prepare", "image_size", 0), "prepare.image_size=0 is not an integer >= 1"),
     ("finetune", ["--embedding", "text-1s"], ("finetune", "lr", 0), "finetune.lr=0 is not a number > 0"),

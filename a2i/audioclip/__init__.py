@@ -2,6 +2,9 @@
 
 from importlib import import_module
 
+# Sub-URMP chunks are 0.5 s; anything shorter is almost all zero padding in the first fbsp frame
+MIN_SECONDS = 0.5
+
 # Resolved on first use (PEP 562): importing a2i.audioclip.cli must not load torch and open_clip for `a2i --help`.
 _EXPORTS = {
     "CheckpointError": "checkpoint", "create_model": "checkpoint", "load_pretrained": "checkpoint",

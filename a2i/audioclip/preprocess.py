@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from open_clip.tokenizer import _tokenizer as _clip_tokenizer
 from open_clip.tokenizer import tokenize
 
+from a2i.audioclip import MIN_SECONDS
 from a2i.data.layout import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
@@ -17,8 +18,6 @@ CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 CONTEXT_LENGTH = 77
 INT16_PEAK = 32768.0
-# Sub-URMP chunks are 0.5 s; anything shorter is almost all zero padding in the first fbsp frame
-MIN_SECONDS = 0.5
 MIN_SAMPLES = int(MIN_SECONDS * SAMPLE_RATE)
 
 

@@ -11,6 +11,7 @@ from torch.utils.data import Dataset
 
 from a2i.data.layout import SAMPLE_RATE, SPLITS
 from a2i.data.prepare import index_name
+from a2i.io import load_npy
 from a2i.variants import embeddings_dir
 
 
@@ -38,7 +39,7 @@ class PreparedDataset(Dataset):
 
     def _map(self, name: str) -> np.ndarray:
         if name not in self._maps:
-            self._maps[name] = np.load(self.root / f"{name}.npy", mmap_mode="r")
+            self._maps[name] = load_npy(self.root / f"{name}.npy")
         return self._maps[name]
 
     def __getstate__(self):
@@ -68,7 +69,7 @@ def load_embeddings(root: Path, embedding: str, split: str, rows: int) -> np.nda
     path = root / embeddings_dir(embedding) / f"{split}.npy"
     if not path.is_file():
         raise ValueError(f"{path} not found (run `embed --embedding {embedding}` first)")
-    array = np.load(path)
+    array = load_npy(path, mmap=False)
     if array.shape != (rows, 1024):
         raise ValueError(f"{path} has shape {array.shape}, expected ({rows}, 1024) to match its index")
     if not np.isfinite(array).all():

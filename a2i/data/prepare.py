@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 SEGMENT = SAMPLE_RATE * HOP_MS // 1000  # 4,410 samples per 100 ms
 CHUNK_SEGMENTS = CHUNK_MS // HOP_MS  # 5 segments per chunk
 CHUNK_FRAMES = CHUNK_SEGMENTS * SEGMENT
+MAX_GAP_S = 600  # longer than any URMP piece: a chunk further from its predecessor is a typo'd timestamp
+MIN_RATE_GCD = 100  # Hz: standard rates share >= 100 Hz with 44.1 kHz; others (48,002) need a huge resampling kernel
 
 
 class BadFile(ValueError):
@@ -103,23 +105,31 @@ def scan(raw: Path, bad: BadFiles) -> list[Pair]:
         pairs += found
     pairs.sort(key=lambda p: (ORIGINAL_SPLITS.index(p.split), LABELS[p.instrument], p.number, p.t_ms))
     _check_performance_names(pairs)
-    return pairs
+    return _drop_far_chunks(pairs, bad)
 
 
 def _subdirs(path: Path) -> set[str]:
     return {e.name for e in os.scandir(path) if e.is_dir()}
 
 
-def _files(folder: Path, suffix: str) -> dict[str, Path]:
+def _files(folder: Path, suffix: str, bad: BadFiles) -> dict[str, Path]:
+    """Stem -> path of the `suffix` files in `folder`; one in another case (`.WAV`) is a bad file, not unseen."""
     if not folder.is_dir():
         return {}
-    return {e.name[: -len(suffix)]: Path(e.path) for e in os.scandir(folder)
-            if e.name.endswith(suffix) and not e.name.startswith(".")}
+    files = {}
+    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+        if entry.name.startswith(".") or not entry.name.lower().endswith(suffix):
+            continue
+        if entry.name.endswith(suffix):
+            files[entry.name[: -len(suffix)]] = Path(entry.path)
+        else:
+            bad(BadFile(Path(entry.path), f"suffix '{entry.name[-len(suffix):]}': Sub-URMP names end in '{suffix}'"))
+    return files
 
 
 def _scan_instrument(raw: Path, split: str, instrument: str, bad: BadFiles) -> list[Pair]:
-    wavs = _files(raw / "chunk" / split / instrument, ".wav")
-    jpgs = _files(raw / "img" / split / instrument, ".jpg")
+    wavs = _files(raw / "chunk" / split / instrument, ".wav", bad)
+    jpgs = _files(raw / "img" / split / instrument, ".jpg", bad)
     pairs = []
     for stem in sorted(wavs.keys() | jpgs.keys()):
         path = wavs.get(stem) or jpgs[stem]
@@ -139,6 +149,22 @@ def _scan_instrument(raw: Path, split: str, instrument: str, bad: BadFiles) -> l
         else:
             pairs.append(Pair(split, instrument, parsed.performance, parsed.t_ms, wavs[stem], jpgs[stem]))
     return pairs
+
+
+def _drop_far_chunks(pairs: list[Pair], bad: BadFiles) -> list[Pair]:
+    """A chunk more than MAX_GAP_S after its performance's previous one is a bad file: a typo'd timestamp would
+    otherwise stretch the performance's track, and tracks.npy, over the whole gap."""
+    kept, last = [], {}
+    for pair in pairs:
+        previous = last.get(pair.performance)
+        if previous is not None and pair.t_ms - previous > MAX_GAP_S * 1000:
+            bad(BadFile(pair.wav, f"timestamp {pair.t_ms} ms lies {(pair.t_ms - previous) / 1000:g} s after "
+                                  f"{pair.performance}'s previous chunk ({previous} ms), more than {MAX_GAP_S} s: "
+                                  "a typo?"))
+            continue
+        last[pair.performance] = pair.t_ms
+        kept.append(pair)
+    return kept
 
 
 def _check_performance_names(pairs: list[Pair]) -> None:
@@ -163,6 +189,8 @@ def read_chunk(path: Path) -> np.ndarray:
         raise BadFile(path, f"format {fmt}, expected WAV")
     if subtype != "PCM_16":
         raise BadFile(path, f"sample format {subtype}, expected 16-bit PCM (PCM_16)")
+    if math.gcd(rate, SAMPLE_RATE) < MIN_RATE_GCD:
+        raise BadFile(path, f"sample rate {rate} Hz is no standard audio rate; expected {SAMPLE_RATE} Hz")
     if frames * 1000 != rate * CHUNK_MS or len(data) != frames:
         raise BadFile(path, _wrong_length(len(data), rate))
     mono = np.rint(data.mean(axis=1)) if data.shape[1] > 1 else data[:, 0]
@@ -173,7 +201,7 @@ def read_chunk(path: Path) -> np.ndarray:
 
 
 def _wrong_length(frames: int, rate: int) -> str:
-    """Why a chunk is not 500 ms long. Any rate is resampled, so at another rate than 44.1 kHz the rate is the
+    """Why a chunk is not 500 ms long. Any standard rate is resampled, so at another rate than 44.1 kHz the rate is the
     likelier mistake (e.g. 22,050 frames written at 48 kHz): name it rather than guess truncation."""
     if rate != SAMPLE_RATE:
         return (f"sample rate {rate} Hz, expected {SAMPLE_RATE} Hz: {frames} frames last {frames * 1000 / rate:g} ms, "

@@ -25,6 +25,7 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
+from a2i.config import SynthesizeConfig
 from a2i.data import EDGE_SECONDS
 from a2i.data.exact import LN2, PHASE_BITS, exp, exp_small, phase_step, semitones, sine
 from a2i.data.layout import CHUNK_MS, HOP_MS, INSTRUMENTS, SAMPLE_RATE, Stem
@@ -231,13 +232,11 @@ def synthesize(out: str | Path, seed: int = 0, train_performances: int = 3, vali
     The tree is rebuilt from scratch in a temporary folder and renamed into place, so an interrupted run
     leaves no partial dataset.
     """
-    if train_performances < 1 or validation_performances < 1:
-        raise ValueError("synthesize.train_performances and validation_performances must be >= 1")
-    if performance_seconds * 10 != int(performance_seconds * 10) or performance_seconds < 2 * EDGE_SECONDS + 1:
-        raise ValueError(f"synthesize.performance_seconds must be a multiple of 0.1 s >= "
-                         f"{2 * EDGE_SECONDS + 1}, got {performance_seconds}")
-    if frame_width < frame_height:
-        raise ValueError(f"synthesize.frame_width ({frame_width}) must be >= frame_height ({frame_height})")
+    # the stage's rules, for library callers too (ConfigError, a ValueError naming every bad argument)
+    SynthesizeConfig.from_params(dict(seed=seed, train_performances=train_performances,
+                                      validation_performances=validation_performances,
+                                      performance_seconds=performance_seconds, frame_width=frame_width,
+                                      frame_height=frame_height))
     out = Path(out)
     final = out / "Sub-URMP"
     tmp = out / ".Sub-URMP.tmp"

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from a2i.cli_options import png_output, unwritable
+from a2i.audioclip import MIN_SECONDS
+from a2i.cli_options import SEED, folder_output, png_output, unwritable
 from a2i.diffusion.schedule import DDPM_VARIANCES, SAMPLERS
 
 if TYPE_CHECKING:
@@ -66,7 +67,7 @@ def _upscaling(checkpoint: Path | None, sampler: str | None, steps: int | None,
 @click.option("--model", "model", required=True, type=click.Path(path_type=Path),
               help="Run directory models/diffusion/<variant> (its newest checkpoint) or one epoch_*.pt.")
 @click.option("--audio", required=True, type=click.Path(path_type=Path), help="WAV file (any rate, mono/stereo).")
-@click.option("--seconds", type=FiniteFloat(min=0, min_open=True), default=None,
+@click.option("--seconds", type=FiniteFloat(min=MIN_SECONDS), default=None,
               help="Clip length to use [default: the model's length].")
 @click.option("--n", "n", type=click.IntRange(min=1), default=4, help="Images to draw.")
 @click.option("--guidance", type=FiniteFloat(min=0), default=None,
@@ -75,7 +76,7 @@ def _upscaling(checkpoint: Path | None, sampler: str | None, steps: int | None,
 @click.option("--sampler", type=click.Choice(SAMPLERS), default="dpmpp", help="Sampler of the --model.")
 @click.option("--steps", type=click.IntRange(min=1), default=25,
               help="Steps of the --model's sampler, at most its training timesteps (ddpm: use 1000, train.timesteps).")
-@click.option("--seed", type=int, default=0)
+@click.option("--seed", type=SEED, default=0)
 @click.option("--audio-model", type=click.Path(path_type=Path), default=None,
               help="Fine-tuned AudioCLIP heads [default: models/audioclip/<the model's embedding>.pt].")
 @click.option("--device", default=None, callback=_device,
@@ -121,7 +122,7 @@ def generate_cmd(model: Path, audio: Path, seconds: float | None, n: int, guidan
 @click.option("--per-class", type=click.IntRange(min=1), default=20, help="Test conditions per instrument.")
 @click.option("--guidance", type=FiniteFloat(min=0), default=None,
               help="Classifier-free guidance scale [default: 3; 1 for a -nocfg variant, which takes no other].")
-@click.option("--seed", type=int, default=0)
+@click.option("--seed", type=SEED, default=0)
 @click.option("--batch-size", type=click.IntRange(min=1), default=64)
 @click.option("--ddpm-variance", type=click.Choice(DDPM_VARIANCES), default=None,
               help="Posterior variance of the ddpm reference [default: sample.ddpm_variance of params.yaml, the "
@@ -130,11 +131,12 @@ def generate_cmd(model: Path, audio: Path, seconds: float | None, n: int, guidan
               help="Instrument classifier of the classify stage, to score adherence.")
 @click.option("--bootstrap", type=click.IntRange(min=1), default=1000,
               help="Bootstrap resamples for the paired intervals.")
-@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=None, callback=folder_output,
               help="Output folder [default: data/sampler_check/<variant>].")
 def compare_samplers_cmd(variant: str, per_class: int, guidance: float | None, seed: int, batch_size: int,
                          ddpm_variance: str | None, classifier: Path, bootstrap: int, out: Path | None) -> None:
-    """Sample the final checkpoint with ddpm-1000 and dpmpp-25 on the same test conditions and compare their
+    """Sample the final checkpoint with ddpm at every timestep (1000 on the thesis schedule) and dpmpp-25 on the
+    same test conditions and compare their
     adherence (paired bootstrap interval of the difference) and time; writes timing.json and adherence.json."""
     from a2i.config import SampleConfig, load_section_config
     from a2i.diffusion.sample import compare_samplers

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import soundfile as sf
 import torch
 import torchaudio
 
+from a2i.audioclip import MIN_SECONDS
 from a2i.data import SILENCE_PEAK
 from a2i.data.layout import SAMPLE_RATE
 from a2i.devices import select_device
@@ -36,24 +38,31 @@ class Upscaling:
 
 
 def read_clip(path: str | Path, seconds: float) -> torch.Tensor:
-    """The first `seconds` of a WAV (any rate, mono or stereo) as float int16-range audio [1, 1, T] at 44.1 kHz."""
+    """The first `seconds` of a WAV (any rate, mono or stereo) as float int16-range audio [1, 1, T] at 44.1 kHz,
+    clipped to that range as prepare clips its chunks. Reads only what the clip needs, however long the file."""
     path = Path(path)
-    if not seconds > 0:  # also false for nan
-        raise ValueError(f"seconds must be > 0, got {seconds}")
+    if not seconds >= MIN_SECONDS:  # also false for nan
+        raise ValueError(f"seconds must be >= {MIN_SECONDS}, the audio head's shortest input, got {seconds}")
+    need = int(round(seconds * SAMPLE_RATE))
     try:
-        audio, rate = sf.read(path, dtype="float32", always_2d=True)
+        with sf.SoundFile(path) as file:
+            rate = file.samplerate
+            # the resampling filter reaches a few samples past the clip: 100 ms more keeps its end exact
+            audio = file.read(math.ceil(seconds * rate) + rate // 10, dtype="float32", always_2d=True)
     except (RuntimeError, OSError) as error:  # libsndfile errors are RuntimeErrors
         raise ValueError(f"{path}: unreadable audio ({error})") from None
+    if len(audio) * SAMPLE_RATE < need * rate:
+        raise ValueError(f"{path}: {len(audio) / rate:.2f} s of audio, at least {seconds:g} s needed")
     bad = int(np.count_nonzero(~np.isfinite(audio)))
     if bad:  # a float WAV can hold them; they would turn every image black
         raise ValueError(f"{path}: {bad} NaN or infinite samples; not usable audio")
+    if np.abs(audio).max() > 1:
+        log.warning("%s: float samples beyond full scale (peak %.2f), clipped to the int16 range", path,
+                    np.abs(audio).max())
     mono = torch.from_numpy(audio.mean(axis=1))
     if rate != SAMPLE_RATE:
         mono = torchaudio.functional.resample(mono, rate, SAMPLE_RATE)
-    need = int(round(seconds * SAMPLE_RATE))
-    if mono.numel() < need:
-        raise ValueError(f"{path}: {mono.numel() / SAMPLE_RATE:.2f} s of audio, at least {seconds:g} s needed")
-    return (mono[:need] * 32768.0).reshape(1, 1, need)
+    return (mono[:need] * 32768.0).round().clamp(-32768, 32767).reshape(1, 1, need)
 
 
 def warn_if_silent(clip: torch.Tensor, path: str | Path) -> None:

@@ -133,11 +133,12 @@ def _draw(v: Variant, config: SampleConfig, found: list[tuple[int, Path]], plan:
 
 def compare_samplers(variant: str, *, root: Path = Path("."), out: Path | None = None, per_class: int = 20,
                      guidance: float | None = None, seed: int = 0, batch_size: int = 64,
-                     runs: tuple[tuple[str, int], ...] = (("ddpm", 1000), ("dpmpp", 25)),
+                     runs: tuple[tuple[str, int], ...] | None = None,
                      ddpm_variance: str = "fixed_small", device: torch.device | None = None,
                      image_size: int | None = None) -> dict:
-    """Sample the same test conditions from the final checkpoint with each (sampler, steps) of `runs` (ddpm with
-    the posterior variance `ddpm_variance`; `guidance` as `checkpoint_guidance` allows), for the adherence
+    """Sample the same test conditions from the final checkpoint with each (sampler, steps) of `runs` (default:
+    ddpm at every timestep of the model's schedule, the thesis' reference, then dpmpp-25; ddpm with the posterior
+    variance `ddpm_variance`; `guidance` as `checkpoint_guidance` allows), for the adherence
     comparison (classify the `.npz` files the same way; `image_size`: the side the scoring classifier takes,
     checked before sampling). Writes `<out>/<sampler>-<steps>.npz` and `timing.json` (seconds per run, the first
     run's time over the last's, and the files) once every run is done; returns it."""
@@ -152,6 +153,10 @@ def compare_samplers(variant: str, *, root: Path = Path("."), out: Path | None =
         raise ValueError(f"--classifier scores {image_size}x{image_size} images, {path} draws "
                          f"{model.image_size}x{model.image_size}: use the classifier of its resolution")
     guidance = checkpoint_guidance(config, guidance, path)
+    timesteps = model.schedule.timesteps
+    runs = runs or (("ddpm", timesteps), ("dpmpp", min(25, timesteps)))
+    for sampler, steps in runs:
+        model.schedule.check_steps(steps, path, f"{sampler} steps")
     cond, labels, rows = held_out_conditions(v, root, "test", per_class, seed)
     out = out or root / SAMPLER_CHECKS / v.name
     timing = {"variant": v.name, "epoch": epoch, "guidance": guidance, "ddpm_variance": ddpm_variance,

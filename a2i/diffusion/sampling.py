@@ -91,6 +91,9 @@ def sample(model: Denoiser, cond: torch.Tensor, *, shape: tuple[int, ...], sampl
     scheduler = schedule.scheduler(sampler, ddpm_variance)
     if t_start is None:
         scheduler.set_timesteps(steps, device=cond.device)
+        if scheduler.timesteps[0] < schedule.timesteps // 2:  # diffusers' "leading" spacing: ddim or ddpm at 1 step
+            raise ValueError(f"{sampler} at {steps} step(s) starts at t = {int(scheduler.timesteps[0])}, and would "
+                             f"take pure noise for a nearly clean image: use more steps, or dpmpp")
         x = torch.randn((cond.shape[0], *shape), generator=generator, device=cond.device) * scheduler.init_noise_sigma
         timesteps = scheduler.timesteps
     else:

@@ -37,9 +37,11 @@ def _hidden(modules: tuple[str, ...]) -> Iterator[None]:
 
 def _schedulers():
     """diffusers' DDIM, DDPM and DPM-Solver multistep schedulers, imported without the modules they do not use
-    (diffusers treats both as optional); a diffusers that requires them is imported with them."""
+    (diffusers treats both as optional); a diffusers that requires them, or that was imported already (it then
+    counts on them, having found them installed), is imported with them."""
+    unused = () if "diffusers" in sys.modules else _UNUSED_BY_SCHEDULERS
     try:
-        with _hidden(_UNUSED_BY_SCHEDULERS):
+        with _hidden(unused):
             from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
     except ImportError:
         from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler

@@ -48,6 +48,7 @@ from a2i.diffusion.sampling import autocast, sample
 from a2i.diffusion.schedule import LOSS_WEIGHTINGS, Schedule, add_noise
 from a2i.diffusion.train import EMA, to_model_space, training_step
 from a2i.diffusion.unet import EMB_DIM, EncodingLayer, Levels, get_size, timestep_embedding
+from a2i.io import load_npy
 from a2i.variants import HR_IMAGES, PREPARED, SUPERRES_MODEL, Variant
 
 log = logging.getLogger(__name__)
@@ -369,7 +370,7 @@ def training_pairs(root: Path, embedding: str, audio: bool) -> tuple[np.ndarray,
     path = root / PREPARED / HR_IMAGES
     if not path.is_file():
         raise ValueError(f"{path} not found: run `prepare` with prepare.hr_image_size set")
-    high = np.asarray(np.load(path, mmap_mode="r")[data.index["image"].to_numpy()])
+    high = np.asarray(load_npy(path)[data.index["image"].to_numpy()])
     cond = load_embeddings(root, embedding, "train", len(data)) if audio else None
     return data.images(), high, cond
 

@@ -29,7 +29,7 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from a2i.code import code_digest
-from a2i.config import TrainConfig
+from a2i.config import TrainConfig, checkpoint_schedule
 from a2i.data.dataset import PreparedDataset, load_embeddings
 from a2i.devices import select_device, set_threads
 from a2i.diffusion.checkpoint import DIGEST, checkpoints, load_checkpoint, save_checkpoint, verify_checkpoint
@@ -42,8 +42,9 @@ from a2i.variants import PREPARED, Variant, checkpoint_name, diffusion_dir, live
 
 log = logging.getLogger(__name__)
 
-# Config keys that may change between a run and its resumption without changing what the epochs compute.
-_RESUMABLE = ("epochs", "checkpoint_every", "compile")
+# Config keys that may change between a run and its resumption without changing what the epochs compute
+# (torch.compile does: its fused kernels round differently).
+_RESUMABLE = ("epochs", "checkpoint_every")
 # In a run's dvclive folder: the `train` settings its history of previews and validation MSE was logged with
 # (they are not in the checkpoints' config: changing them does not change the training).
 LOGGED_WITH = "logged_with.json"
@@ -186,7 +187,7 @@ def training_step(model: UNet, optimizer: torch.optim.Optimizer, ema: EMA, step:
                   forward=None) -> torch.Tensor:
     """One optimisation step of the trainer (the loss, Adam, then the EMA update as step `step`); `forward` is the
     model as called (a DDP or compiled wrapper), by default `model` itself. Returns the detached loss."""
-    loss = diffusion_loss(forward or model, x0, cond, t, noise, model.alphas_cumprod, weighting)
+    loss = diffusion_loss(model if forward is None else forward, x0, cond, t, noise, model.alphas_cumprod, weighting)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -345,15 +346,18 @@ class Trainer:
         self.step = int(state["step"])
 
     def logged_with(self) -> dict:
-        """The settings of the dvclive history (`LOGGED_WITH`)."""
-        return {"preview": asdict(self.preview), "val_samples": self.val_samples}
+        """The settings of the dvclive history (`LOGGED_WITH`), and the validation data it was computed on."""
+        return {"preview": asdict(self.preview), "val_samples": self.val_samples,
+                "val_data": content_digest([self.val.images, self.val.cond])}
 
     def resume(self, restart: bool = False) -> int:
-        """Load the newest checkpoint of this run (at most `epochs`), after removing those of any other
-        configuration, code or model layout, or without a digest (written before checkpoints had one), or all of them
-        with `restart`. Every other checkpoint is verified first: a damaged one is an error, neither trained over
-        nor "already trained". Returns the epoch to continue after (0: fresh start)."""
-        usable, stale, newest = [], [], None
+        """Load the newest checkpoint of this run (at most `epochs`) that no missing checkpoint epoch of its
+        schedule precedes (a run resumed under another `checkpoint_every` must still write every one a fresh run
+        writes), after removing those of any other configuration, code or model layout, or without a digest
+        (written before checkpoints had one), or all of them with `restart`. Every other checkpoint is verified
+        first: a damaged one is an error, neither trained over nor "already trained". Returns the epoch to continue
+        after (0: fresh start)."""
+        usable, stale = [], []
         for epoch, path in checkpoints(self.run_dir):
             state = load_checkpoint(path)
             if DIGEST in state:
@@ -361,7 +365,10 @@ class Trainer:
             ours = (not restart and DIGEST in state and epoch <= self.config["epochs"]
                     and _same_run(state["config"], self.config) and _fits(self.model, state["model"]))
             (usable if ours else stale).append((epoch, path))
-            newest = state if ours else newest
+        saved = {epoch for epoch, _ in usable}
+        missing = [e for e in checkpoint_schedule(self.config["epochs"], self.config["checkpoint_every"])
+                   if e not in saved]
+        usable = [(epoch, path) for epoch, path in usable if not missing or epoch < missing[0]]
         if self.world > 1:
             dist.barrier()  # every rank has read them before rank 0 deletes any
         if stale and self.rank == 0:
@@ -373,7 +380,7 @@ class Trainer:
         if not usable:
             return 0
         epoch, path = usable[-1]
-        self.load(newest)
+        self.load(load_checkpoint(path))
         log.info("%s: resuming after %s", self.variant.name, path)
         return epoch
 
@@ -416,11 +423,20 @@ class Trainer:
             total /= self.world
         mean = float(total) / self.steps_per_epoch
         if not np.isfinite(mean):
-            last = checkpoints(self.run_dir)
-            kept = last[-1][1].name if last else "none"
-            raise FloatingPointError(f"{self.variant.name}: non-finite training loss in epoch {epoch}; "
-                                     f"stopped, last good checkpoint: {kept}")
+            raise self.diverged(f"non-finite training loss in epoch {epoch}")
         return mean
+
+    def check_weights(self, epoch: int) -> None:
+        """FloatingPointError unless the weights and their EMA are finite: a step can diverge after the last loss
+        of an epoch was summed, and a saved checkpoint of broken weights would stop every later run."""
+        for what, module in (("weights", self.model), ("EMA weights", self.ema.model)):
+            if not all(bool(torch.isfinite(weight).all()) for weight in module.state_dict().values()):
+                raise self.diverged(f"non-finite {what} after epoch {epoch}")
+
+    def diverged(self, what: str) -> FloatingPointError:
+        last = checkpoints(self.run_dir)
+        return FloatingPointError(f"{self.variant.name}: {what}; stopped, last good checkpoint: "
+                                  f"{last[-1][1].name if last else 'none'}")
 
     @torch.no_grad()
     def validation_mse(self) -> float:
@@ -522,10 +538,10 @@ def train(variant: str, params: TrainConfig | dict, root: Path = Path(".")) -> P
     logged = _read_logged_with(live_dir) or settings
     # The history holds the validation MSE of every epoch, not only of the checkpointed ones: only retraining
     # redoes it under another train.val_samples.
-    restart = logged["val_samples"] != settings["val_samples"]
+    restart = logged["val_samples"] != settings["val_samples"] or logged.get("val_data") != settings["val_data"]
     if restart:
-        log.info("%s: validation MSE logged on %d samples, train.val_samples is %d: retraining", v.name,
-                 logged["val_samples"], settings["val_samples"])
+        log.info("%s: the validation MSE was logged on other validation data or another train.val_samples: "
+                 "retraining", v.name)
     start = trainer.resume(restart)
     epochs, schedule = trainer.config["epochs"], params.checkpoint_epochs()
     live = _live(root, v.name, start) if rank == 0 else None
@@ -543,6 +559,7 @@ def train(variant: str, params: TrainConfig | dict, root: Path = Path(".")) -> P
             live.log_metric("val/mse", val_mse)
             log.info("%s epoch %d: train loss %.4f, val MSE %.4f", v.name, epoch, train_loss, val_mse)
             if epoch in schedule:
+                trainer.check_weights(epoch)
                 save_checkpoint(trainer.run_dir / checkpoint_name(epoch), trainer.state(epoch))
                 live.log_image(_preview_name(epoch), trainer.preview_grid())
             live.next_step()

@@ -17,7 +17,7 @@ from a2i.diffusion.superres import bicubic, check_embedding, load_superres, upsc
 from a2i.evaluation.evaluate import discover_samples
 from a2i.evaluation.selection import only_grid, select_best
 from a2i.evaluation.stats import collect_metrics
-from a2i.io import save_npz, write_json
+from a2i.io import load_npz, save_npz, write_json
 from a2i.variants import METRICS, PREPARED, SUPERRES_MODEL, UPSAMPLED_CHECKPOINT, Variant, samples_dir, upsampled_dir
 
 log = logging.getLogger(__name__)
@@ -55,8 +55,7 @@ def sample_sr(params: SampleSRConfig | dict, grid: list[Variant], root: Path = P
     embeddings = _test_embeddings(root, model, chosen["variant"])
     outputs = []  # (file name, bicubic, diffusion, labels, rows): written once every seed is done
     for sample in files:
-        with np.load(sample.path) as archive:
-            images, labels, rows = archive["images"], archive["labels"], archive["rows"]
+        images, labels, rows = load_npz(sample.path, "images", "labels", "rows")
         log.info("upsampling %s %s: %d images", chosen["variant"], sample.path.stem, len(images))
         upscaled = upscale(model, images, None if embeddings is None else embeddings[rows],
                            sampler=config.sampler, steps=config.steps, aug_level=config.aug_level,

@@ -21,15 +21,14 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from a2i.data.layout import INSTRUMENTS
-from a2i.evaluation import LR_SCHEDULES
-from a2i.io import save_torch, write_json
+from a2i.evaluation import FEATURES_NAME, LR_SCHEDULES
+from a2i.io import load_npy, save_torch, write_json
 from a2i.variants import IMAGES
 
 log = logging.getLogger(__name__)
 
 WIDTHS = (16, 32, 64, 128)
 SHIFT_FRACTION = 16  # random translation when training: up to 1/16 of the image side (4 pixels at 64x64)
-FEATURES_NAME = "classifier_penultimate"
 _INDEX = re.compile(r"^index_(\d+)s_(train|val|test)\.csv$")
 
 
@@ -53,15 +52,23 @@ def real_split(prepared: str | Path, split: str, images_file: str = IMAGES) -> R
     index_path = prepared / f"index_{lengths[0]}s_{split}.csv"
     if not index_path.is_file():
         raise ValueError(f"{index_path} not found")
-    index = pd.read_csv(index_path, usecols=["image", "label"])
+    index = pd.read_csv(index_path)
+    missing = [column for column in ("image", "label") if column not in index]
+    if missing:
+        raise ValueError(f"{index_path} lacks the column(s) {', '.join(missing)}")
     if index.empty:
         raise ValueError(f"{index_path} has no samples")
+    if not index["label"].isin(range(len(INSTRUMENTS))).all():
+        raise ValueError(f"{index_path}: labels outside 0..{len(INSTRUMENTS) - 1}, the instruments")
     if index.groupby("image")["label"].nunique().max() > 1:
         raise ValueError(f"{index_path}: one image row carries two labels")
     frames = index.drop_duplicates("image").sort_values("image")
-    if not (prepared / images_file).is_file():
-        raise ValueError(f"{prepared / images_file} not found (run the prepare stage)")
-    images = np.load(prepared / images_file, mmap_mode="r")
+    path = prepared / images_file
+    if not path.is_file():
+        raise ValueError(f"{path} not found (run the prepare stage)")
+    images = load_npy(path)
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[3] != 3 or images.shape[1] != images.shape[2]:
+        raise ValueError(f"{path}: {images.dtype} {list(images.shape)}, expected uint8 [n, S, S, 3] square crops")
     rows = frames["image"].to_numpy(np.int64)
     if rows.min() < 0 or rows.max() >= len(images):
         raise ValueError(f"{index_path}: image rows outside {images_file} (0..{len(images) - 1})")

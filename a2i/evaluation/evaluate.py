@@ -13,7 +13,6 @@ Real-image statistics are computed once per split and feature extractor and cach
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 from collections import defaultdict
@@ -25,10 +24,10 @@ import pandas as pd
 import torch
 
 from a2i.data.layout import INSTRUMENTS
-from a2i.evaluation import stats
+from a2i.evaluation import FRECHET_PREFIX, stats
 from a2i.evaluation.classifier import ClassifierFeatures, load_classifier, predict, real_split
 from a2i.evaluation.fid import FrechetReference, InceptionFeatures, resolve_inception_weights
-from a2i.io import atomic_path, load_npz, save_npz, sha256_file, write_csv, write_json
+from a2i.io import atomic_path, load_npz, read_json, save_npz, sha256_file, write_csv, write_json
 from a2i.variants import (HR_IMAGES, IMAGES, UPSAMPLED_CHECKPOINT, UPSAMPLERS, Variant, evaluation_name,
                           parse_sample_name, upsampled_dir)
 
@@ -98,10 +97,11 @@ def feature_space(fid_weights: str | None, classifier, classifier_path: str | Pa
                          "evaluate.allow_fid_classifier=true to report fid_classifier instead")
     if weights is None:
         log.info("no Inception weights: reporting fid_classifier (classifier penultimate features), not FID")
-        return ClassifierFeatures(classifier, batch_size, device), sha256_file(classifier_path), "fid_classifier"
+        extractor = ClassifierFeatures(classifier, batch_size, device)
+        return extractor, sha256_file(classifier_path), FRECHET_PREFIX[extractor.name]
     log.info("FID with pytorch-fid's InceptionV3, weights %s", weights)
     extractor = InceptionFeatures(weights, batch_size, device)
-    return extractor, extractor.weights_sha256, "fid"
+    return extractor, extractor.weights_sha256, FRECHET_PREFIX[extractor.name]
 
 
 def stats_cache_dir() -> Path:
@@ -114,8 +114,11 @@ def reference(images: np.ndarray, extractor, identity: str, cache: Path) -> Frec
     digest = hashlib.sha256(identity.encode() + np.ascontiguousarray(images).tobytes()).hexdigest()[:24]
     path = cache / f"{extractor.name}_{digest}.npz"
     if path.is_file():
-        with np.load(path) as cached:
-            return FrechetReference(cached["mu"], cached["sigma"], torch.from_numpy(cached["root"]))
+        try:
+            mu, sigma, root = load_npz(path, "mu", "sigma", "root")
+            return FrechetReference(mu, sigma, torch.from_numpy(root))
+        except ValueError as error:  # a cache, not an input: computed again and rewritten
+            log.warning("ignoring the damaged statistics cache: %s", error)
     fresh = FrechetReference.from_features(extractor(images))
     # The root too: cached or not, the same numbers come out to the last bit.
     save_npz(path, mu=fresh.mu.numpy(), sigma=fresh.sigma.numpy(), root=fresh.root.numpy())
@@ -300,15 +303,7 @@ def evaluate_upsampled(prepared: str | Path, root: str | Path, classifier_path: 
 
 def _selected_checkpoint(path: Path) -> dict:
     """The checkpoint `sample_sr` upsampled (variant, epoch, guidance), as it recorded it."""
-    if not path.is_file():
-        raise ValueError(f"{path} not found: run the sample_sr stage first")
-    try:
-        selected = json.loads(path.read_text())
-    except ValueError as error:
-        raise ValueError(f"{path} is not JSON ({error})") from None
-    if not isinstance(selected, dict) or not {"variant", "epoch", "guidance"} <= set(selected):
-        raise ValueError(f"{path} must name the upsampled checkpoint's variant, epoch and guidance")
-    return selected
+    return read_json(path, "variant", "epoch", "guidance", hint="run the sample_sr stage first")
 
 
 def write_confusion(csv_path: Path, png_path: Path, actual: np.ndarray, predicted: np.ndarray, title: str) -> None:

@@ -21,10 +21,10 @@ from unittest import mock
 import numpy as np
 import torch
 
+from a2i.evaluation import INCEPTION_NAME
 from a2i.io import load_npz
 
 INCEPTION_FILE = "pt_inception-2015-12-05-6726825d.pth"
-INCEPTION_NAME = "inception_v3_pool3"
 INCEPTION_DIMS = 2048
 
 

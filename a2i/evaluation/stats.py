@@ -9,12 +9,14 @@ the FID interval describes the spread, and may exclude the point estimate itself
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from a2i.evaluation import FRECHET_PREFIX
+from a2i.io import read_json
 
 LEVEL = 0.95
 
@@ -67,6 +69,19 @@ def check_metrics(metrics: dict, source: str | Path) -> None:
                          "are broken")
 
 
+def incomplete(metrics: dict) -> list[str]:
+    """What an evaluate metrics file lacks of what every evaluation measures: adherence, and on the test split the
+    Frechet distances to the real train and test images in its feature space, each with its interval. (The
+    per-class accuracies are null for a class without samples, the deviations over seeds for one seed.)"""
+    extractor = metrics.get("feature_extractor")
+    if extractor not in FRECHET_PREFIX:
+        return [f"feature_extractor={extractor!r}: not one of {', '.join(FRECHET_PREFIX)}"]
+    prefix = FRECHET_PREFIX[extractor]
+    names = ["adherence"] + ([] if metrics.get("split") == "val" else [f"{prefix}_train", f"{prefix}_test"])
+    keys = [f"{name}{end}" for name in names for end in ("", "_ci_low", "_ci_high")]
+    return [f"{key}={metrics.get(key)}: not a number" for key in keys if not _number(metrics.get(key))]
+
+
 def _number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -88,10 +103,12 @@ def collect_metrics(*metrics_dirs: str | Path) -> pd.DataFrame:
     (variant, epoch, guidance)."""
     rows = []
     for path in [path for folder in metrics_dirs for path in sorted(Path(folder).rglob("*.json"))]:
-        row = json.loads(path.read_text())
-        if not isinstance(row, dict) or not {"variant", "epoch", "guidance"} <= row.keys():
+        row = read_json(path)
+        if not {"variant", "epoch", "guidance"} <= row.keys():
             raise ValueError(f"{path} is not an evaluate metrics file (variant, epoch, guidance)")
         check_metrics(row, path)
+        if missing := incomplete(row):
+            raise ValueError(f"{path}: incomplete metrics ({'; '.join(missing)}): run its evaluate stage again")
         rows.append(row)
     frame = pd.DataFrame(rows)
     if frame.empty:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 from pathlib import Path
@@ -14,7 +13,7 @@ from a2i import thesis, variants
 from a2i.data.layout import LABELS, SAMPLE_RATE
 from a2i.evaluation.selection import best_row, main_grid, only_grid, select_best
 from a2i.evaluation.stats import collect_metrics
-from a2i.io import atomic_dir, write_csv, write_json, write_text
+from a2i.io import atomic_dir, load_npy, load_npz, read_json, write_csv, write_json, write_text
 from a2i.report import figures, statistics, tables
 
 log = logging.getLogger(__name__)
@@ -36,7 +35,7 @@ DATASET_NOTE = {
 
 
 def load_finetune(metrics_dir: Path) -> pd.DataFrame:
-    rows = [json.loads(p.read_text()) for p in sorted((metrics_dir / "finetune").glob("*.json"))]
+    rows = [read_json(p, "alignment", "length_s", "pretrained") for p in sorted((metrics_dir / "finetune").glob("*.json"))]
     if not rows:
         raise ValueError(f"no fine-tuning metrics in {metrics_dir / 'finetune'}")
     frame = pd.DataFrame(rows)
@@ -131,7 +130,7 @@ def real_test_images(prepared: Path, length_s: int,
                      images_file: str = variants.IMAGES) -> tuple[np.ndarray, np.ndarray]:
     """The real test frames of each test sample of `length_s` (index order) from `images_file`, and their labels."""
     index = pd.read_csv(prepared / f"index_{length_s}s_test.csv")
-    images = np.load(prepared / images_file, mmap_mode="r")
+    images = load_npy(prepared / images_file)
     return np.asarray(images[index["image"].to_numpy()]), index["label"].to_numpy()
 
 
@@ -140,12 +139,12 @@ def _dataset_section(out: Path, prepared: Path, dataset: str, seconds: int = 2) 
     spectrogram of `seconds` from the middle of each instrument's first performance."""
     performances = pd.read_csv(prepared / "performances.csv")
     frames = pd.read_csv(prepared / "images.csv")
-    images = np.load(prepared / variants.HR_IMAGES, mmap_mode="r")
+    images = load_npy(prepared / variants.HR_IMAGES)
     middle = frames.groupby("performance")["image"].median().astype(int)
     sheet = {name: [np.asarray(images[middle[p]]) for p in group["performance"] if p in middle.index]
              for name, group in performances.groupby("instrument", sort=False)}
     figures.contact_sheet(sheet, out / "dataset_frames.png")
-    tracks = np.load(prepared / "tracks.npy", mmap_mode="r")
+    tracks = load_npy(prepared / "tracks.npy")
     first = performances.drop_duplicates("instrument")
     examples = {row.instrument: np.array(tracks[row.offset + row.samples // 2 - seconds * SAMPLE_RATE // 2:]
                                            [:seconds * SAMPLE_RATE]) for row in first.itertuples()}
@@ -179,7 +178,7 @@ def _write_report(out: Path, metrics_dir: Path, plots_dir: Path, prepared: Path,
     counts = pd.read_csv(counts_path)
     embeddings = sorted({v.embedding for v in grid})
     finetune = only_grid(load_finetune(metrics_dir), "embedding", embeddings, metrics_dir / "finetune")
-    classifier = json.loads((metrics_dir / "classifier.json").read_text())
+    classifier = read_json(metrics_dir / "classifier.json", "test_accuracy", hint="run the classify stage")
     # The CFG sweep's other scales: of the study's cell only (DVC keeps the sweep of an earlier study cell).
     every = only_grid(collect_metrics(metrics_dir / "evaluate", metrics_dir / "evaluate_cfg" / cfg_sweep), "variant",
                       [v.name for v in grid], metrics_dir / "evaluate")
@@ -214,7 +213,8 @@ def _write_report(out: Path, metrics_dir: Path, plots_dir: Path, prepared: Path,
     sections += _thesis_extras(out, evaluations, on_test, finetune, prepared, plots_dir, guidance, cfg_sweep,
                                study_epoch, fid_test, fid_train)
     upsampled = load_upsampled(metrics_dir / "evaluate_sr", selected)
-    judge_hr = json.loads((metrics_dir / "classifier_hr.json").read_text())["test_accuracy"]
+    judge_hr = read_json(metrics_dir / "classifier_hr.json", "test_accuracy", hint="run the classify stage")[
+        "test_accuracy"]
     judges = (classifier["test_accuracy"], judge_hr)
     sections.append(_superres_section(out, selected, upsampled, prepared, fid_test, judges))
 
@@ -227,7 +227,10 @@ def _write_report(out: Path, metrics_dir: Path, plots_dir: Path, prepared: Path,
     checkpoint = variants.evaluation_name(int(on_test["epoch"]), float(on_test["guidance"]))
     # The evaluate stage drew every confusion matrix. Figure 5.3 is the thesis' "best performing model", the best
     # on test (5.2.2), whichever checkpoint validation selects for the headline.
-    shutil.copyfile(plots_dir / on_test["variant"] / f"{checkpoint}.png", out / "figure_5_3_confusion.png")
+    confusion = plots_dir / on_test["variant"] / f"{checkpoint}.png"
+    if not confusion.is_file():
+        raise ValueError(f"{confusion} not found: run the evaluate stage of {on_test['variant']}")
+    shutil.copyfile(confusion, out / "figure_5_3_confusion.png")
     grids = _image_grids(out, main, main_grid(validation, guidance), prepared)
 
     card = recipe_card(params, finetune, str(selected["feature_extractor"]))
@@ -241,7 +244,7 @@ def _write_report(out: Path, metrics_dir: Path, plots_dir: Path, prepared: Path,
 
 def load_upsampled(folder: Path, selected: pd.Series) -> pd.DataFrame:
     """The evaluate_sr metrics (one row per upsampling method) of the selected checkpoint's images."""
-    rows = [json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))]
+    rows = [read_json(path, "method", "variant", "epoch", "guidance") for path in sorted(folder.glob("*.json"))]
     if not rows:
         raise ValueError(f"no super-resolution metrics in {folder}: run the evaluate_sr stage")
     frame = pd.DataFrame(rows)
@@ -258,14 +261,13 @@ def _superres_section(out: Path, selected: pd.Series, upsampled: pd.DataFrame, p
     """Table 5.3's rows of ours at the base and the high resolution, and the base / bicubic / diffusion figure
     (the upsampled images and their evaluation share the `evaluate` section's Frechet distance, `fid_test`).
     `judges`: the test accuracy of the classifiers at the base and the high resolution."""
-    image_size = np.load(prepared / variants.IMAGES, mmap_mode="r").shape[1]
+    image_size = load_npy(prepared / variants.IMAGES).shape[1]
     table = tables.upsampling_rows(selected, upsampled, fid_test, image_size)
     base_path = _first_seed(selected["variant"], int(selected["epoch"]), float(selected["guidance"]))
-    with np.load(base_path) as base:
-        columns, labels, rows = {f"generated {image_size}": base["images"]}, base["labels"], base["rows"]
+    images, labels, rows = load_npz(base_path, "images", "labels", "rows")
+    columns = {f"generated {image_size}": images}
     for method in variants.UPSAMPLERS:
-        with np.load(variants.upsampled_dir(method) / base_path.name) as archive:
-            columns[method] = archive["images"]
+        columns[method], = load_npz(variants.upsampled_dir(method) / base_path.name, "images")
     real, _ = real_test_images(prepared, int(selected["length_s"]), variants.HR_IMAGES)
     high_size = real.shape[1]
     columns[f"real {high_size}"] = real[rows]
@@ -319,9 +321,8 @@ def _image_grids(out: Path, main: pd.DataFrame, main_val: pd.DataFrame, prepared
         chosen = best_row(main_val[main_val["variant"] == variant])
         best = frame[frame["epoch"] == chosen["epoch"]].iloc[0]
         real, real_labels = real_test_images(prepared, int(best["length_s"]))
-        with np.load(_first_seed(variant, int(best["epoch"]), float(best["guidance"]))) as generated:
-            figures.image_grid(real, real_labels, generated["images"], generated["labels"],
-                               out / f"grid_{variant}.png")
+        images, labels = load_npz(_first_seed(variant, int(best["epoch"]), float(best["guidance"])), "images", "labels")
+        figures.image_grid(real, real_labels, images, labels, out / f"grid_{variant}.png")
         names.append(f"grid_{variant}.png")
     return names
 
@@ -370,7 +371,7 @@ def _thesis_extras(out: Path, test: pd.DataFrame, best: pd.Series, finetune: pd.
     `test`: the test-split metrics; `best`: the thesis' best model (the best on test, 5.2.2); `study_epoch`: the
     CFG and projection studies' checkpoint (None: each variant's final one)."""
     main = main_grid(test, guidance)
-    image_size = np.load(prepared / variants.IMAGES, mmap_mode="r").shape[1]
+    image_size = load_npy(prepared / variants.IMAGES).shape[1]
     caveat = (f"Resolutions differ (peers up to 256x256, ours {image_size}x{image_size}): not a like-for-like "
               "comparison." + ("" if fid_test == "fid_test" else " `fid_classifier` is not FID, not comparable."))
     swept = test[test["variant"] == cfg_sweep]
@@ -427,7 +428,7 @@ def _figure_5_4(out: Path, best: pd.Series, prepared: Path, plots_dir: Path, top
     if pairs.empty:
         return title + f"Not in this run ({best['variant']} {checkpoint} confuses no instruments).\n"
     index = pd.read_csv(prepared / f"index_{int(best['length_s'])}s_train.csv")
-    images = np.load(prepared / variants.IMAGES, mmap_mode="r")
+    images = load_npy(prepared / variants.IMAGES)
     names = list(dict.fromkeys(pairs[["actual", "predicted"]].to_numpy().ravel()))  # in order of confusion
     rows = {name: np.asarray(images[index.loc[index["label"] == LABELS[name], "image"].to_numpy()[:per_instrument]])
             for name in names}
@@ -447,11 +448,11 @@ def _figure_5_7(out: Path, swept: pd.DataFrame, cfg_sweep: str, study_epoch: int
     files = [_first_seed(cfg_sweep, epoch, scale) for scale in (guidance, large)]
     if large <= guidance or None in files:
         return title + f"Not in this run (no samples of {cfg_sweep} above guidance {guidance:g}).\n"
-    with np.load(files[0]) as main, np.load(files[1]) as strong:
-        _, at_main, at_large = np.intersect1d(main["rows"], strong["rows"], return_indices=True)
-        first = np.unique(main["labels"][at_main], return_index=True)[1]  # one shared condition per instrument
-        rows = {f"s = {guidance:g}": main["images"][at_main[first]],
-                f"s = {large:g}": strong["images"][at_large[first]]}
+    (main, main_labels, main_rows), (strong, _, strong_rows) = (load_npz(path, "images", "labels", "rows")
+                                                                for path in files)
+    _, at_main, at_large = np.intersect1d(main_rows, strong_rows, return_indices=True)
+    first = np.unique(main_labels[at_main], return_index=True)[1]  # one shared condition per instrument
+    rows = {f"s = {guidance:g}": main[at_main[first]], f"s = {large:g}": strong[at_large[first]]}
     figures.image_rows(rows, out / "figure_5_7_large_cfg.png", f"{cfg_sweep}, epoch {epoch}", len(first))
     return title + f"{cfg_sweep}, epoch {epoch}: same conditions (columns) at s = {guidance:g} and {large:g}.\n\n" \
         "![5.7](figure_5_7_large_cfg.png)\n"
@@ -467,8 +468,7 @@ def _brightness_figure(out: Path, test: pd.DataFrame, prepared: Path, cfg_sweep:
         path = _first_seed(name, _study_checkpoint(test[test["variant"] == name], study_epoch), guidance)
         if path is None:
             return title + f"Not in this run (no samples of {name} at guidance {guidance:g}).\n"
-        with np.load(path) as sample:
-            samples[name] = sample["images"]
+        samples[name], = load_npz(path, "images")
     real, _ = real_test_images(prepared, variants.Variant.parse(cfg_sweep).length)
     png = f"figure_{figure.replace('.', '_')}_{study}_brightness.png"
     figures.brightness(real, samples, out / png)

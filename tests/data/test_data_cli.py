@@ -56,10 +56,12 @@ def test_synthesize_defaults_are_the_pipelines():
 
 
 @pytest.mark.parametrize("options, named", [
-    (["--frame-width", "0", "--frame-height", "0"], "--frame-width=0 is not an integer >= 1; --frame-height=0"),
-    (["--frame-width", "-5", "--frame-height", "-10"], "--frame-width=-5 is not an integer >= 1"),
+    (["--frame-width", "0", "--frame-height", "0"], "--frame-width=0 is not an integer in 1..7680; --frame-height=0"),
+    (["--frame-width", "-5", "--frame-height", "-10"], "--frame-width=-5 is not an integer in 1..7680"),
+    (["--frame-width", "70000"], "--frame-width=70000 is not an integer in 1..7680"),
+    (["--performance-seconds", "1e308"], "--performance-seconds=1e+308 is not a multiple of 0.1 s in 2.6..3600"),
     (["--performance-seconds", "nan"], "--performance-seconds=nan is not a multiple of 0.1 s"),
-    (["--seed", "-1"], "--seed=-1 is not an integer >= 0"),
+    (["--seed", "-1"], "--seed=-1 is not an integer in 0..4294967295"),
 ])
 def test_synthesize_checks_options_before_writing(tmp_path, options, named):
     out = tmp_path / "synthetic"

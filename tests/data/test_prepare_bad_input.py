@@ -87,6 +87,25 @@ def _non_ascii_digits(raw):
     return path
 
 
+def _upper_case_suffix(raw):  # beside the lower-case pair, so the frame stays paired
+    path = _wav(raw).with_suffix(".WAV")
+    shutil.copy(_wav(raw), path)
+    return path
+
+
+def _odd_rate(raw):  # 48,002 Hz shares 2 Hz with 44.1 kHz: resampling would need a 24,001-phase kernel
+    path = _wav(raw)
+    sf.write(path, np.zeros((24001, 2), np.int16), 48002, subtype="PCM_16")
+    return path
+
+
+def _far_timestamp(raw):  # violin00_1500 typed with three digits too many
+    path = _wav(raw, "violin00_1500000")
+    shutil.copy(_wav(raw, "violin00_1500"), path)
+    shutil.copy(_jpg(raw, "violin00_1500"), _jpg(raw, "violin00_1500000"))
+    return path
+
+
 CASES = {
     "truncated": (_truncate, "truncated?"),
     "not a wav": (_not_wav, "not a readable WAV file"),
@@ -98,6 +117,10 @@ CASES = {
     "padded time": (_second_name, "'violin00_01000' is not a Sub-URMP stem <instrument><NN>_<t ms>: write it "
                                   "'violin00_1000'"),
     "non-ASCII digits": (_non_ascii_digits, "is not a Sub-URMP stem"),
+    "upper-case suffix": (_upper_case_suffix, "suffix '.WAV': Sub-URMP names end in '.wav'"),
+    "odd sample rate": (_odd_rate, "sample rate 48002 Hz is no standard audio rate; expected 44100 Hz"),
+    "far-off timestamp": (_far_timestamp, "timestamp 1500000 ms lies 1498.5 s after violin00's previous chunk "
+                                          "(1500 ms), more than 600 s: a typo?"),
 }
 
 
@@ -122,7 +145,8 @@ def test_bad_file_skip_lists_it(raw, tmp_path, case):
     skipped = pd.read_csv(out / "skipped.csv")
     assert skipped.path.tolist() == [str(path)] and reason in skipped.reason[0]
     images = pd.read_csv(out / "images.csv")
-    named = ("unpaired", "bad name", "padded time", "non-ASCII digits")  # an extra file, not a bad read
+    named = ("unpaired", "bad name", "padded time", "non-ASCII digits", "upper-case suffix",
+             "far-off timestamp")  # an extra file, not a bad read
     assert len(np.load(out / "images.npy")) == len(images) == 11 + 16 - (case not in named)
     # original_<split> counts the pairs read, as images.csv does; an unreadable one is in skipped.csv instead
     original = pd.read_csv(out / "counts.csv").query("instrument == 'violin' and length_s == 0.5")

@@ -61,17 +61,20 @@ def test_deterministic(tmp_path):
         assert (tmp_path / "a" / path).read_bytes() == (tmp_path / "b" / path).read_bytes()
 
 
-def _wav_digest(tree) -> str:
+def _digest(tree, kind: str) -> str:
     sha = hashlib.sha256()
-    for path in sorted((tree / "chunk").rglob("*.wav")):
+    for path in sorted((tree / kind).rglob("*.*")):
         sha.update(path.relative_to(tree).as_posix().encode() + path.read_bytes())
     return sha.hexdigest()
 
 
-def test_audio_bytes_are_pinned(tree):
+def test_audio_and_frame_bytes_are_pinned(tree):
     # The same on every CPU (the synthesizer uses only exactly rounded arithmetic): a change here means the
-    # signal model (or the SoundFont) changed, and with it every downstream hash of the pipeline.
-    assert _wav_digest(tree) == "822a9548e109d4af61974dfe5ab9b4d98868662e992fb36ca05cbd75a70f12fc"
+    # signal model, the scene (or the SoundFont) changed, and with it every downstream hash of the pipeline. The
+    # frames also depend on Pillow's polygon rasteriser and bundled JPEG encoder: the same bytes from Pillow 11.2
+    # on (10.x rasterises polygon edges differently, 11.1 encodes differently), pyproject's floor.
+    assert _digest(tree, "chunk") == "822a9548e109d4af61974dfe5ab9b4d98868662e992fb36ca05cbd75a70f12fc"
+    assert _digest(tree, "img") == "8b26078ab2793c2296a50fe41384233ee9e281ce5b4bfa9f09c7800573641476"
 
 
 # numpy functions whose results are the same on every CPU: exact elementwise arithmetic, integer draws, layout
@@ -164,9 +167,20 @@ def test_phrases_span_the_range_with_rests():
     assert notes[0].onset >= 0.8 and notes[-1].onset + notes[-1].duration <= 29.2  # noise-only edges
 
 
-def test_bad_parameters(tmp_path):
-    with pytest.raises(ValueError, match="performance_seconds"):
-        synthesize(tmp_path, performance_seconds=1.05)
-    with pytest.raises(ValueError, match="validation_performances"):
-        synthesize(tmp_path, validation_performances=0)
-    assert not (tmp_path / "Sub-URMP").exists()
+@pytest.mark.parametrize("kwargs, message", [
+    ({"performance_seconds": 1.05}, "synthesize.performance_seconds=1.05 is not a multiple of 0.1 s in 2.6..3600"),
+    ({"performance_seconds": 1e308}, "synthesize.performance_seconds=1e+308 is not a multiple of 0.1 s in 2.6..3600"),
+    ({"performance_seconds": float("nan")}, "synthesize.performance_seconds=nan is not a multiple of 0.1 s"),
+    ({"validation_performances": 0}, "synthesize.validation_performances=0 is not an integer in 1..99"),
+    ({"train_performances": 99, "validation_performances": 2}, "synthesize.train_performances=99 and "
+     "synthesize.validation_performances=2 number more than 100 performances, and Sub-URMP numbers them with two "
+     "digits"),
+    ({"seed": -1}, "synthesize.seed=-1 is not an integer in 0..4294967295"),
+    ({"frame_width": 70000}, "synthesize.frame_width=70000 is not an integer in 1..7680"),
+    ({"frame_width": 10, "frame_height": 20}, "synthesize.frame_width=10 is not >= synthesize.frame_height=20"),
+])
+def test_bad_parameters_are_named_before_anything_is_written(tmp_path, kwargs, message):
+    with pytest.raises(ValueError) as error:
+        synthesize(tmp_path, **kwargs)
+    assert str(error.value).startswith(message)
+    assert not any(tmp_path.iterdir())

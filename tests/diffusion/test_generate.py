@@ -1,9 +1,11 @@
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
+import torchaudio
 import yaml
 from click.testing import CliRunner
 from PIL import Image
@@ -106,7 +108,8 @@ def test_generate_help_shows_defaults():
 
 
 @pytest.mark.parametrize("option, value", [
-    ("--seconds", "-1"), ("--seconds", "0"), ("--seconds", "nan"), ("--guidance", "nan"), ("--guidance", "inf"),
+    ("--seconds", "-1"), ("--seconds", "0"), ("--seconds", "0.3"), ("--seconds", "nan"), ("--seed", "-1"),
+    ("--seed", str(2**64)), ("--guidance", "nan"), ("--guidance", "inf"),
     ("--guidance", "-1"), ("--n", "0"), ("--steps", "0"), ("--device", "gpu"), ("--device", "cuda"),
 ])
 def test_bad_options_are_one_line_before_anything_loads(tmp_path, monkeypatch, option, value):
@@ -133,11 +136,39 @@ def test_nan_samples_are_a_one_line_error(trained, tmp_path):
     assert not out.exists()
 
 
-def test_read_clip_refuses_a_length_that_is_not_positive(tmp_path):
+def test_read_clip_refuses_a_length_below_the_audio_heads_shortest_input(tmp_path):
     wav = write_wav(tmp_path / "clip.wav", seconds=1.0, rate=44100, channels=1)
-    for seconds in (0.0, -1.0, float("nan")):
-        with pytest.raises(ValueError, match="seconds must be > 0"):
+    for seconds in (0.0, -1.0, 1e-5, 0.49, float("nan")):
+        with pytest.raises(ValueError, match=r"^seconds must be >= 0.5, the audio head's shortest input, got "):
             read_clip(wav, seconds)
+
+
+@pytest.mark.parametrize("rate", [44100, 22050])
+def test_an_empty_file_is_a_one_line_error_at_any_rate(tmp_path, rate):
+    wav = tmp_path / "empty.wav"
+    sf.write(wav, np.zeros((0, 2), np.int16), rate, subtype="PCM_16")
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(wav))}: 0.00 s of audio, at least 1 s needed$"):
+        read_clip(wav, 1.0)
+
+
+def test_audio_beyond_the_int16_range_is_clipped_as_prepare_clips_it(tmp_path, caplog):
+    # a full-scale square wave overshoots after resampling (Gibbs), and a float WAV can exceed full scale
+    square = np.where(np.arange(48000) // 50 % 2, 32767, -32768).astype(np.int16)
+    sf.write(tmp_path / "square.wav", square, 48000, subtype="PCM_16")
+    loud = tmp_path / "loud.wav"
+    sf.write(loud, np.full(44100, 1.5, np.float32), 44100, subtype="FLOAT")
+    for path in (tmp_path / "square.wav", loud):
+        clip = read_clip(path, 1.0)
+        assert clip.min() >= -32768 and clip.max() <= 32767 and torch.equal(clip, clip.round()), path
+    assert f"{loud}: float samples beyond full scale (peak 1.50), clipped to the int16 range" in caplog.text
+
+
+def test_a_long_file_gives_the_clip_of_reading_it_whole(tmp_path):
+    wav = write_wav(tmp_path / "long.wav", seconds=30.0, rate=48000, channels=2)
+    audio, rate = sf.read(wav, dtype="float32", always_2d=True)
+    whole = torchaudio.functional.resample(torch.from_numpy(audio.mean(axis=1)), rate, 44100)[:44100]
+    torch.testing.assert_close(read_clip(wav, 1.0).flatten(), (whole * 32768).round().clamp(-32768, 32767),
+                               rtol=0, atol=0)
 
 
 def test_a_clip_quieter_than_the_silence_threshold_is_drawn_with_a_warning(caplog):

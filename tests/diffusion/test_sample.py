@@ -52,6 +52,17 @@ def test_ddim_at_few_steps_denoises_down_to_t_0(steps):
     assert (x.std(0) < 1.1 * sigma).all(), x.std(0) / sigma
 
 
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim"])
+def test_a_single_leading_step_is_refused_rather_than_returning_the_noise(sampler):
+    # diffusers' "leading" spacing puts one step at t = 0: the chain would return its initial noise as the image
+    with pytest.raises(ValueError, match=rf"^{sampler} at 1 step\(s\) starts at t = 0, and would take pure noise"):
+        sample(gaussian_eps, torch.zeros(2, 1024), shape=(4,), sampler=sampler, steps=1, guidance=1.0,
+               generator=torch.Generator().manual_seed(0))
+    x = sample(gaussian_eps, torch.zeros(2000, 1024), shape=(4,), sampler="dpmpp", steps=1, guidance=1.0,
+               generator=torch.Generator().manual_seed(0))
+    assert (x.abs() < 0.05).all()  # one step from t = T - 1: the data mean, 0
+
+
 def test_guidance_extrapolates_the_mean_away_from_the_unconditional_one():
     # With exact Gaussian branches (unconditional mean 0), eps_u + s (eps_c - eps_u) is exactly the noise
     # predictor of N(s * mu, SIGMA^2).

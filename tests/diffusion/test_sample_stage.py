@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from a2i.cli import main
 from a2i.diffusion.checkpoint import DIGEST, save_checkpoint
 from a2i.diffusion.sample import compare_samplers, sample_variant
+from a2i.diffusion.schedule import Schedule
 from a2i.diffusion.train import train
 from a2i.evaluation.classifier import InstrumentClassifier, save_classifier
 from a2i.variants import samples_dir
@@ -132,6 +133,31 @@ def test_compare_samplers_writes_both_runs_on_the_same_conditions(trained, sampl
     assert timing["epoch"] == 2 and timing["speedup"] == timing["ddpm-20_s"] / timing["dpmpp-2_s"]
 
 
+@pytest.mark.parametrize("timesteps, runs", [(1000, [("ddpm", 1000), ("dpmpp", 25)]),
+                                              (500, [("ddpm", 500), ("dpmpp", 25)]),
+                                              (20, [("ddpm", 20), ("dpmpp", 20)])])
+def test_compare_samplers_references_ddpm_at_every_timestep_of_the_models_schedule(trained, monkeypatch, timesteps,
+                                                                                    runs):
+    module = importlib.import_module("a2i.diffusion.sample")
+    real_load, calls = module.load_generator, []
+
+    def load_with_schedule(path, device):
+        model, config = real_load(path, device)
+        model.schedule = Schedule(timesteps=timesteps)
+        return model, config
+
+    def drawn(model, cond, **kwargs):  # records the run; drawing 1000 steps would add nothing here
+        calls.append((kwargs["sampler"], kwargs["steps"]))
+        return np.zeros((len(cond), 64, 64, 3), np.uint8)
+
+    monkeypatch.setattr(module, "load_generator", load_with_schedule)
+    monkeypatch.setattr(module, "generate_images", drawn)
+    compare_samplers("text-1s", root=trained, per_class=1, out=trained / "compare")
+    assert calls == runs
+    with pytest.raises(ValueError, match=f"^dpmpp steps must be <= the {timesteps} timesteps of the schedule of "):
+        compare_samplers("text-1s", root=trained, per_class=1, runs=(("dpmpp", timesteps + 1),))
+
+
 def test_compare_samplers_draws_a_model_without_condition_dropout_at_guidance_1_only(trained, sampled):
     timing = compare_samplers("text-1s-nocfg", root=trained, per_class=1, runs=(("dpmpp", 2),))
     assert timing["guidance"] == 1.0 and [c["guidance"] for c in sampled] == [1.0]
@@ -151,6 +177,15 @@ def test_compare_samplers_refuses_counts_below_one_before_anything_loads(tmp_pat
     assert result.exit_code == 2
     assert result.output.count("\n") == 1 and result.output.startswith(f"error: Invalid value for '{option}'")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("where", ["file", "file/sub"])
+def test_compare_samplers_refuses_an_output_folder_it_cannot_make_before_sampling(tmp_path, where):
+    (tmp_path / "file").write_text("not a folder")
+    result = CliRunner().invoke(main, ["compare-samplers", "--variant", "text-1s", "--classifier",
+                                       str(tmp_path / "absent.pt"), "-o", str(tmp_path / where)])
+    assert result.exit_code == 2 and result.output.count("\n") == 1
+    assert result.output.startswith("error: Invalid value for '-o' / '--out': ") and "is a file" in result.output
 
 
 def test_compare_samplers_command_scores_both_runs_with_the_classifier(trained, monkeypatch):

@@ -22,6 +22,14 @@ def test_the_schedulers_load_without_dynamo_and_scipy():
     assert out.strip() == "[] ['DDPMScheduler', 'DDIMScheduler', 'DPMSolverMultistepScheduler']"
 
 
+def test_the_schedulers_load_after_a_users_own_import_of_diffusers():
+    # diffusers, imported first, found scipy installed and counts on it: hiding it then breaks the import
+    probe = "import diffusers\nfrom a2i.diffusion.schedule import SAMPLERS, Schedule\n" \
+            "print([type(Schedule().scheduler(name)).__name__ for name in SAMPLERS])"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "['DDPMScheduler', 'DDIMScheduler', 'DPMSolverMultistepScheduler']"
+
+
 def test_the_training_schedule_is_the_thesis_linear_one():
     abar = Schedule().alphas_cumprod()
     betas = torch.linspace(1e-4, 0.02, 1000, dtype=torch.float32)

@@ -161,6 +161,58 @@ def test_a_run_resumed_under_another_schedule_ends_with_a_fresh_runs_checkpoints
         sha256_file(straight / "models" / "diffusion" / "text-1s" / "epoch_004.pt")
 
 
+@pytest.mark.parametrize("before, after", [((4, 2), (4, 1)), ((4, 2), (6, 3))])
+def test_a_run_resumed_under_another_schedule_writes_every_checkpoint_a_fresh_run_writes(tmp_path, before, after):
+    # Resuming from the newest checkpoint would skip the new schedule's epochs before it (1 and 3; or 3), which
+    # sampling and model selection would then quietly lack.
+    straight, resumed = make_root(tmp_path / "a"), make_root(tmp_path / "b")
+    (epochs, every), (new_epochs, new_every) = before, after
+    train("text-1s", train_params(epochs=new_epochs, checkpoint_every=new_every), straight)
+    train("text-1s", train_params(epochs=epochs, checkpoint_every=every), resumed)
+    train("text-1s", train_params(epochs=new_epochs, checkpoint_every=new_every), resumed)
+    assert checkpoint_files(resumed).keys() == checkpoint_files(straight).keys()
+    assert live_files(resumed) == live_files(straight)
+    final = f"epoch_{new_epochs:03d}.pt"
+    assert checkpoint_files(resumed)[final] == checkpoint_files(straight)[final]
+
+
+def test_a_finished_run_on_other_validation_data_logs_its_history_again(tmp_path):
+    # The validation MSE of every epoch and the previews come from the val split: new val data alone (a
+    # re-prepared dataset, a re-fine-tuned head) re-runs `train`, which must not keep the old curves.
+    root, fresh = make_root(tmp_path / "run"), make_root(tmp_path / "fresh")
+    train("text-1s", train_params(), root)
+    for run in (root, fresh):
+        embeddings = run / "data" / "embeddings" / "text-1s" / "val.npy"
+        np.save(embeddings, np.load(embeddings) * 2)
+    train("text-1s", train_params(), root)
+    train("text-1s", train_params(), fresh)
+    assert live_files(root) == live_files(fresh)
+    assert checkpoint_files(root) == checkpoint_files(fresh)
+
+
+class Compiled:
+    """As torch.compile's wrapper around a module without __len__: callable, and len() (so bool()) raises."""
+
+    def __init__(self, module):
+        self.module = module
+
+    def __call__(self, *args, **kwargs):
+        return self.module(*args, **kwargs)
+
+    def __len__(self):
+        raise TypeError("UNet does not support len()")
+
+
+def test_a_compiled_run_trains_and_is_not_taken_for_an_uncompiled_one(root, monkeypatch, caplog):
+    # compiled kernels round differently, so a run under the other setting is another run, not "already trained"
+    monkeypatch.setattr(torch, "compile", Compiled)
+    train("text-1s", train_params(compile=True), root)
+    assert final_state(root, 2)["config"]["compile"] is True
+    with caplog.at_level(logging.INFO):
+        train("text-1s", train_params(), root)
+    assert "already trained" not in caplog.text and final_state(root, 2)["config"]["compile"] is False
+
+
 def test_a_finished_run_on_other_data_is_retrained_not_resumed(root):
     # The same parameters over new embeddings (a re-fine-tuned audio head, a new dataset): the persisted
     # checkpoints DVC keeps between runs must not pass for this data's trained model.
@@ -268,6 +320,26 @@ def test_a_non_finite_loss_stops_with_an_error_and_keeps_the_last_good_checkpoin
         train("text-1s", train_params(epochs=2), root)
     assert sha256_file(good) == digest
     assert [e for e, _ in checkpoints(good.parent)] == [1]
+
+
+def test_weights_that_diverge_after_the_last_loss_of_an_epoch_are_never_saved(root, monkeypatch):
+    train("text-1s", train_params(epochs=1), root)
+    good = root / "models" / "diffusion" / "text-1s" / "epoch_001.pt"
+    digest = sha256_file(good)
+    real_step = train_module.training_step
+
+    def diverges_last(model, optimizer, ema, step, *args, **kwargs):  # epoch 2's last step (2 steps an epoch)
+        loss = real_step(model, optimizer, ema, step, *args, **kwargs)  # a finite loss, then an infinite weight
+        if step == 4:
+            with torch.no_grad():
+                model.outc.bias[0] = float("inf")
+        return loss
+
+    monkeypatch.setattr(train_module, "training_step", diverges_last)
+    with pytest.raises(FloatingPointError, match=r"^text-1s: non-finite weights after epoch 2; stopped, last good "
+                                                 r"checkpoint: epoch_001\.pt$"):
+        train("text-1s", train_params(epochs=2), root)
+    assert [e for e, _ in checkpoints(good.parent)] == [1] and sha256_file(good) == digest
 
 
 def test_condition_dropout_is_per_sample(root, monkeypatch):

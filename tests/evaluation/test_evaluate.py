@@ -101,11 +101,13 @@ def test_evaluate_is_deterministic_and_caches_real_statistics(samples, prepared,
     cache = tmp_path / "xdg-cache" / "a2i" / "fid_stats"
     cached = sorted(cache.iterdir())
     assert len(cached) == 2  # train and test
+    cached[0].write_bytes(cached[0].read_bytes()[:100])  # a damaged cache entry is computed again
     _evaluate(samples, prepared, trained, tmp_path / "second")
     assert sorted(cache.iterdir()) == cached
     for name in ("epoch_002_g3.json", "epoch_004_g1.json"):
         first, second = ((tmp_path / run / "metrics" / "text-2s-pca" / name).read_text() for run in ("first", "second"))
         assert first == second
+    assert len(np.load(cached[0])["mu"]) > 0
 
 
 def test_collect_metrics(samples, prepared, trained, tmp_path):

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -26,6 +29,7 @@ def _evaluation(variant: str, epoch: int, guidance: float, adherence: float, spl
            "adherence_sd": None, "adherence_ci_low": adherence - 0.05, "adherence_ci_high": adherence + 0.05,
            "feature_extractor": "classifier_penultimate",
            "fid_classifier_train": 10 - adherence, "fid_classifier_test": 12 - adherence,
+           "fid_classifier_train_ci_low": 9 - adherence, "fid_classifier_train_ci_high": 11 - adherence,
            "fid_classifier_test_ci_low": 11 - adherence, "fid_classifier_test_ci_high": 13 - adherence}
     return row | {f"acc_{name}": adherence for name in INSTRUMENTS}
 
@@ -296,6 +300,66 @@ def test_impossible_metrics_stop_the_report_in_one_line(run_dir, result):
     finally:
         path.write_text(good)
     assert not (run_dir / "report_impossible").exists()
+
+
+def _evaluation_file(run_dir) -> Path:
+    return run_dir / "metrics" / "evaluate" / "text-1s" / f"{variants.evaluation_name(2, 3.0)}.json"
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda row: row | {"adherence": None}, r"incomplete metrics \(adherence=None: not a number\)"),
+    (lambda row: {k: v for k, v in row.items() if k != "fid_classifier_test"},
+     r"incomplete metrics \(fid_classifier_test=None: not a number\)"),
+    (lambda row: row | {"feature_extractor": "vgg"}, r"incomplete metrics \(feature_extractor='vgg': not one of "),
+])
+def test_a_metric_left_out_or_null_stops_the_report_in_one_line(run_dir, result, damage, message):
+    # Read as NaN it would print blank cells and statistics over fewer points, and could move the best model.
+    path = _evaluation_file(run_dir)
+    good = path.read_text()
+    write_json(path, damage(json.loads(good)))
+    try:
+        with pytest.raises(ValueError, match=rf"^{re.escape(str(path))}: {message}"):
+            _build(run_dir, out="report_incomplete")
+    finally:
+        path.write_text(good)
+    assert not (run_dir / "report_incomplete").exists()
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda run: _evaluation_file(run).write_text('{"variant": '), lambda run: rf"^{re.escape(str(_evaluation_file(run)))} "
+                                                                         r"is not readable JSON \(Expecting value"),
+    (lambda run: (run / "metrics/classifier_hr.json").unlink(),
+     lambda run: rf"^{re.escape(str(run / 'metrics/classifier_hr.json'))} not found: run the classify stage$"),
+    (lambda run: (run / "metrics/evaluate_sr/bicubic.json").write_text("[1, 2]"),
+     lambda run: rf"^{re.escape(str(run / 'metrics/evaluate_sr/bicubic.json'))} holds a JSON list, not an object$"),
+    (lambda run: (run / "metrics/finetune/text-1s.json").write_text('{"alignment": "text"}'),
+     lambda run: rf"^{re.escape(str(run / 'metrics/finetune/text-1s.json'))} lacks 'length_s', 'pretrained'$"),
+])
+def test_a_damaged_or_missing_input_file_is_named(run_dir, result, tmp_path, damage, message):
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns("report*"))
+    damage(copy)
+    with pytest.raises(ValueError, match=message(copy)):
+        _build(copy)
+    assert not (copy / "report").exists()
+
+
+def test_a_missing_confusion_plot_or_study_epoch_is_named(run_dir, result, tmp_path):
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns("report*"))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(copy)
+        with pytest.raises(ValueError, match=r"^text-2s-nocfg has no evaluated checkpoint at epoch 3 \(report\.study"
+                                             r"\.epoch; evaluated: 4\)$"):
+            build_report(out=copy / "report", metrics_dir=copy / "metrics", plots_dir=copy / "plots/confusion",
+                         prepared=copy / "data/prepared", grid=GRID, guidance=3.0, cfg_sweep="text-2s",
+                         study_epoch=3, dataset="synthetic", params=DEFAULT_PARAMS)
+    for png in (copy / "plots/confusion").rglob("*.png"):
+        png.unlink()
+    with pytest.raises(ValueError, match=r"plots/confusion/frozen-2s/epoch_004_g3\.png not found: run the "
+                                         r"evaluate stage of frozen-2s$"):  # the best on test's (figure 5.3)
+        _build(copy)
+    assert not (copy / "report").exists()
 
 
 def test_an_interval_that_excludes_its_point_estimate_is_drawn(tmp_path):
