@@ -23,11 +23,11 @@ from a2i import MAX_SEED
 from a2i.data import BOX as BOX_TEXT, DOWNLOAD_ITEMS, DOWNLOAD_SOURCES, EDGE_SECONDS, ON_BAD_FILE, SPAN as SPAN_TEXT
 from a2i.data import is_box, is_span, url_file_name
 from a2i.data.layout import INSTRUMENTS
-from a2i.diffusion import EMB_DIM
+from a2i.diffusion import EMB_DIM, checkpoint_schedule
 from a2i.diffusion.schedule import DDPM_VARIANCES, LOSS_WEIGHTINGS, SAMPLERS, Schedule
 from a2i.evaluation import LR_SCHEDULES
 from a2i.params import load_params
-from a2i.variants import ALIGNMENTS, STUDIES, SYNTHETIC, Variant
+from a2i.variants import ALIGNMENTS, DOWNLOADS, STUDIES, SYNTHETIC, Variant
 
 # The model sizes of a2i.audioclip.sizes.SIZES and a2i.diffusion.unet.SIZES (a test checks they agree).
 MODEL_SIZES = ("tiny", "thesis")
@@ -335,6 +335,8 @@ class PrepareConfig(Section):
     on_bad_file: str = rule(one_of(ON_BAD_FILE))
 
     def cross_checks(self) -> list[str]:
+        if self.image_size % 8:  # checked here, not hours later where train builds its U-Net
+            return [f"prepare.image_size={self.image_size} is not a multiple of 8 (the U-Nets pool it three times)"]
         if self.hr_image_size <= self.image_size or self.hr_image_size % self.image_size:
             return [f"prepare.hr_image_size={self.hr_image_size} is not a multiple of prepare.image_size="
                     f"{self.image_size} above it (the super-resolution factor)"]
@@ -388,11 +390,6 @@ class Preview:
     sampler: str = rule(one_of(SAMPLERS))
     steps: int = rule(integer(1))
     guidance: float = rule(number(0))
-
-
-def checkpoint_schedule(epochs: int, every: int) -> list[int]:
-    """The checkpoint epochs of a training run: every `every`-th epoch, and the last."""
-    return sorted({*range(every, epochs + 1, every), epochs})
 
 
 @dataclass(frozen=True)
@@ -581,12 +578,27 @@ def check_params(params: dict[str, Any]) -> Params:
     problems += _guidance_trained(sections["train"], sections["sample"])
     problems += _pca_width(grid, sections["train"])
     problems += _mirrors(grid, sections["sample"], sections["report"])
+    problems += _weights_downloaded(sections["download"], sections["finetune"], sections["evaluate"])
     if problems:
         raise ConfigError(problems)
     return Params(grid, sections)
 
 
 # What no one section can check alone; each check needs its sections valid (None: their problems are reported).
+
+def _weights_downloaded(download: DownloadConfig | None, finetune: FinetuneConfig | None,
+                        evaluate: EvaluateConfig | None) -> list[str]:
+    """A weights file in an item's download folder needs the item in download.items: `download` writes every
+    item's folder, requested or not, so DVC would not notice, and the run would stop at its first reader."""
+    if download is None or finetune is None or evaluate is None:
+        return []
+    paths = {"audioclip": ("finetune.checkpoint", finetune.checkpoint),
+             "inception": ("evaluate.fid_weights", evaluate.fid_weights)}
+    return [f"{key}={path} lies in {DOWNLOADS.as_posix()}/{item}, but download.items={download.items} does not "
+            f"fetch {item}" for item, (key, path) in paths.items()
+            if path is not None and PurePosixPath(path).is_relative_to(DOWNLOADS.as_posix() + "/" + item)
+            and item not in download.items]
+
 
 def _lengths_prepared(grid: Grid | None, prepare: PrepareConfig | None) -> list[str]:
     if grid is None or prepare is None:
@@ -616,6 +628,10 @@ def _sr_embedding_in_grid(grid: Grid | None, train_sr: TrainSRConfig | None) -> 
         return []
     embedding = Variant.parse(train_sr.embedding)
     if embedding.study is None and grid.has_cell(embedding.alignment, embedding.length):
+        # dvc.yaml declares train_sr's index at study.length (a study outside the grid is reported on its own)
+        if embedding.length != grid.study.length and grid.has_cell(grid.study.alignment, grid.study.length):
+            return [f"train_sr.embedding={train_sr.embedding!r} is not of study.length={grid.study.length!r} s, "
+                    "whose train index dvc.yaml declares for train_sr"]
         return []
     return [f"train_sr.embedding={train_sr.embedding!r} is not a cell of the grid (alignments={grid.alignments!r}, "
             f"lengths={grid.lengths!r}): no stage writes its embeddings"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from a2i.config import checkpoint_schedule
+from a2i.diffusion import checkpoint_schedule
 from a2i.data.layout import INSTRUMENTS
 from a2i.thesis import RECIPE
 from a2i.variants import grid

@@ -71,7 +71,8 @@ RECIPE: tuple[Entry, ...] = (
        "method", "a head trained at a high learning rate needs its batch-norm statistics re-estimated"),
     # -- the diffusion model (3.3.2) and its training (3.3.3, 4.3.3)
     _e("train.model_size", "thesis", "3.3.2 (a U-Net whose blocks are separated by cross-attention: read as "
-       "attention after every block; the widths 64/128/256/256 are Capelle's code's)", "size"),
+       "attention after every block; the widths 64/128/256/256 and two DoubleConvs per block, where the text "
+       "describes one, are Capelle's code's)", "size"),
     _e("train.projection", "fc", "3.3.2 (4.5 studies PCA as a variant)"),
     _e("train.pca_components", 256, "5.4 (1024-d embeddings reduced to 256)"),
     _e("train.dropout", 0.1, "silent: 5.4 names Dropout and LayerNorm in the encoding layer, not the rate"),
@@ -105,7 +106,8 @@ RECIPE: tuple[Entry, ...] = (
     # -- sampling (3.3.3)
     _e("sample.sampler", "ddpm", "3.3.3, Algorithm 2 (ancestral DDPM)", "method",
        "dpmpp: DPM-Solver++ 2M, the same model sampled in 25 steps instead of 1000"),
-    _e("sample.steps", 1000, "3.3.3, Algorithm 2 (t = T..1; the text says T - 1 steps, Capelle's loop)", "method",
+    _e("sample.steps", 1000, "3.3.3, Algorithm 2 (t = T..1, 1000 steps; the text and Capelle's loop take T - 1 "
+       "= 999)", "method",
        "fewer steps with a fast solver"),
     _e("sample.ddpm_variance", "fixed_large", "2.3.3 (a constant beta_t I), as Capelle's code"),
     _e("sample.guidance", 3.0, "3.3.3"),
@@ -125,6 +127,11 @@ RECIPE: tuple[Entry, ...] = (
     _e("classify.lr_schedule", "constant", "silent: plain training", "method",
        "onecycle reaches the accuracy gate in fewer epochs"),
     _e("classify.epochs", 10, "silent: 2.4.3 gives no training length", "size"),
+    _e("classify.lr", 0.001, "silent: 2.4.3 and 4.3.1 give no training settings; Adam at 1e-3", "method",
+       "another rate trains another judge of adherence"),
+    _e("classify.batch_size", 64, "silent: as classify.lr", "method", "another batch trains another judge"),
+    _e("classify.min_accuracy", 0.99, "4.3.1 (its classifier reached 100% on its test set); ours: the test "
+       "accuracy a judge must reach before it scores", "addition"),
     _e("evaluate.fid_weights", INCEPTION_WEIGHTS, "2.4.2, 5.2.3 (FID on Inception-v3's final layer; pytorch-fid's "
        "weights are our choice)", "method",
        "null: without Inception weights there is no FID"),

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from a2i import config, params
+from a2i.diffusion import checkpoint_schedule
 from a2i.config import ConfigError, FinetuneConfig, SampleConfig, TrainConfig, check_params
 
 REPO = Path(__file__).resolve().parents[1]
@@ -151,6 +152,12 @@ def test_every_problem_is_reported_together(committed):
     (["study.length=3", "train_sr.embedding=text-2s"], "study.alignment='text' and study.length=3 are not a cell "
                                                        "of the grid"),
     (["train_sr.embedding=frozen-1s"], "train_sr.embedding='frozen-1s' is not a cell of the grid"),
+    (["lengths=[1,2]", "prepare.lengths=[1,2]", "train_sr.embedding=frozen-1s"],
+     "train_sr.embedding='frozen-1s' is not of study.length=2 s"),
+    (["download.items=[suburmp]", "data=suburmp", "finetune.model_size=thesis", "evaluate.fid_weights=null"],
+     "finetune.checkpoint=data/download/audioclip/AudioCLIP-Partial-Training.pt lies in data/download/audioclip, "
+     "but download.items=['suburmp'] does not fetch audioclip"),
+    (["prepare.image_size=36", "prepare.hr_image_size=72"], "prepare.image_size=36 is not a multiple of 8"),
     (["report.dataset=suburmp"], "report.dataset='suburmp' is not 'synthetic', the data prepare.raw="),
     (["study.epoch=3"], "sample.cfg_epoch=3 is not a checkpoint epoch of train.epochs=4 and "
                         "train.checkpoint_every=2"),
@@ -228,9 +235,9 @@ def test_the_model_sizes_are_those_of_both_models():
 
 
 def test_the_checkpoint_schedule_is_every_nth_epoch_and_the_last():
-    assert config.checkpoint_schedule(100, 10) == [10, 20, 30, 40, 50, 60, 70, 80, 90, 100]
-    assert config.checkpoint_schedule(25, 10) == [10, 20, 25]
-    assert config.checkpoint_schedule(3, 5) == [3]
+    assert checkpoint_schedule(100, 10) == [10, 20, 30, 40, 50, 60, 70, 80, 90, 100]
+    assert checkpoint_schedule(25, 10) == [10, 20, 25]
+    assert checkpoint_schedule(3, 5) == [3]
 
 
 def test_validation_imports_no_heavy_library():

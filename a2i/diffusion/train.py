@@ -29,7 +29,8 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from a2i.code import code_digest
-from a2i.config import TrainConfig, checkpoint_schedule
+from a2i.config import TrainConfig
+from a2i.diffusion import checkpoint_schedule
 from a2i.data.dataset import PreparedDataset, load_embeddings
 from a2i.devices import select_device, set_threads
 from a2i.diffusion.checkpoint import DIGEST, checkpoints, load_checkpoint, save_checkpoint, verify_checkpoint

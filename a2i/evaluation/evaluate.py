@@ -24,6 +24,7 @@ import pandas as pd
 import torch
 
 from a2i.data.layout import INSTRUMENTS
+from a2i.code import code_digest
 from a2i.evaluation import FRECHET_PREFIX, stats
 from a2i.evaluation.classifier import ClassifierFeatures, load_classifier, predict, real_split
 from a2i.evaluation.fid import FrechetReference, InceptionFeatures, resolve_inception_weights
@@ -131,8 +132,9 @@ def real_references(prepared: str | Path, images_file: str, extractor, identity:
     references, n_real = {}, {}
     for split in REFERENCE_SPLITS:
         real = real_split(prepared, split, images_file)
-        # Batch size and device change the features' last bits: part of the key, for bit-equal metrics.
-        key = f"{identity}|batch_size={batch_size}|device={device}"
+        # Batch size and device change the features' last bits, and the code computes them (the cache lies
+        # outside DVC, which re-runs the stage on a code change): all part of the key.
+        key = f"{identity}|batch_size={batch_size}|device={device}|code={code_digest(__file__)}"
         references[split] = reference(real.images, extractor, key, stats_cache_dir())
         n_real[f"n_real_{split}"] = len(real.labels)
     return references, n_real

@@ -96,7 +96,7 @@ def test_confusion_matrix_csv_and_png(samples, prepared, trained, tmp_path):
         assert image.format == "PNG" and image.size[0] > 300
 
 
-def test_evaluate_is_deterministic_and_caches_real_statistics(samples, prepared, trained, tmp_path):
+def test_evaluate_is_deterministic_and_caches_real_statistics(samples, prepared, trained, tmp_path, monkeypatch):
     _evaluate(samples, prepared, trained, tmp_path / "first")
     cache = tmp_path / "xdg-cache" / "a2i" / "fid_stats"
     cached = sorted(cache.iterdir())
@@ -108,6 +108,10 @@ def test_evaluate_is_deterministic_and_caches_real_statistics(samples, prepared,
         first, second = ((tmp_path / run / "metrics" / "text-2s-pca" / name).read_text() for run in ("first", "second"))
         assert first == second
     assert len(np.load(cached[0])["mu"]) > 0
+    # the cache lies outside DVC: statistics of other evaluation code are computed anew, not reused
+    monkeypatch.setattr("a2i.evaluation.evaluate.code_digest", lambda module: "other code")
+    _evaluate(samples, prepared, trained, tmp_path / "third")
+    assert len(list(cache.iterdir())) == 4
 
 
 def test_collect_metrics(samples, prepared, trained, tmp_path):
