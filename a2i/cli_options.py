@@ -11,6 +11,7 @@ from a2i import MAX_SEED
 
 SEED = click.IntRange(0, MAX_SEED)  # as params.yaml's seeds
 
+
 def unwritable(path: Path) -> str | None:
     """Why the file `path` cannot be written, if it cannot: checked before minutes of work, not after."""
     if path.is_dir():

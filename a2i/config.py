@@ -594,10 +594,9 @@ def _weights_downloaded(download: DownloadConfig | None, finetune: FinetuneConfi
         return []
     paths = {"audioclip": ("finetune.checkpoint", finetune.checkpoint),
              "inception": ("evaluate.fid_weights", evaluate.fid_weights)}
-    return [f"{key}={path} lies in {DOWNLOADS.as_posix()}/{item}, but download.items={download.items} does not "
+    return [f"{key}={path} lies in {(DOWNLOADS / item).as_posix()}, but download.items={download.items} does not "
             f"fetch {item}" for item, (key, path) in paths.items()
-            if path is not None and PurePosixPath(path).is_relative_to(DOWNLOADS.as_posix() + "/" + item)
-            and item not in download.items]
+            if path is not None and PurePosixPath(path).is_relative_to(DOWNLOADS / item) and item not in download.items]
 
 
 def _lengths_prepared(grid: Grid | None, prepare: PrepareConfig | None) -> list[str]:

@@ -93,7 +93,8 @@ def test_the_profiles_validate(overrides):
     ("sample__cfg_scales", [1, 3, 3.0], "sample.cfg_scales=[1, 3, 3.0] repeats 3.0: list each item once"),
     ("download__items", ["inception", "inception"], "download.items=['inception', 'inception'] repeats 'inception'"),
     ("train_sr__t_start", 5000, "train_sr.t_start=5000 is not an integer in 1..1000 or null"),
-    ("synthesize__performance_seconds", 2.0, "synthesize.performance_seconds=2.0 is not a multiple of 0.1 s in 2.6..3600"),
+    ("synthesize__performance_seconds", 2.0,
+     "synthesize.performance_seconds=2.0 is not a multiple of 0.1 s in 2.6..3600"),
 ])
 def test_a_bad_value_is_one_line_naming_key_value_and_what_is_allowed(committed, key, value, line):
     found = problems(changed(committed, **{key: value}))

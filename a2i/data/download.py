@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import json
 import logging
 import os
 import re
@@ -34,7 +33,7 @@ from tqdm import tqdm
 
 from a2i.data import DOWNLOAD_ITEMS, DOWNLOAD_SOURCES, url_file_name
 from a2i.data.layout import ORIGINAL_SPLITS, check_split_folder
-from a2i.io import sha256_file, write_json
+from a2i.io import read_json, sha256_file, write_json
 
 log = logging.getLogger(__name__)
 
@@ -367,10 +366,9 @@ def _local_item(name: str, spec: dict, local_dir: Path, out: Path) -> dict:
 def _read_manifest(out: Path, name: str) -> dict:
     """The manifest of `name` from the run before (empty if none or unreadable)."""
     try:
-        previous = json.loads((out / name / MANIFEST).read_text())
-    except (OSError, ValueError):
+        return read_json(out / name / MANIFEST)
+    except ValueError:
         return {}
-    return previous if isinstance(previous, dict) else {}
 
 
 def _write_manifest(out: Path, name: str, source: str, entry: dict | None) -> Path:

@@ -56,9 +56,9 @@ def read_clip(path: str | Path, seconds: float) -> torch.Tensor:
     bad = int(np.count_nonzero(~np.isfinite(audio)))
     if bad:  # a float WAV can hold them; they would turn every image black
         raise ValueError(f"{path}: {bad} NaN or infinite samples; not usable audio")
-    if np.abs(audio).max() > 1:
-        log.warning("%s: float samples beyond full scale (peak %.2f), clipped to the int16 range", path,
-                    np.abs(audio).max())
+    peak = float(np.abs(audio).max())
+    if peak > 1:
+        log.warning("%s: float samples beyond full scale (peak %.2f), clipped to the int16 range", path, peak)
     mono = torch.from_numpy(audio.mean(axis=1))
     if rate != SAMPLE_RATE:
         mono = torchaudio.functional.resample(mono, rate, SAMPLE_RATE)

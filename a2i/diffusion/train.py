@@ -30,9 +30,9 @@ from tqdm import tqdm
 
 from a2i.code import code_digest
 from a2i.config import TrainConfig
-from a2i.diffusion import checkpoint_schedule
 from a2i.data.dataset import PreparedDataset, load_embeddings
 from a2i.devices import select_device, set_threads
+from a2i.diffusion import checkpoint_schedule
 from a2i.diffusion.checkpoint import DIGEST, checkpoints, load_checkpoint, save_checkpoint, verify_checkpoint
 from a2i.diffusion.images import class_grid
 from a2i.diffusion.sampling import GRAPH_WARMUP, autocast, captured, generate_images, on_side_stream

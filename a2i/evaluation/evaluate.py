@@ -130,11 +130,11 @@ def real_references(prepared: str | Path, images_file: str, extractor, identity:
                     device: str) -> tuple[dict[str, FrechetReference], dict[str, int]]:
     """The Frechet references of the real train and test images of `images_file`, and their sizes."""
     references, n_real = {}, {}
+    # Batch size and device change the features' last bits, and the code computes them (the cache lies outside
+    # DVC, which re-runs the stage on a code change): all part of the key.
+    key = f"{identity}|batch_size={batch_size}|device={device}|code={code_digest(__file__)}"
     for split in REFERENCE_SPLITS:
         real = real_split(prepared, split, images_file)
-        # Batch size and device change the features' last bits, and the code computes them (the cache lies
-        # outside DVC, which re-runs the stage on a code change): all part of the key.
-        key = f"{identity}|batch_size={batch_size}|device={device}|code={code_digest(__file__)}"
         references[split] = reference(real.images, extractor, key, stats_cache_dir())
         n_real[f"n_real_{split}"] = len(real.labels)
     return references, n_real

@@ -35,7 +35,8 @@ DATASET_NOTE = {
 
 
 def load_finetune(metrics_dir: Path) -> pd.DataFrame:
-    rows = [read_json(p, "alignment", "length_s", "pretrained") for p in sorted((metrics_dir / "finetune").glob("*.json"))]
+    rows = [read_json(path, "alignment", "length_s", "pretrained")
+            for path in sorted((metrics_dir / "finetune").glob("*.json"))]
     if not rows:
         raise ValueError(f"no fine-tuning metrics in {metrics_dir / 'finetune'}")
     frame = pd.DataFrame(rows)
@@ -321,7 +322,8 @@ def _image_grids(out: Path, main: pd.DataFrame, main_val: pd.DataFrame, prepared
         chosen = best_row(main_val[main_val["variant"] == variant])
         best = frame[frame["epoch"] == chosen["epoch"]].iloc[0]
         real, real_labels = real_test_images(prepared, int(best["length_s"]))
-        images, labels = load_npz(_first_seed(variant, int(best["epoch"]), float(best["guidance"])), "images", "labels")
+        samples = _first_seed(variant, int(best["epoch"]), float(best["guidance"]))
+        images, labels = load_npz(samples, "images", "labels")
         figures.image_grid(real, real_labels, images, labels, out / f"grid_{variant}.png")
         names.append(f"grid_{variant}.png")
     return names

@@ -135,8 +135,8 @@ def study_rows(frame: pd.DataFrame, epoch: int | None) -> pd.DataFrame:
     """The rows of one study variant at checkpoint `epoch` (None: its final one); ValueError if it has none."""
     rows = frame[frame["epoch"] == (frame["epoch"].max() if epoch is None else epoch)]
     if rows.empty:
-        raise ValueError(f"{frame['variant'].iloc[0]} has no evaluated checkpoint at epoch {epoch} (report.study.epoch; "
-                         f"evaluated: {', '.join(map(str, sorted(frame['epoch'].unique())))})")
+        raise ValueError(f"{frame['variant'].iloc[0]} has no evaluated checkpoint at epoch {epoch} "
+                         f"(report.study.epoch; evaluated: {', '.join(map(str, sorted(frame['epoch'].unique())))})")
     return rows
 
 

@@ -326,8 +326,8 @@ def test_a_metric_left_out_or_null_stops_the_report_in_one_line(run_dir, result,
 
 
 @pytest.mark.parametrize("damage, message", [
-    (lambda run: _evaluation_file(run).write_text('{"variant": '), lambda run: rf"^{re.escape(str(_evaluation_file(run)))} "
-                                                                         r"is not readable JSON \(Expecting value"),
+    (lambda run: _evaluation_file(run).write_text('{"variant": '),
+     lambda run: rf"^{re.escape(str(_evaluation_file(run)))} is not readable JSON \(Expecting value"),
     (lambda run: (run / "metrics/classifier_hr.json").unlink(),
      lambda run: rf"^{re.escape(str(run / 'metrics/classifier_hr.json'))} not found: run the classify stage$"),
     (lambda run: (run / "metrics/evaluate_sr/bicubic.json").write_text("[1, 2]"),
