@@ -7,6 +7,8 @@ functions, so `a2i --help` starts without them.
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -36,6 +38,8 @@ def _one_line_errors() -> Iterator[None]:
         raise OneLineError(error) from None
     except OSError as error:  # a file the command cannot write (a full disk, a path it may not create): its message
         raise OneLineError(click.ClickException(str(error))) from None
+    except MemoryError as error:  # a size this machine cannot hold
+        raise OneLineError(click.ClickException(str(error) or "out of memory")) from None
 
 
 class A2iGroup(click.Group):
@@ -60,6 +64,11 @@ def main(verbose: bool) -> None:
     by hand on your own files.
     """
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from a2i.io import exit_on_sigterm
+
+    if threading.current_thread() is threading.main_thread():  # only there can a signal handler be set
+        previous = exit_on_sigterm()  # a command stopped by `timeout` or `kill` leaves no temporary output
+        click.get_current_context().call_on_close(lambda: signal.signal(signal.SIGTERM, previous))
 
 
 @main.command("params")

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import click
 
-from a2i import MAX_SEED
+from a2i import MAX_BATCH, MAX_SEED
 
 SEED = click.IntRange(0, MAX_SEED)  # as params.yaml's seeds
+BATCH = click.IntRange(1, MAX_BATCH)  # as params.yaml's batch sizes
 
 
 def unwritable(path: Path) -> str | None:

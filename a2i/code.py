@@ -46,8 +46,22 @@ def imported_modules(path: Path) -> set[str]:
             if node.level:
                 base = ".".join([*package.split(".")[:len(package.split(".")) - node.level + 1], base]).strip(".")
             names.add(base)
-            names |= {f"{base}.{alias.name}" for alias in node.names}  # `from a2i.x import module`
+            names |= {lazy_export(f"{base}.{alias.name}") for alias in node.names}  # `from a2i.x import module`
     return names
+
+
+def lazy_export(name: str) -> str:
+    """The module that defines `name`, where it is a name a package resolves on first use (PEP 562, its
+    `__init__.py`'s `_EXPORTS`, as a2i.audioclip's); else `name`."""
+    package, _, attribute = name.rpartition(".")
+    init = module_file(package)
+    if init is None or init.name != "__init__.py":
+        return name
+    for node in ast.parse(init.read_text()).body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "_EXPORTS" for t in node.targets):
+            exports = ast.literal_eval(node.value)
+            return f"{package}.{exports[attribute]}" if attribute in exports else name
+    return name
 
 
 def closure(script: Path, through_plumbing: bool = False) -> set[str]:

@@ -19,13 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, ClassVar, TypeVar
 
-from a2i import MAX_SEED
+from a2i import MAX_BATCH, MAX_SEED
 from a2i.data import BOX as BOX_TEXT, DOWNLOAD_ITEMS, DOWNLOAD_SOURCES, EDGE_SECONDS, ON_BAD_FILE, SPAN as SPAN_TEXT
 from a2i.data import is_box, is_span, url_file_name
 from a2i.data.layout import INSTRUMENTS
 from a2i.diffusion import EMB_DIM, checkpoint_schedule
 from a2i.diffusion.schedule import DDPM_VARIANCES, LOSS_WEIGHTINGS, SAMPLERS, Schedule
-from a2i.evaluation import LR_SCHEDULES
+from a2i.evaluation import LR_SCHEDULES, MAX_BOOTSTRAP
 from a2i.params import load_params
 from a2i.variants import ALIGNMENTS, DOWNLOADS, STUDIES, SYNTHETIC, Variant
 
@@ -38,6 +38,9 @@ MAX_LENGTH_S = 10  # a2i.variants.Variant
 MAX_PERFORMANCES = 100  # per instrument: Sub-URMP's two-digit performance numbers (a2i.data.layout)
 MAX_PERFORMANCE_S = 3600  # an hour: longer than any URMP piece
 MAX_FRAME = (7680, 4320)  # 8K UHD: four times the real 1920x1080 frames' side
+# Bounds on sizes that allocate: beyond them a run fails hours later, out of memory, not at the check.
+MAX_IMAGE_SIZE = 1024  # a square crop of the real frames is at most 1080 pixels high
+MAX_THREADS = 1024
 
 
 class ConfigError(ValueError):
@@ -176,6 +179,14 @@ def _tenths(value: float) -> bool:
 BOOLEAN = Check("a boolean (true or false)", lambda v: isinstance(v, bool))
 TEXT = Check("a non-empty string", lambda v: isinstance(v, str) and v != "")
 SEED = integer(0, MAX_SEED)
+BATCH = integer(1, MAX_BATCH)
+THREADS = optional(integer(1, MAX_THREADS))
+# checked here, not hours later where train builds its U-Net
+IMAGE_SIZE = Check(f"a multiple of 8 in 8..{MAX_IMAGE_SIZE} (the U-Nets pool it three times)",
+                   lambda v: _is_int(v) and 8 <= v <= MAX_IMAGE_SIZE and v % 8 == 0)
+# a guidance scale names the sample and metrics files (`_g3`, a2i.variants): `{:g}` keeps 6 significant digits
+SCALE = Check("a number >= 0 of at most 6 significant digits (it names the sample files)",
+              lambda v: number(0).accepts(v) and float(f"{v:g}") == v, float)
 LENGTH = integer(1, MAX_LENGTH_S)  # seconds; the variant names' `<L>s`
 # as given: prepare names its index files by the length (`index_2s_...`)
 SECONDS = Check(f"a positive multiple of 0.1 s up to {MAX_LENGTH_S}",
@@ -328,15 +339,13 @@ class PrepareConfig(Section):
     raw: str = rule(TEXT)
     lengths: list[float] = rule(list_of(SECONDS))
     silence_peak: int = rule(integer(0, 32767))
-    image_size: int = rule(integer(1))
-    hr_image_size: int = rule(integer(1))  # the super-resolution stages' targets
+    image_size: int = rule(IMAGE_SIZE)
+    hr_image_size: int = rule(integer(1, MAX_IMAGE_SIZE))  # the super-resolution stages' targets
     crop: dict[str, list[float]] = rule(MappingOf("a mapping of instrument to box", one_of(INSTRUMENTS), BOX))
     trim: dict[str, list[float]] = rule(MappingOf("a mapping of performance to span", TEXT, SPAN))
     on_bad_file: str = rule(one_of(ON_BAD_FILE))
 
     def cross_checks(self) -> list[str]:
-        if self.image_size % 8:  # checked here, not hours later where train builds its U-Net
-            return [f"prepare.image_size={self.image_size} is not a multiple of 8 (the U-Nets pool it three times)"]
         if self.hr_image_size <= self.image_size or self.hr_image_size % self.image_size:
             return [f"prepare.hr_image_size={self.hr_image_size} is not a multiple of prepare.image_size="
                     f"{self.image_size} above it (the super-resolution factor)"]
@@ -353,7 +362,7 @@ class FinetuneConfig(Section):
     checkpoint: str | None = rule(optional(TEXT))
     allow_random_init: bool = rule(BOOLEAN)
     epochs: int = rule(integer(0))
-    batch_size: int = rule(integer(2))  # the contrastive loss needs a negative
+    batch_size: int = rule(integer(2, MAX_BATCH))  # the contrastive loss needs a negative
     lr: float = rule(number(0, open_low=True))
     lr_gamma: float = rule(number(0, 1, open_low=True))
     momentum: float = rule(number(0, 1, open_high=True))
@@ -379,7 +388,7 @@ class FinetuneConfig(Section):
 class EmbedConfig(Section):
     NAME = "embed"
     OPERATIONAL = ("batch_size", "device")
-    batch_size: int = rule(integer(1))
+    batch_size: int = rule(BATCH)
     device: str = rule(one_of(DEVICES))
 
 
@@ -401,7 +410,7 @@ class TrainConfig(Section):
     pca_components: int = rule(integer(1))
     dropout: float = rule(number(0, 1, open_high=True))
     epochs: int = rule(integer(1))
-    batch_size: int = rule(integer(1))
+    batch_size: int = rule(BATCH)
     max_steps_per_epoch: int | None = rule(optional(integer(1)))
     lr: float = rule(number(0, open_low=True))
     loss_weighting: str = rule(one_of(LOSS_WEIGHTINGS))
@@ -419,7 +428,7 @@ class TrainConfig(Section):
     compile: bool = rule(BOOLEAN)
     val_samples: int = rule(integer(1))
     preview: Preview = nested(Preview)
-    threads: int | None = rule(optional(integer(1)))
+    threads: int | None = rule(THREADS)
     seed: int = rule(SEED)
 
     def cross_checks(self) -> list[str]:
@@ -439,14 +448,14 @@ class SampleConfig(Section):
     sampler: str = rule(one_of(SAMPLERS))
     steps: int = rule(integer(1))
     ddpm_variance: str = rule(one_of(DDPM_VARIANCES))
-    guidance: float = rule(number(0))
-    cfg_scales: list[float] = rule(list_of(number(0), nonempty=False))  # []: no sweep beside the main guidance
+    guidance: float = rule(SCALE)
+    cfg_scales: list[float] = rule(list_of(SCALE, nonempty=False))  # []: no sweep beside the main guidance
     cfg_epoch: int | None = rule(optional(integer(1)))
     seeds: list[int] = rule(list_of(SEED))
     per_class: int | None = rule(optional(integer(1)))
     val_per_class: int | None = rule(optional(integer(1)))
-    batch_size: int = rule(integer(1))
-    threads: int | None = rule(optional(integer(1)))
+    batch_size: int = rule(BATCH)
+    threads: int | None = rule(THREADS)
     seed: int = rule(SEED)
 
 
@@ -454,7 +463,7 @@ class SampleConfig(Section):
 class ClassifyConfig(Section):
     NAME = "classify"
     epochs: int = rule(integer(1))
-    batch_size: int = rule(integer(1))
+    batch_size: int = rule(BATCH)
     lr: float = rule(number(0, open_low=True))
     min_accuracy: float = rule(number(0, 1))
     noise_std: float = rule(number(0))
@@ -469,8 +478,8 @@ class EvaluateConfig(Section):
     OPERATIONAL = ("batch_size",)
     fid_weights: str | None = rule(optional(TEXT))
     allow_fid_classifier: bool = rule(BOOLEAN)
-    bootstrap: int = rule(integer(1))
-    batch_size: int = rule(integer(1))
+    bootstrap: int = rule(integer(1, MAX_BOOTSTRAP))
+    batch_size: int = rule(BATCH)
     seed: int = rule(SEED)
 
 
@@ -485,7 +494,7 @@ class TrainSRConfig(Section):
     embedding: str = rule(TEXT)  # whose train samples (their frames; with `audio`, their embeddings) it trains on
     audio: bool = rule(BOOLEAN)
     steps: int = rule(integer(1))
-    batch_size: int = rule(integer(1))
+    batch_size: int = rule(BATCH)
     lr: float = rule(number(0, open_low=True))
     loss_weighting: str = rule(one_of(LOSS_WEIGHTINGS))
     output_skip: bool = rule(BOOLEAN)
@@ -494,7 +503,7 @@ class TrainSRConfig(Section):
     residual_scale: float = rule(number(0, open_low=True))
     aug_max: int = rule(integer(1, Schedule.timesteps))
     ema_decay: float = rule(number(0, 1, open_high=True))
-    threads: int | None = rule(optional(integer(1)))
+    threads: int | None = rule(THREADS)
     seed: int = rule(SEED)
 
     def cross_checks(self) -> list[str]:
@@ -515,15 +524,15 @@ class SampleSRConfig(Section):
     sampler: str = rule(one_of(SAMPLERS))
     steps: int = rule(integer(1))
     aug_level: int = rule(integer(0))
-    batch_size: int = rule(integer(1))
-    threads: int | None = rule(optional(integer(1)))
+    batch_size: int = rule(BATCH)
+    threads: int | None = rule(THREADS)
     seed: int = rule(SEED)
 
 
 @dataclass(frozen=True)
 class ReportConfig(Section):
     NAME = "report"
-    guidance: float = rule(number(0))
+    guidance: float = rule(SCALE)
     lengths: list[int] = rule(list_of(LENGTH))
     alignments: list[str] = rule(list_of(one_of(ALIGNMENTS)))
     study: Study = nested(Study)

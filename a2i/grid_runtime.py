@@ -15,8 +15,10 @@ from a2i.data.layout import INSTRUMENTS
 from a2i.thesis import RECIPE
 from a2i.variants import grid
 
-# Dense bf16 tensor-core peaks in TFLOPS, by a name the device's contains (H100 SXM; the H200 has the same chip).
-PEAK_BF16_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0}
+# Dense bf16 tensor-core peaks in TFLOPS (NVIDIA's data sheets), by a name the device's contains: the first match
+# counts, so the PCIe and NVL cards, clocked lower, come before the SXM ones (the H200 has the H100's chip).
+PEAK_BF16_TFLOPS = {"H100 PCIe": 756.0, "H100 NVL": 835.0, "H200 NVL": 835.0, "H200": 989.0, "H100": 989.0,
+                    "A100": 312.0}
 PARTS = ("train", "sample", "evaluate")
 
 

@@ -16,6 +16,7 @@ import logging
 import os
 import pickle
 import shutil
+import signal
 import tempfile
 import zipfile
 import zlib
@@ -66,6 +67,16 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def exit_on_sigterm() -> Any:
+    """Make SIGTERM (`timeout`, a scheduler, `kill`) unwind the process like an error, so that the blocks above
+    remove their temporary files; the default handler would leave them. Returns the handler it replaced."""
+    return signal.signal(signal.SIGTERM, _terminated)
+
+
+def _terminated(signum: int, frame) -> None:
+    raise SystemExit(f"error: terminated by {signal.Signals(signum).name}")
+
+
 def _umask() -> int:
     current = os.umask(0)
     os.umask(current)
@@ -77,7 +88,7 @@ def read_json(path: str | os.PathLike, *keys: str, hint: str = "") -> dict:
     it), one that is no JSON object, or a missing key is one ValueError naming the file."""
     path = Path(path)
     try:
-        value = json.loads(path.read_text())
+        value = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ValueError(f"{path} not found{': ' + hint if hint else ''}") from None
     except (OSError, ValueError) as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
@@ -92,12 +103,13 @@ def read_json(path: str | os.PathLike, *keys: str, hint: str = "") -> dict:
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:
+    """`text` as UTF-8 whatever the locale, so that a file's bytes do not depend on the machine."""
     with atomic_path(path) as tmp:
-        tmp.write_text(text)
+        tmp.write_text(text, encoding="utf-8")
 
 
 def save_npy(path: str | os.PathLike, array: np.ndarray) -> None:
@@ -116,12 +128,16 @@ def load_npy(path: str | os.PathLike, mmap: bool = True) -> np.ndarray:
     """The array of the .npy file at `path`, memory-mapped (read-only) unless `mmap` is False; a missing, damaged
     or foreign file is one ValueError naming it."""
     try:
-        return np.load(path, mmap_mode="r" if mmap else None)
+        array = np.load(path, mmap_mode="r" if mmap else None)
     except FileNotFoundError:
         raise ValueError(f"{path} not found") from None
     except (OSError, ValueError, EOFError) as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ValueError(f"{path} is not a readable .npy array ({reason})") from None
+    if not isinstance(array, np.ndarray):  # np.load opens a zip (.npz) archive too
+        array.close()
+        raise ValueError(f"{path} is not a readable .npy array (a .npz archive)")
+    return array
 
 
 def load_npz(path: str | os.PathLike, *names: str) -> tuple[np.ndarray, ...]:

@@ -8,7 +8,6 @@ Every stage reads only its own top-level section. Composing acts on the checkout
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,9 @@ def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
 def _read_mapping(path: Path) -> dict[str, Any]:
     """The YAML mapping in `path` (empty: {}); bad YAML or another kind of document is one line naming the file."""
     try:
-        params = yaml.safe_load(path.read_text())
+        params = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as error:
+        raise _not_utf8(error, path) from None
     except yaml.YAMLError as error:
         raise _invalid_yaml(error, path) from None
     if params is None:
@@ -49,6 +50,10 @@ def _invalid_yaml(error: yaml.YAMLError, path: Path | str) -> ParamsError:
     where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
     reason = getattr(error, "problem", None) or str(error).strip().splitlines()[0]
     return ParamsError(f"{path} is not valid YAML{where}: {reason}")
+
+
+def _not_utf8(error: UnicodeDecodeError, path: Path | str) -> ParamsError:
+    return ParamsError(f"{path} is not UTF-8 text ({error.reason} at byte {error.start})")
 
 
 def load_section(section: str, path: str | Path = "params.yaml") -> dict[str, Any]:
@@ -96,6 +101,17 @@ def compose(conf_dir: str | Path | None = None, overrides: list[str] | None = No
     except yaml.YAMLError as error:  # a group file that is no YAML: the parser marks which
         mark = getattr(error, "problem_mark", None)
         raise _invalid_yaml(error, mark.name if mark is not None else conf_dir) from None
+    except UnicodeDecodeError as error:  # Hydra does not say which file: the first that does not decode
+        raise _not_utf8(error, _first_undecodable(conf_dir) or conf_dir) from None
+
+
+def _first_undecodable(conf_dir: Path) -> Path | None:
+    for path in sorted(conf_dir.rglob("*.yaml")):
+        try:
+            path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            return path
+    return None
 
 
 def committed(path: str | Path | None = None) -> dict[str, Any]:
@@ -121,7 +137,3 @@ def write_params(path: str | Path | None = None, overrides: list[str] | None = N
     check_params(composed)
     write_text(path, dump(composed))
     return path
-
-
-if __name__ == "__main__":  # python -m a2i.params [overrides...]
-    write_params(overrides=sys.argv[1:])

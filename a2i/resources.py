@@ -83,7 +83,10 @@ def table(rows: list[dict[str, str]]) -> str:
 if __name__ == "__main__":  # python -m a2i.resources dvc-output.log ...
     if len(sys.argv) < 2:
         raise SystemExit("usage: python -m a2i.resources LOG [LOG...]")
-    rows = [row for name in sys.argv[1:] for row in parse(Path(name).read_text(errors="replace").splitlines())]
+    try:
+        rows = [row for name in sys.argv[1:] for row in parse(Path(name).read_text(errors="replace").splitlines())]
+    except OSError as error:
+        raise SystemExit(f"error: {error}") from None
     if not rows:
         raise SystemExit(f"error: no '{TAG}' lines in {' '.join(sys.argv[1:])}")
     print(table(rows))

@@ -52,6 +52,9 @@ RECIPE: tuple[Entry, ...] = (
        "numbers are not comparable with the thesis'"),
     _e("prepare.image_size", 64, "4.2.1", "size"),
     _e("prepare.silence_peak", 450, "4.2.1"),
+    _e("prepare.lengths", [1, 2, 3, 4, 5], "4.2.1 (the lengths cut)", "size"),
+    _e("prepare.on_bad_file", "error", "silent: ours, a file prepare cannot read stops the run", "method",
+       "skip: such files are left out, each named in the log"),
     # -- AudioCLIP fine-tuning (3.2, 4.3.1)
     _e("finetune.model_size", "thesis", "3.2 (ESResNeXt-fbsp audio head, CLIP RN50 towers, 1024-d)", "size"),
     _e("finetune.checkpoint", AUDIOCLIP_CHECKPOINT, "3.2.3 (the released partially trained weights)", "method",
@@ -103,6 +106,10 @@ RECIPE: tuple[Entry, ...] = (
     _e("train.beta_start", 0.0001, "silent: 2.3.3 says only small betas; Ho et al.'s linear schedule, as Capelle's "
        "code"),
     _e("train.beta_end", 0.02, "silent: 2.3.3 says only small betas; Ho et al.'s linear schedule, as Capelle's code"),
+    _e("train.val_samples", 256, "ours: the validation loss curve in the dvclive history", "addition"),
+    _e("train.preview.sampler", "dpmpp", "ours: preview images in the dvclive history", "addition"),
+    _e("train.preview.steps", 25, "ours: preview images in the dvclive history", "addition"),
+    _e("train.preview.guidance", 3.0, "ours: preview images in the dvclive history", "addition"),
     # -- sampling (3.3.3)
     _e("sample.sampler", "ddpm", "3.3.3, Algorithm 2 (ancestral DDPM)", "method",
        "dpmpp: DPM-Solver++ 2M, the same model sampled in 25 steps instead of 1000"),
@@ -115,9 +122,28 @@ RECIPE: tuple[Entry, ...] = (
        "null: the final checkpoint"),
     _e("sample.per_class", None, "4.3.3 (the whole test split)", "size"),
     _e("sample.val_per_class", 20, "ours: validation conditions for model selection", "addition"),
+    _e("sample.batch_size", 64, "silent: the batch groups the conditions; it decides which noise each image draws",
+       "size"),
     # -- super-resolution: the thesis' first item of future work (6.2), ours
     _e("prepare.hr_image_size", 256, "6.2 (future work: the GAN peers' 256x256, Table 5.3)", "addition"),
     _e("train_sr.model_size", "thesis", "6.2 (future work; the base U-Net's widths)", "addition"),
+    _e("train_sr.embedding", 'text-4s', "6.2 (future work): ours", "addition"),
+    _e("train_sr.audio", False, "6.2 (future work): ours", "addition"),
+    _e("train_sr.steps", 20000, "6.2 (future work): ours", "addition"),
+    _e("train_sr.batch_size", 16, "6.2 (future work): ours", "addition"),
+    _e("train_sr.lr", 0.002, "6.2 (future work): ours", "addition"),
+    _e("train_sr.loss_weighting", 'eps', "6.2 (future work): ours", "addition"),
+    _e("train_sr.output_skip", True, "6.2 (future work): ours", "addition"),
+    _e("train_sr.t_start", 150, "6.2 (future work): ours", "addition"),
+    _e("train_sr.residual", False, "6.2 (future work): ours", "addition"),
+    _e("train_sr.residual_scale", 1.0, "6.2 (future work): ours", "addition"),
+    _e("train_sr.aug_max", 50, "6.2 (future work): ours", "addition"),
+    _e("train_sr.ema_decay", 0.995, "6.2 (future work): ours", "addition"),
+    _e("sample_sr.guidance", 3.0, "6.2 (future work): ours", "addition"),
+    _e("sample_sr.sampler", 'dpmpp', "6.2 (future work): ours", "addition"),
+    _e("sample_sr.steps", 6, "6.2 (future work): ours", "addition"),
+    _e("sample_sr.aug_level", 0, "6.2 (future work): ours", "addition"),
+    _e("sample_sr.batch_size", 65, "6.2 (future work): ours", "addition"),
     # -- evaluation (2.4.3, 5.2.2, 5.2.3)
     _e("classify.noise_std", 0.0, "2.4.3, 4.3.1 (a CNN trained on the real images)", "method",
        "pixel noise in training makes adherence judge the instrument shown rather than sampler noise left in "
@@ -130,6 +156,8 @@ RECIPE: tuple[Entry, ...] = (
     _e("classify.lr", 0.001, "silent: 2.4.3 and 4.3.1 give no training settings; Adam at 1e-3", "method",
        "another rate trains another judge of adherence"),
     _e("classify.batch_size", 64, "silent: as classify.lr", "method", "another batch trains another judge"),
+    _e("evaluate.bootstrap", 1000, "ours: bootstrap confidence intervals beside the thesis' point figures",
+       "addition"),
     _e("classify.min_accuracy", 0.99, "4.3.1 (its classifier reached 100% on its test set); ours: the test "
        "accuracy a judge must reach before it scores", "addition"),
     _e("evaluate.fid_weights", INCEPTION_WEIGHTS, "2.4.2, 5.2.3 (FID on Inception-v3's final layer; pytorch-fid's "
@@ -146,6 +174,18 @@ UNPINNED = {
                     "`a2i crops` draws them)",
     "prepare.trim": "4.2.1: near-silent starts and ends removed by hand, unpublished",
 }
+
+# Composed by the thesis profile but not the recipe: where the files are (the data group), the embedded data's
+# section (read only with data=synthetic), the report's copies of keys pinned above (check refuses a copy that
+# differs), each stage's seed (another seed is another draw of the same recipe) and torch.compile (the same
+# computation in other kernels, which round differently). With RECIPE, UNPINNED and each section's OPERATIONAL
+# keys they cover every key (tests/test_thesis.py).
+NOT_RECIPE = ("synthesize.", "download.", "prepare.raw", "report.lengths", "report.alignments", "report.study.",
+              "report.guidance", "train.compile")
+
+
+def not_recipe(key: str) -> bool:
+    return key.startswith(NOT_RECIPE) or key.endswith(".seed")
 
 
 def value_at(params: dict[str, Any], key: str) -> Any:

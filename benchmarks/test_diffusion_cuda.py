@@ -32,10 +32,15 @@ def test_bf16_channels_last_forward_backward_is_finite():
 
 
 @pytest.mark.parametrize("compile_model", [False, True])
-def test_training_on_cuda_keeps_data_on_the_gpu_and_loads_on_cpu(root, compile_model):
+def test_training_on_cuda_keeps_data_on_the_gpu_and_loads_on_cpu(root, compile_model, monkeypatch):
+    import a2i.diffusion.train as training
     from tests.diffusion.helpers import train_params
 
+    placed, on_device = [], training._on_device
+    monkeypatch.setattr(training, "_on_device", lambda tensor, device: placed.append(on_device(tensor, device))
+                        or placed[-1])
     path = train("text-1s", train_params(epochs=1, compile=compile_model), root)
+    assert placed and all(tensor.is_cuda for tensor in placed)  # the training set went to the GPU
     model, config = load_generator(path, "cpu")
     assert config["compile"] is compile_model
     assert all(torch.isfinite(p).all() for p in model.parameters())

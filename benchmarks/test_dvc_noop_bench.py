@@ -2,13 +2,15 @@
 
 The real stages would take days, so the benchmark keeps our dvc.yaml and the thesis params but swaps every
 command for one that writes the stage's declared outputs (a train folder gets 10 checkpoint files). DVC then
-hashes, locks and checks exactly the DAG the thesis run has.
+hashes, locks and checks exactly the DAG the thesis run has, its code dependencies (a copy of `a2i/` and
+`stages/`) included.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -48,9 +50,10 @@ def fake_pipeline(root: Path) -> None:
     for stage in pipeline["stages"].values():
         outs = _paths(stage.get("outs")) + _paths(stage.get("metrics")) + _paths(stage.get("plots"))
         stage["cmd"] = f"{sys.executable} fake_stage.py " + " ".join(outs)
-        stage["deps"] = [d for d in stage.get("deps", []) if not d.startswith(("stages/", "a2i/"))]
-        stage["deps"].append("fake_stage.py")
+        stage["deps"] = [*stage.get("deps", []), "fake_stage.py"]
     (root / "dvc.yaml").write_text(yaml.safe_dump(pipeline, sort_keys=False))
+    for code in ("a2i", "stages"):  # what the stages' code deps name, without the caches beside it
+        shutil.copytree(REPO / code, root / code, ignore=shutil.ignore_patterns("__pycache__"))
     (root / "fake_stage.py").write_text(FAKE_STAGE)
     # prepare reads the synthesize output folder itself (the fake writes no Sub-URMP tree inside it).
     thesis = params.compose(overrides=["profile=thesis", "prepare.raw=data/synthetic"])

@@ -10,4 +10,4 @@ from a2i.stage import Option, run_stage
 if __name__ == "__main__":
     run_stage(__doc__, lambda variant: train(variant, load_section_config(TrainConfig)),
               Option("variant", "<alignment>-<length>s[-nocfg|-pca|-nonorm], e.g. text-2s-pca"),
-              errors=(ValueError, FloatingPointError))
+              errors=(FloatingPointError,))

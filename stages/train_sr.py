@@ -5,4 +5,4 @@ from a2i.diffusion.superres import train_sr
 from a2i.stage import run_stage
 
 if __name__ == "__main__":
-    run_stage(__doc__, lambda: train_sr(load_section_config(TrainSRConfig)), errors=(ValueError, FloatingPointError))
+    run_stage(__doc__, lambda: train_sr(load_section_config(TrainSRConfig)), errors=(FloatingPointError,))

@@ -2,8 +2,10 @@
 
 import subprocess
 import sys
+import textwrap
 
 from click.testing import CliRunner
+from terminate import assert_sigterm_cleans_up
 
 from a2i.cli import main
 
@@ -33,3 +35,23 @@ def test_a_file_a_command_cannot_write_is_one_line(tmp_path, monkeypatch):
                                        str(tmp_path / "crops.png")])
     assert result.exit_code == 1
     assert result.output == f"error: [Errno 28] No space left on device: '{tmp_path / 'crops.png'}'\n"
+
+
+def test_sigterm_ends_a_command_in_one_line_after_its_clean_ups(tmp_path):
+    script = tmp_path / "cli.py"
+    script.write_text(textwrap.dedent("""
+        import sys, time
+        from a2i.cli import main
+        from a2i.io import atomic_path
+
+        @main.command("slow-write")
+        def slow_write():
+            with atomic_path(OUT) as tmp:
+                tmp.write_bytes(b"partial")
+                print("writing", flush=True)
+                time.sleep(60)
+
+        OUT = sys.argv.pop()
+        main()
+    """))
+    assert_sigterm_cleans_up(script, "slow-write", str(tmp_path / "out.bin"))

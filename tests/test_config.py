@@ -60,9 +60,9 @@ def test_the_profiles_validate(overrides):
     ("train__projection", "lda", "train.projection='lda' is not one of fc, pca"),
     ("train__model_size", "huge", "train.model_size='huge' is not one of tiny, thesis"),
     ("finetune__model_size", "huge", "finetune.model_size='huge' is not one of tiny, thesis"),
-    ("train__batch_size", -1, "train.batch_size=-1 is not an integer >= 1"),
+    ("train__batch_size", -1, "train.batch_size=-1 is not an integer in 1..4096"),
     ("train__epochs", 2.5, "train.epochs=2.5 is not an integer >= 1"),
-    ("finetune__batch_size", 1, "finetune.batch_size=1 is not an integer >= 2"),
+    ("finetune__batch_size", 1, "finetune.batch_size=1 is not an integer in 2..4096"),
     ("train__p_uncond", 1.5, "train.p_uncond=1.5 is not a number in [0, 1]"),
     ("classify__min_accuracy", -0.1, "classify.min_accuracy=-0.1 is not a number in [0, 1]"),
     ("train__lr", 0, "train.lr=0 is not a number > 0"),
@@ -138,7 +138,8 @@ def test_missing_and_unknown_keys_are_problems(committed):
 
 def test_every_problem_is_reported_together(committed):
     found = problems(changed(committed, sample__sampler="foo", train__batch_size=-1, classify__augment="no"))
-    assert found == ["train.batch_size=-1 is not an integer >= 1", "sample.sampler='foo' is not one of ddpm, ddim, dpmpp",
+    assert found == ["train.batch_size=-1 is not an integer in 1..4096",
+                     "sample.sampler='foo' is not one of ddpm, ddim, dpmpp",
                      "classify.augment='no' is not a boolean (true or false)"]
 
 
@@ -158,7 +159,10 @@ def test_every_problem_is_reported_together(committed):
     (["download.items=[suburmp]", "data=suburmp", "finetune.model_size=thesis", "evaluate.fid_weights=null"],
      "finetune.checkpoint=data/download/audioclip/AudioCLIP-Partial-Training.pt lies in data/download/audioclip, "
      "but download.items=['suburmp'] does not fetch audioclip"),
-    (["prepare.image_size=36", "prepare.hr_image_size=72"], "prepare.image_size=36 is not a multiple of 8"),
+    (["prepare.image_size=36", "prepare.hr_image_size=72"], "prepare.image_size=36 is not a multiple of 8 in "
+     "8..1024"),
+    (["prepare.image_size=80000", "prepare.hr_image_size=1024"], "prepare.image_size=80000 is not a multiple of 8 "
+     "in 8..1024"),
     (["report.dataset=suburmp"], "report.dataset='suburmp' is not 'synthetic', the data prepare.raw="),
     (["study.epoch=3"], "sample.cfg_epoch=3 is not a checkpoint epoch of train.epochs=4 and "
                         "train.checkpoint_every=2"),
@@ -177,6 +181,8 @@ def test_every_problem_is_reported_together(committed):
     (["train.p_uncond=0", "sample.guidance=1", "report.guidance=1"], "sample.cfg_scales=[1.0, 3.0, 5.0] asks for "
      "guidance other than 1, but train.p_uncond=0 trains no null condition for it"),
     (["report.guidance=5"], "report.guidance=5.0 is not sample.guidance=3.0"),
+    (["sample.cfg_scales=[1,2.3456789]"], "sample.cfg_scales[1]=2.3456789 is not a number >= 0 of at most 6 "
+     "significant digits (it names the sample files)"),
     (["report.lengths=[1,2]"], "report.lengths=[1, 2] is not lengths=[2]"),
     (["sample.cfg_epoch=2"], "sample.cfg_epoch=2 is not study.epoch=None (the report reads the CFG sweep at "
                              "study.epoch)"),

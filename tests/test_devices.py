@@ -19,7 +19,8 @@ def test_auto_falls_back_to_cpu(monkeypatch):
         select_device("cuda:1")
 
 
-CLAIM = "import sys; from a2i.devices import claim_gpu; print(claim_gpu(2, sys.argv[1]), flush=True)"
+GPUS = ["GPU-a", "GPU-b"]  # two GPUs' UUIDs
+CLAIM = f"import sys; from a2i.devices import claim_gpu; print(claim_gpu({GPUS!r}, sys.argv[1]), flush=True)"
 
 
 def test_concurrent_workers_get_distinct_gpus(tmp_path):
@@ -29,8 +30,8 @@ def test_concurrent_workers_get_distinct_gpus(tmp_path):
                               stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "0"
-        assert claim_gpu(2, tmp_path) == 1
-        assert claim_gpu(2, tmp_path) == 1
+        assert claim_gpu(GPUS, tmp_path) == 1
+        assert claim_gpu(GPUS, tmp_path) == 1
         third = subprocess.run([sys.executable, "-c", CLAIM, str(tmp_path)], capture_output=True, text=True)
         assert third.returncode != 0 and "all 2 GPUs are held" in third.stderr
     finally:
@@ -38,16 +39,17 @@ def test_concurrent_workers_get_distinct_gpus(tmp_path):
         holder.wait()
 
 
-def _hold_slot(slots: int, lock_dir: str, claims) -> None:
-    """A queue worker: claims a slot of 2 (fake) GPUs, reports its GPU index or the error, holds it until killed."""
+def _hold_slot(slots: int, lock_dir: str, claims, worker: int) -> None:
+    """Queue worker number `worker`: claims a slot of 2 (fake) GPUs, reports (worker, its GPU index or the error),
+    holds it until killed."""
     import os
     import time
 
     os.environ[SLOTS_ENV] = str(slots)
     try:
-        claims.put(claim_gpu(2, lock_dir))
+        claims.put((worker, claim_gpu(GPUS, lock_dir)))
     except ValueError as error:
-        claims.put(str(error))
+        claims.put((worker, str(error)))
         return
     time.sleep(60)
 
@@ -58,29 +60,56 @@ def test_each_gpu_takes_n_processes_and_never_more(tmp_path):
     context = multiprocessing.get_context("fork")  # the workers only take file locks
     claims = context.Queue()
 
-    def start():
-        worker = context.Process(target=_hold_slot, args=(3, str(tmp_path), claims))
-        worker.start()
-        return worker
+    workers = []
 
-    workers = [start() for _ in range(6)]
+    def start():
+        worker = context.Process(target=_hold_slot, args=(3, str(tmp_path), claims, len(workers)))
+        worker.start()
+        workers.append(worker)
+
+    for _ in range(6):
+        start()
     try:
-        held = [claims.get(timeout=30) for _ in workers]
-        assert Counter(held) == {0: 3, 1: 3}
-        assert sorted(path.name for path in tmp_path.iterdir()) == [f"gpu{i}.slot{j}.lock" for i in (0, 1)
+        held = dict(claims.get(timeout=30) for _ in range(6))  # worker -> GPU, in the order the claims arrived
+        assert Counter(held.values()) == {0: 3, 1: 3}
+        assert sorted(path.name for path in tmp_path.iterdir()) == [f"gpu-{gpu}.slot{j}.lock" for gpu in GPUS
                                                                     for j in range(3)]
-        extra = start()
-        message = claims.get(timeout=30)
-        extra.join(30)
+        start()
+        _, message = claims.get(timeout=30)
+        workers[-1].join(30)
         assert "all 2 GPUs are held by other a2i processes, 3 per GPU (A2I_GPU_SLOTS" in message
-        workers[held.index(1)].kill()
-        workers[held.index(1)].join(30)
-        workers.append(start())
-        assert claims.get(timeout=30) == 1
+        holder = next(worker for worker, gpu in held.items() if gpu == 1)
+        workers[holder].kill()
+        workers[holder].join(30)
+        start()
+        assert claims.get(timeout=30) == (len(workers) - 1, 1)
     finally:
         for worker in workers:
             worker.kill()
             worker.join(30)
+
+
+def test_workers_that_see_different_gpus_through_cuda_visible_devices_do_not_collide(tmp_path):
+    # CUDA_VISIBLE_DEVICES=0 and =1: each process sees one GPU, as index 0; the locks name the GPUs themselves
+    holder = subprocess.Popen([sys.executable, "-c", CLAIM.replace(repr(GPUS), "['GPU-a']") + "; import time; "
+                               "time.sleep(30)", str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "0"
+        assert claim_gpu(["GPU-b"], tmp_path) == 0
+        third = subprocess.run([sys.executable, "-c", CLAIM.replace(repr(GPUS), "['GPU-a']"), str(tmp_path)],
+                               capture_output=True, text=True)
+        assert third.returncode != 0 and "all 1 GPUs are held" in third.stderr
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_local_rank_beyond_the_gpus_is_a_one_line_error(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setenv("LOCAL_RANK", "2")
+    with pytest.raises(ValueError, match=r"^LOCAL_RANK=2, but this machine has 2 CUDA device\(s\)"):
+        select_device("cuda")
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "two", "1.5", ""])

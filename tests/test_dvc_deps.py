@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from a2i.code import PLUMBING, closure
+from a2i.code import PLUMBING, closure, lazy_export
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -62,6 +62,15 @@ def test_the_closure_follows_lazy_and_relative_imports():
     files = closure(REPO / "stages" / "train.py")
     assert {"a2i/diffusion/train.py", "a2i/diffusion/unet.py", "a2i/data/dataset.py"} <= files
     assert "a2i/report/build.py" not in files
+
+
+def test_the_closure_follows_names_a_package_resolves_on_first_use():
+    assert lazy_export("a2i.audioclip.AudioCLIP") == "a2i.audioclip.model"  # a2i.audioclip's _EXPORTS
+    assert lazy_export("a2i.audioclip.MIN_SECONDS") == "a2i.audioclip.MIN_SECONDS"  # defined in __init__.py
+    assert lazy_export("a2i.diffusion.unet") == "a2i.diffusion.unet"
+    files = closure(REPO / "benchmarks" / "test_audioclip_bench.py")  # `from a2i.audioclip import AudioCLIP`
+    assert {"a2i/audioclip/model.py", "a2i/audioclip/esresnext.py"} <= files
+    assert "a2i/audioclip/checkpoint.py" not in files  # another lazily exported name's module
 
 
 def declared_params(stage: dict) -> set[str]:

@@ -38,6 +38,7 @@ def test_the_hardware_limit_and_utilisation_use_the_bf16_peak():
     assert utilisation(500.0, 1e12, 1000.0) == pytest.approx(0.5)
     assert peak_bf16_tflops("NVIDIA H100 80GB HBM3") == peak_bf16_tflops("NVIDIA H200") == 989.0
     assert peak_bf16_tflops("NVIDIA A100-SXM4-80GB") == 312.0 and peak_bf16_tflops("Tesla T4") is None
+    assert peak_bf16_tflops("NVIDIA H100 PCIe") == 756.0 and peak_bf16_tflops("NVIDIA H200 NVL") == 835.0
 
 
 def test_bad_rates_and_sizes_are_one_line_errors():

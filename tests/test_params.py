@@ -38,10 +38,11 @@ def test_missing_section_is_a_one_line_error(tmp_path):
     ("lengths: [2\nfoo: : bar\n", r"params.yaml is not valid YAML \(line \d+, column \d+\): "),
     ("just a string with evaluate inside\n", "params.yaml holds a str, not a mapping of sections"),
     ("- train\n- sample\n", "params.yaml holds a list, not a mapping of sections"),
+    ("train: {epochs: \xff}\n", r"params.yaml is not UTF-8 text \(invalid start byte at byte 16\)"),
 ])
 def test_a_malformed_params_file_is_a_one_line_error(tmp_path, text, message):
     path = tmp_path / "params.yaml"
-    path.write_text(text)
+    path.write_bytes(text.encode("latin-1"))
     for read in (lambda: params.load_section("evaluate", path), lambda: params.committed(path)):
         with pytest.raises(SystemExit, match=message) as raised:
             read()
@@ -109,4 +110,15 @@ def test_a_conf_file_that_is_no_yaml_is_a_one_line_error_naming_it(tmp_path, mon
     result = a2i("profile=micro")
     assert result.exit_code == 1 and result.output.count("\n") == 1, result.output
     assert result.output.startswith(f"error: {root / 'conf' / group_file} is not valid YAML (line ")
+    assert not (root / "params.yaml").exists()
+
+
+def test_a_conf_file_that_is_not_utf8_is_a_one_line_error_naming_it(tmp_path, monkeypatch):
+    root = _checkout(tmp_path)
+    with open(root / "conf" / "profile" / "micro.yaml", "ab") as file:
+        file.write(b"# caf\xe9\n")
+    monkeypatch.chdir(root)
+    result = a2i("profile=micro")
+    assert result.exit_code == 1 and result.output.count("\n") == 1, result.output
+    assert result.output.startswith(f"error: {root / 'conf' / 'profile' / 'micro.yaml'} is not UTF-8 text (")
     assert not (root / "params.yaml").exists()

@@ -38,3 +38,12 @@ def test_an_option_at_its_default_is_not_part_of_the_stage_name(monkeypatch, cap
         with caplog.at_level(logging.INFO, logger="a2i.stage"):
             run_stage("doc", lambda resolution, device: None, resolution, Option("device", "d", default="auto"))
         assert [row["stage"] for row in resources.parse(caplog.messages)] == [name]
+
+
+def test_the_table_of_a_missing_log_is_a_one_line_error(tmp_path):
+    import subprocess
+
+    result = subprocess.run([sys.executable, "-m", "a2i.resources", str(tmp_path / "no.log")], capture_output=True,
+                            text=True)
+    assert result.returncode == 1
+    assert result.stderr == f"error: [Errno 2] No such file or directory: '{tmp_path / 'no.log'}'\n"

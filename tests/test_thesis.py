@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from a2i import params, thesis
-from a2i.config import FinetuneConfig
+from a2i.config import SECTIONS, FinetuneConfig
 from a2i.evaluation.evaluate import feature_space
 
 THESIS = ["profile=thesis", "data=suburmp"]
@@ -20,6 +20,15 @@ def test_the_thesis_profile_composes_to_the_thesis_table():
             f"{entry.key}: the thesis profile has {composed[entry.key]!r}, the thesis {entry.value!r} "
             f"({entry.section})")
     assert thesis.departures(params.compose(overrides=THESIS)) == []
+
+
+def test_every_key_the_thesis_profile_composes_to_is_pinned_or_named_otherwise():
+    operational = {f"{section.NAME}.{key}" for section in SECTIONS for key in section.OPERATIONAL}
+    named = {entry.key for entry in thesis.RECIPE} | set(thesis.UNPINNED) | operational
+    loose = [key for key in thesis.flatten(params.compose(overrides=THESIS))
+             if key not in named and not thesis.not_recipe(key)
+             and not any(key.startswith(f"{unpinned}.") for unpinned in thesis.UNPINNED)]
+    assert loose == []
 
 
 def test_every_table_entry_names_its_section_and_every_method_departure_says_why():

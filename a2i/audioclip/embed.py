@@ -18,12 +18,12 @@ from tqdm import tqdm
 from a2i.audioclip.checkpoint import check_state_dict, module_entries
 from a2i.audioclip.esresnext import ESResNeXtFBSP
 from a2i.audioclip.sizes import SIZES, size_config
-from a2i.config import EmbedConfig
+from a2i.config import MAX_LENGTH_S, EmbedConfig
 from a2i.data.dataset import PreparedDataset
 from a2i.data.layout import SPLITS
 from a2i.devices import select_device
 from a2i.io import atomic_dir, save_npy, write_csv
-from a2i.variants import PREPARED, Variant, audioclip_model, embeddings_dir
+from a2i.variants import ALIGNMENTS, PREPARED, Variant, audioclip_model, embeddings_dir
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +53,11 @@ def _heads_problem(heads: dict[str, Any]) -> str | None:
         return f"size {heads['size']!r} is not one of {', '.join(SIZES)}"
     if not isinstance(heads["alignment"], str):
         return f"alignment {heads['alignment']!r} is not a name"
-    if isinstance(heads["length_s"], bool) or not isinstance(heads["length_s"], (int, float)):
-        return f"length_s {heads['length_s']!r} is not a number"
+    if heads["alignment"] not in ALIGNMENTS:
+        return f"alignment {heads['alignment']!r} is not one of {', '.join(ALIGNMENTS)}"
+    length = heads["length_s"]
+    if isinstance(length, bool) or not isinstance(length, (int, float)) or length not in range(1, MAX_LENGTH_S + 1):
+        return f"length_s {length!r} is not a whole number of seconds in 1..{MAX_LENGTH_S}"
     if not isinstance(heads["audio"], dict):
         return f"audio is a {type(heads['audio']).__name__}, not a state dict"
     return None
@@ -109,12 +112,12 @@ def run_embed(embedding: str, params: EmbedConfig | dict[str, Any], prepared: st
     model_path = Path(model_path or audioclip_model(variant.embedding))
     out_dir = Path(out_dir or embeddings_dir(variant.embedding))
     heads = read_heads(model_path)
-    if (heads["alignment"], int(heads["length_s"])) != (variant.alignment, variant.length):
+    if (heads["alignment"], heads["length_s"]) != (variant.alignment, variant.length):
         raise ValueError(f"{model_path}: heads were fine-tuned for {heads['alignment']}-{heads['length_s']}s, "
                          f"not {variant.embedding}")
     encoder = _audio_encoder(heads, model_path, select_device(config.device))
 
-    datasets = {split: PreparedDataset(prepared, variant.length, split) for split in SPLITS}
+    datasets = {split: PreparedDataset(prepared, variant.length, split).require_samples() for split in SPLITS}
     arrays = {split: embed_audio(encoder, data, config.batch_size, desc=f"embed {variant.embedding} {split}")
               for split, data in datasets.items()}
     with atomic_dir(out_dir) as staging:  # all splits from one head, or none: a killed run leaves no mix

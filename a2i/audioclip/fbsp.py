@@ -104,7 +104,8 @@ class LinearFBSP(nn.Module):
         Building the bank costs about as much as the CNN on a 1 s clip (2M sin/cos/pow for the thesis size);
         in-place updates (optimizer steps, `load_state_dict`) bump the version counters and invalidate it.
         Parameters made under inference mode (a head loaded inside `torch.inference_mode()`) have no version
-        counter, so nothing would invalidate a cache: their bank is rebuilt on every call.
+        counter, so nothing would invalidate a cache: their bank is rebuilt on every call. An edit through
+        `.data` bumps no counter either: change these parameters in place only through the tensors themselves.
         """
         params = (self.m, self.fb, self.fc)
         if torch.is_grad_enabled() or any(p.is_inference() for p in params):

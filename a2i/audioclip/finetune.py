@@ -32,7 +32,7 @@ from a2i.config import FinetuneConfig
 from a2i.data.dataset import PreparedDataset
 from a2i.data.layout import INSTRUMENTS
 from a2i.devices import select_device
-from a2i.io import save_torch, write_json
+from a2i.io import atomic_dir, save_torch, write_json
 from a2i.variants import METRICS, PREPARED, audioclip_model, live_path
 
 log = logging.getLogger(__name__)
@@ -192,12 +192,10 @@ def finetune(model: AudioCLIP, alignment: str, train, test, config: FinetuneConf
 
     `train`/`test` are `PreparedDataset`s; `live` an optional dvclive `Live`. Returns the metrics (flat).
     """
+    steps = steps_per_epoch(train, test, config)
     cell = _Cell(model, alignment, train, test, config)
     optimizer = setup_optimizer(model, alignment, config)
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.lr_gamma)
-    steps = len(train) // config.batch_size
-    if steps == 0:
-        raise ValueError(f"the train split has {len(train)} samples, fewer than one batch of {config.batch_size}")
     if config.max_steps_per_epoch is not None:
         steps = min(steps, config.max_steps_per_epoch)
 
@@ -232,6 +230,17 @@ def finetune(model: AudioCLIP, alignment: str, train, test, config: FinetuneConf
     metrics: dict[str, Any] = {f"query_acc_epoch{epoch}": acc for epoch, acc in enumerate(accuracies)}
     metrics.update(best_query_acc=accuracies[best], best_epoch=best, final_loss=losses[-1] if losses else None)
     return metrics
+
+
+def steps_per_epoch(train, test, config: FinetuneConfig) -> int:
+    """Whole batches of `train` per epoch; a split that cannot fill one (or, for `test`, is empty) is a ValueError
+    naming its index file."""
+    test.require_samples()
+    steps = len(train) // config.batch_size
+    if steps == 0:
+        raise ValueError(f"{train.path} has {len(train)} samples, fewer than one batch of finetune.batch_size="
+                         f"{config.batch_size}")
+    return steps
 
 
 def _balanced_batches(labels: np.ndarray, steps: int, batch_size: int, generator: torch.Generator) -> np.ndarray:
@@ -270,18 +279,20 @@ def run_finetune(embedding: str, params: FinetuneConfig | dict[str, Any], prepar
 
     train = PreparedDataset(prepared, variant.length, "train")
     test = PreparedDataset(prepared, variant.length, "test")
+    steps_per_epoch(train, test, config)  # before any output is begun
     torch.manual_seed(config.seed)  # random init (no checkpoint) is part of the run
     model, info = create_model(config.model_size, config.checkpoint)
     model.to(select_device(config.device))
 
-    with Live(dir=str(live_dir), dvcyaml=False, save_dvc_exp=False) as live:
-        live.log_params({"embedding": variant.embedding, **asdict(config)})
-        metrics = finetune(model, variant.alignment, train, test, config, live)
-
-    save_torch(model_path, heads_state(model, variant.alignment, variant.length, info["pretrained"]))
-    metrics = {"alignment": variant.alignment, "length_s": variant.length, "model_size": config.model_size,
-               "pretrained": info["pretrained"], "checkpoint_sha256": info.get("checkpoint_sha256"), **metrics}
-    write_json(metrics_path, metrics)
+    # the training curves land with the heads and metrics, or not at all (a run that diverges leaves no mix)
+    with atomic_dir(live_dir) as staging:
+        with Live(dir=str(staging), dvcyaml=False, save_dvc_exp=False) as live:
+            live.log_params({"embedding": variant.embedding, **asdict(config)})
+            metrics = finetune(model, variant.alignment, train, test, config, live)
+        save_torch(model_path, heads_state(model, variant.alignment, variant.length, info["pretrained"]))
+        metrics = {"alignment": variant.alignment, "length_s": variant.length, "model_size": config.model_size,
+                   "pretrained": info["pretrained"], "checkpoint_sha256": info.get("checkpoint_sha256"), **metrics}
+        write_json(metrics_path, metrics)
     # The best epoch is read on the test split (the thesis' "optimal fine-tuning epoch", 5.2.1); the heads saved
     # are the last epoch's, whatever it scored.
     log.info("%s: saved the epoch-%d heads (query accuracy %.3f); the best on test, %.3f, at epoch %d",

@@ -33,7 +33,7 @@ def _checked(section: type, **options) -> dict:
 
 @click.command("synthesize")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("data/synthetic"),
-              help="Folder that receives Sub-URMP/.")
+              help="Folder that receives Sub-URMP/ (one already there, the pipeline's by default, is replaced).")
 @click.option("--seed", type=int, default=0)
 @click.option("--train-performances", type=int, default=4, help="Performances per instrument in train/.")
 @click.option("--validation-performances", type=int, default=1, help="Performances per instrument in validation/.")
@@ -68,9 +68,11 @@ def _lengths(ctx, param, value: str) -> list[float]:
               help="Sub-URMP root (holds chunk/ and img/).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Output folder (replaced when complete).")
-@click.option("--lengths", default="1,2,3,4,5", callback=_lengths, help="Sample lengths in seconds.")
+@click.option("--lengths", default="1,2,3,4,5", callback=_lengths,
+              help="Sample lengths in seconds (the thesis'; the CPU demo's are params.yaml's prepare.lengths).")
 @click.option("--silence-peak", type=int, default=SILENCE_PEAK, help="Drop samples whose int16 peak is below this.")
-@click.option("--image-size", type=int, default=64)
+@click.option("--image-size", type=int, default=64,
+              help="Side of the square crops (the thesis'; the CPU demo's is params.yaml's prepare.image_size).")
 @click.option("--on-bad-file", type=click.Choice(["error", "skip"]), default="error",
               help="skip: leave bad files out and list them in OUT/skipped.csv.")
 def prepare_cmd(raw: Path, out: Path, lengths, silence_peak: int, image_size: int, on_bad_file: str) -> None:

@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from a2i.data.layout import SAMPLE_RATE, SPLITS
+from a2i.data.layout import SAMPLE_RATE, SPLITS, read_index
 from a2i.data.prepare import index_name
 from a2i.io import load_npy
 from a2i.variants import embeddings_dir
@@ -29,18 +28,42 @@ class PreparedDataset(Dataset):
         path = self.root / index_name(float(length_s), split)
         if not path.is_file():
             raise ValueError(f"{path} not found: run `prepare` with {length_s} in its lengths")
-        self.length_s, self.split = float(length_s), split
+        self.path, self.length_s, self.split = path, float(length_s), split
         self.frames = int(round(self.length_s * SAMPLE_RATE))
-        self.index = pd.read_csv(path)
+        self.index = read_index(path, ("start", "image", "label"))
         self.labels = self.index["label"].to_numpy(np.int64)
         self._starts = self.index["start"].to_numpy(np.int64)
         self._rows = self.index["image"].to_numpy(np.int64)
         self._maps: dict[str, np.ndarray] = {}
 
+    def require_samples(self) -> PreparedDataset:
+        if not len(self):
+            raise ValueError(f"{self.path} has no samples")
+        return self
+
     def _map(self, name: str) -> np.ndarray:
+        """`tracks` or `images`, opened (and checked) on first use: a stage reads only the arrays it declares."""
         if name not in self._maps:
-            self._maps[name] = load_npy(self.root / f"{name}.npy")
+            self._maps[name] = self._checked(name, load_npy(self.root / f"{name}.npy"))
         return self._maps[name]
+
+    def _checked(self, name: str, array: np.ndarray) -> np.ndarray:
+        """`array` is what prepare writes, and every sample lies inside it: a damaged file is named here, not by an
+        IndexError of the one batch that draws the row (or not at all)."""
+        path = self.root / f"{name}.npy"
+        if name == "tracks":
+            if array.dtype != np.int16 or array.ndim != 1:
+                raise ValueError(f"{path}: {array.dtype} {list(array.shape)}, expected int16 [n]")
+            bad = (self._starts < 0) | (self._starts + self.frames > len(array))
+        else:
+            if array.dtype != np.uint8 or array.ndim != 4 or array.shape[3] != 3 or array.shape[1] != array.shape[2]:
+                raise ValueError(f"{path}: {array.dtype} {list(array.shape)}, expected uint8 [n, S, S, 3] square crops")
+            bad = (self._rows < 0) | (self._rows >= len(array))
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"{self.path}: row {row} (start {self._starts[row]}, image {self._rows[row]}) lies "
+                             f"outside {path}")
+        return array
 
     def __getstate__(self):
         return {**self.__dict__, "_maps": {}}

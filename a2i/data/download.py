@@ -5,8 +5,8 @@ saying what it holds: each is a separate DVC output, so a stage depends on the o
 `audioclip`, evaluate on `inception`) and never hashes the extracted Sub-URMP.
 
 pooch does the caching, the sha256 check and the atomic move into place; the downloader given to it adds
-retries that resume a partial download (HTTP Range) from `<out>/.partial/<url digest>-<name>.part` and a
-progress bar.
+retries that resume a partial download (HTTP Range, with If-Range so that a file changed on the server is fetched
+anew, not stitched) from `<out>/.partial/<url digest>-<name>.part` and a progress bar.
 With `source: local` nothing is fetched: the files the user placed by hand in `local_dir` are validated and
 symlinked where `source: url` would put them, so `prepare.raw`, `finetune.checkpoint` and `evaluate.fid_weights`
 are the same for both sources. DVC follows the links when it commits an item's folder (one copy in its cache,
@@ -76,18 +76,23 @@ class ResumableDownloader:
                             self.retries - attempt)
                 time.sleep(min(self.wait * (attempt + 1), 10))
         os.replace(self.part, output_file)  # pooch checks the hash of output_file, then moves it into place
+        validator_file(self.part).unlink(missing_ok=True)
 
     def _fetch(self, url: str) -> None:
         import requests
 
         have = self.part.stat().st_size if self.part.exists() else 0
+        validator = self._validator(have)
         headers = {"Range": f"bytes={have}-"} if have else {}
+        if validator:  # the server sends the whole file, not the rest, if it changed since the part began
+            headers["If-Range"] = validator
         with requests.get(url, headers=headers, stream=True, timeout=self.timeout) as response:
             if response.status_code == 416:  # nothing left to fetch: the part is complete
                 return
             response.raise_for_status()
-            if response.status_code != 206:  # the server ignored the range: start over
+            if response.status_code != 206:  # the server ignored the range, or the file changed: start over
                 have = 0
+                _write_validator(validator_file(self.part), response.headers)
             expected = int(response.headers.get("Content-Length", -1))
             written = 0
             with open(self.part, "ab" if have else "wb") as f, tqdm(
@@ -99,6 +104,26 @@ class ResumableDownloader:
                     progress.update(len(block))
             if 0 <= expected != written:
                 raise requests.ConnectionError(f"connection closed after {written} of {expected} bytes")
+
+    def _validator(self, have: int) -> str | None:
+        """The strong ETag or Last-Modified date of the file the part was started from (None: send no If-Range)."""
+        path = validator_file(self.part)
+        return path.read_text() if have and path.exists() else None
+
+
+def validator_file(part: Path) -> Path:
+    """Beside each part: the version of the file it holds, sent as If-Range when the download resumes."""
+    return part.with_name(part.name + ".validator")
+
+
+def _write_validator(path: Path, headers) -> None:
+    """A weak ETag may not be sent in If-Range (RFC 9110, 13.1.5): then the date, or nothing."""
+    etag = headers.get("ETag", "")
+    value = etag if etag and not etag.startswith("W/") else headers.get("Last-Modified", "")
+    if value:
+        path.write_text(value)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def fetch(url: str, sha256: str, dest: Path, partial: Path, retries: int = 3) -> str:
@@ -115,6 +140,7 @@ def fetch(url: str, sha256: str, dest: Path, partial: Path, retries: int = 3) ->
                        downloader=ResumableDownloader(part, retries))
     except ValueError as error:  # pooch: hash mismatch; the bad download is already deleted
         part.unlink(missing_ok=True)
+        validator_file(part).unlink(missing_ok=True)
         raise DownloadError(f"{url}: {' '.join(str(error).split())} Check download sha256") from None
     except (requests.RequestException, OSError) as error:
         raise DownloadError(f"could not download {url} ({error.__class__.__name__}: {error})") from None

@@ -1,4 +1,5 @@
-"""Sub-URMP naming: the 13 instruments, their labels, and the `<instrument><NN>_<t>` stems."""
+"""Sub-URMP naming: the 13 instruments, their labels, the `<instrument><NN>_<t>` stems, and the labelled index
+tables `prepare` writes."""
 
 from __future__ import annotations
 
@@ -58,3 +59,23 @@ def check_split_folder(folder: Path) -> None:
     if not subfolders:
         raise ValueError(f"{folder}: no instrument folder; expected {folder}/<instrument>/ "
                          f"(one of {', '.join(INSTRUMENTS)})")
+
+
+def read_index(path: Path, columns: tuple[str, ...]):
+    """The index table (pandas) that `prepare` wrote at `path`, with `columns`; an unreadable table, a missing
+    column or a label that names no instrument is one ValueError naming the file."""
+    import pandas as pd
+
+    try:
+        index = pd.read_csv(path)
+    except ValueError as error:  # pandas' parser and empty-data errors, a file that is no UTF-8
+        raise ValueError(f"{path} is not a readable index table ({error})") from None
+    missing = [column for column in columns if column not in index]
+    if missing:
+        raise ValueError(f"{path} lacks the column(s) {', '.join(missing)}")
+    if "label" in columns:
+        bad = (~index["label"].isin(range(len(INSTRUMENTS)))).to_numpy().nonzero()[0]
+        if len(bad):
+            raise ValueError(f"{path}: row {bad[0]} has label {index['label'].iloc[bad[0]]}, outside "
+                             f"0..{len(INSTRUMENTS) - 1}, the instruments")
+    return index

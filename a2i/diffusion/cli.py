@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING
 import click
 
 from a2i.audioclip import MIN_SECONDS
-from a2i.cli_options import SEED, folder_output, png_output, unwritable
+from a2i import MAX_BATCH
+from a2i.cli_options import BATCH, SEED, folder_output, png_output, unwritable
 from a2i.diffusion.schedule import DDPM_VARIANCES, SAMPLERS
+from a2i.evaluation import MAX_BOOTSTRAP
 
 if TYPE_CHECKING:
     import torch
@@ -69,7 +71,7 @@ def _upscaling(checkpoint: Path | None, sampler: str | None, steps: int | None,
 @click.option("--audio", required=True, type=click.Path(path_type=Path), help="WAV file (any rate, mono/stereo).")
 @click.option("--seconds", type=FiniteFloat(min=MIN_SECONDS), default=None,
               help="Clip length to use [default: the model's length].")
-@click.option("--n", "n", type=click.IntRange(min=1), default=4, help="Images to draw.")
+@click.option("--n", "n", type=BATCH, default=4, help="Images to draw.")
 @click.option("--guidance", type=FiniteFloat(min=0), default=None,
               help="Classifier-free guidance scale (1 = conditional only) [default: 3; 1 for a model trained "
                    "without condition dropout (-nocfg), which takes no other].")
@@ -78,7 +80,8 @@ def _upscaling(checkpoint: Path | None, sampler: str | None, steps: int | None,
               help="Steps of the --model's sampler, at most its training timesteps (ddpm: use 1000, train.timesteps).")
 @click.option("--seed", type=SEED, default=0)
 @click.option("--audio-model", type=click.Path(path_type=Path), default=None,
-              help="Fine-tuned AudioCLIP heads [default: models/audioclip/<the model's embedding>.pt].")
+              help="Fine-tuned AudioCLIP heads [default: models/audioclip/<the model's embedding>.pt of the "
+                   "checkout that holds --model, else of the current folder].")
 @click.option("--device", default=None, callback=_device,
               help="cpu, cuda, cuda:1 [default: cuda when available].")
 @click.option("--upscale", type=click.Path(path_type=Path), default=None,
@@ -119,18 +122,19 @@ def generate_cmd(model: Path, audio: Path, seconds: float | None, n: int, guidan
 
 @click.command("compare-samplers", context_settings={"show_default": True})
 @click.option("--variant", required=True, help="Trained variant, e.g. text-2s.")
-@click.option("--per-class", type=click.IntRange(min=1), default=20, help="Test conditions per instrument.")
+@click.option("--per-class", type=click.IntRange(1, MAX_BATCH), default=20,
+              help="Test conditions per instrument (this comparison's own, not sample.per_class).")
 @click.option("--guidance", type=FiniteFloat(min=0), default=None,
               help="Classifier-free guidance scale [default: 3; 1 for a -nocfg variant, which takes no other].")
 @click.option("--seed", type=SEED, default=0)
-@click.option("--batch-size", type=click.IntRange(min=1), default=64)
+@click.option("--batch-size", type=BATCH, default=64)
 @click.option("--ddpm-variance", type=click.Choice(DDPM_VARIANCES), default=None,
               help="Posterior variance of the ddpm reference [default: sample.ddpm_variance of params.yaml, the "
                    "pipeline's].")
 @click.option("--classifier", type=click.Path(path_type=Path), default=Path("models/classifier.pt"),
               help="Instrument classifier of the classify stage, to score adherence.")
-@click.option("--bootstrap", type=click.IntRange(min=1), default=1000,
-              help="Bootstrap resamples for the paired intervals.")
+@click.option("--bootstrap", type=click.IntRange(1, MAX_BOOTSTRAP), default=1000,
+              help="Bootstrap resamples for the paired intervals (this comparison's own, not evaluate.bootstrap).")
 @click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=None, callback=folder_output,
               help="Output folder [default: data/sampler_check/<variant>].")
 def compare_samplers_cmd(variant: str, per_class: int, guidance: float | None, seed: int, batch_size: int,

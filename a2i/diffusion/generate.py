@@ -24,6 +24,7 @@ from a2i.diffusion.unet import UNet
 from a2i.variants import audioclip_model
 
 log = logging.getLogger(__name__)
+GENERATE_BATCH = 64  # images per U-Net call: --n can be far more than memory holds at once
 
 
 @dataclass(frozen=True)
@@ -102,13 +103,21 @@ def load_upscaler(upscaling: Upscaling, unet: UNet, config: dict, checkpoint: Pa
     return superres
 
 
+def default_audio_model(checkpoint: Path, embedding: str) -> Path:
+    """The fine-tuned heads of `embedding` in the checkout that holds `checkpoint` (so that a model is found from
+    any folder), else in the current one."""
+    relative = audioclip_model(embedding)
+    return next((folder / relative for folder in checkpoint.absolute().parents if (folder / relative).is_file()),
+                relative)
+
+
 def generate(model: str | Path, audio: str | Path, *, seconds: float | None = None, n: int = 4,
              guidance: float | None = None, sampler: str = "dpmpp", steps: int = 25, seed: int = 0,
              audio_model: str | Path | None = None, device: torch.device | None = None,
              upscale: Upscaling | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """(uint8 [n, S, S, 3] images (S: the U-Net's image size) for one audio clip drawn with `sampler` and `steps`,
     the same upsampled as `upscale` says (its own sampler and steps) or None).
-    `audio_model` defaults to the fine-tuned head the model's embeddings came from (`models/audioclip/<embedding>.pt`);
+    `audio_model` defaults to the fine-tuned head the model's embeddings came from (`default_audio_model`);
     `seconds` to the model's clip length; `guidance` to `checkpoint_guidance`'s (3, or 1 for a model trained without
     condition dropout)."""
     from a2i.audioclip.embed import load_audio_encoder, read_heads
@@ -120,11 +129,14 @@ def generate(model: str | Path, audio: str | Path, *, seconds: float | None = No
     unet, config = load_generator(checkpoint, device)
     unet.schedule.check_steps(steps, checkpoint, "--steps", " (train.timesteps)")
     guidance = checkpoint_guidance(config, guidance, checkpoint)
-    audio_model = Path(audio_model or audioclip_model(config["embedding"]))
+    audio_model = Path(audio_model or default_audio_model(checkpoint, config["embedding"]))
     heads = read_heads(audio_model)
     if heads["size"] != config["model"]["size"]:
         raise ValueError(f"{audio_model}: an audio head of size '{heads['size']}', but {checkpoint} is a "
                          f"'{config['model']['size']}' model: fine-tune and train at the same model size")
+    if f"{heads['alignment']}-{heads['length_s']:g}s" != config["embedding"]:
+        raise ValueError(f"{audio_model}: the audio head of {heads['alignment']}-{heads['length_s']:g}s, but "
+                         f"{checkpoint} was trained on the {config['embedding']} embeddings")
     superres = None if upscale is None else load_upscaler(upscale, unet, config, checkpoint, device)
     clip = read_clip(audio, float(seconds if seconds is not None else config["length_s"]))
     warn_if_silent(clip, audio)
@@ -133,10 +145,11 @@ def generate(model: str | Path, audio: str | Path, *, seconds: float | None = No
         embedding = encoder(clip.to(device)).float().cpu().numpy()
     log.info("%s: embedded %s with %s; sampling at guidance %g", checkpoint, audio, audio_model, guidance)
     cond = np.repeat(embedding, n, axis=0)
-    images = generate_images(unet, cond, sampler=sampler, steps=steps, guidance=guidance, seed=seed, batch_size=n,
-                             device=device, source=checkpoint)
+    batch = min(n, GENERATE_BATCH)
+    images = generate_images(unet, cond, sampler=sampler, steps=steps, guidance=guidance, seed=seed,
+                             batch_size=batch, device=device, source=checkpoint)
     if superres is None:
         return images, None
     return images, upscale_images(superres, images, cond, sampler=upscale.sampler, steps=upscale.steps,
-                                  aug_level=upscale.aug_level, seed=seed, batch_size=n, device=device,
+                                  aug_level=upscale.aug_level, seed=seed, batch_size=batch, device=device,
                                   source=upscale.checkpoint)

@@ -13,7 +13,7 @@ import torch
 from a2i.config import SampleConfig
 from a2i.data.dataset import PreparedDataset, load_embeddings
 from a2i.devices import select_device, set_threads
-from a2i.diffusion.checkpoint import checkpoints, load_generator
+from a2i.diffusion.checkpoint import checkpoints, load_generator, read_checkpoint
 from a2i.diffusion.images import class_grid, save_png
 from a2i.diffusion.sampling import checkpoint_guidance, generate_images
 from a2i.io import remove_stale_temps, save_npz, write_json
@@ -108,6 +108,9 @@ def _draw(v: Variant, config: SampleConfig, found: list[tuple[int, Path]], plan:
         remove_stale_temps(root / samples_dir(v.name, folder))
     conditions = {folder: held_out_conditions(v, root, splits[folder], per_class, config.seed)
                   for folder, per_class in folders.items()}
+    for epoch, path in found:  # a damaged checkpoint fails the stage before it has written anything
+        if plan.get(epoch):
+            read_checkpoint(path)
     written = []
     for epoch, path in found:
         if not plan.get(epoch):

@@ -220,7 +220,8 @@ def generate_images(model: UNet, cond: np.ndarray | torch.Tensor, *, sampler: st
                 x = sample(model, batch, shape=shape, sampler=sampler, steps=steps, guidance=guidance,
                            generator=generator, schedule=model.schedule, ddpm_variance=ddpm_variance)
         if not torch.isfinite(x).all():
-            raise ValueError(f"{source}: non-finite samples ({run}): its weights are broken")
+            raise ValueError(f"{source}: non-finite samples ({run}): its weights are broken"
+                             + (", or the guidance too large" if guidance > 1 else ""))
         out.append(to_uint8(x))
     images = np.concatenate(out)
     if images.min() == images.max():

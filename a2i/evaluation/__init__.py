@@ -6,3 +6,4 @@ LR_SCHEDULES = ("constant", "onecycle")  # the classifier's learning rate: a2i.e
 INCEPTION_NAME = "inception_v3_pool3"
 FEATURES_NAME = "classifier_penultimate"
 FRECHET_PREFIX = {INCEPTION_NAME: "fid", FEATURES_NAME: "fid_classifier"}
+MAX_BOOTSTRAP = 100_000  # resamples: params.yaml's evaluate.bootstrap and the commands'

@@ -14,13 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import nn
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from a2i.data.layout import INSTRUMENTS
+from a2i.data.layout import INSTRUMENTS, read_index
 from a2i.evaluation import FEATURES_NAME, LR_SCHEDULES
 from a2i.io import load_npy, save_torch, write_json
 from a2i.variants import IMAGES
@@ -52,14 +51,9 @@ def real_split(prepared: str | Path, split: str, images_file: str = IMAGES) -> R
     index_path = prepared / f"index_{lengths[0]}s_{split}.csv"
     if not index_path.is_file():
         raise ValueError(f"{index_path} not found")
-    index = pd.read_csv(index_path)
-    missing = [column for column in ("image", "label") if column not in index]
-    if missing:
-        raise ValueError(f"{index_path} lacks the column(s) {', '.join(missing)}")
+    index = read_index(index_path, ("image", "label"))
     if index.empty:
         raise ValueError(f"{index_path} has no samples")
-    if not index["label"].isin(range(len(INSTRUMENTS))).all():
-        raise ValueError(f"{index_path}: labels outside 0..{len(INSTRUMENTS) - 1}, the instruments")
     if index.groupby("image")["label"].nunique().max() > 1:
         raise ValueError(f"{index_path}: one image row carries two labels")
     frames = index.drop_duplicates("image").sort_values("image")

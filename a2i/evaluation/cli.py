@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from a2i.cli_options import BATCH
+
 
 @click.command("fid")
 @click.argument("path1", type=click.Path(exists=True, path_type=Path))
@@ -13,7 +15,7 @@ import click
 @click.option("--weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="pytorch-fid Inception state_dict (pt_inception-2015-12-05-6726825d.pth); "
                    "default: the file pytorch-fid caches in $TORCH_HOME/hub/checkpoints/.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=50, help="Images per Inception forward pass.")
+@click.option("--batch-size", type=BATCH, default=50, help="Images per Inception forward pass.")
 @click.option("--device", default="auto",
               help="auto (a free GPU, else the CPU), cpu, cuda or cuda:<index>.")
 def fid_cmd(path1: Path, path2: Path, weights: Path | None, batch_size: int, device: str) -> None:

@@ -105,7 +105,11 @@ def test_malformed_or_non_finite_heads_name_the_file_and_what_is_wrong(heads, tm
     key = next(k for k, v in audio.items() if v.is_floating_point())
     cases = {
         "size 'bogus' is not one of": {"size": "bogus"},
-        "length_s 'x' is not a number": {"length_s": "x"},
+        "length_s 'x' is not a whole number of seconds in 1..10": {"length_s": "x"},
+        "length_s 1.7 is not a whole number": {"length_s": 1.7},
+        "length_s inf is not a whole number": {"length_s": float("inf")},
+        "length_s nan is not a whole number": {"length_s": float("nan")},
+        "alignment 'texts' is not one of text, frozen, mutual": {"alignment": "texts"},
         "audio is a Tensor, not a state dict": {"audio": torch.zeros(1)},
         f"1 missing keys: {key}": {"audio": {k: v for k, v in audio.items() if k != key}},
         f"1 tensors hold NaN or infinite values: {key}": {"audio": {**audio, key: torch.full_like(audio[key],

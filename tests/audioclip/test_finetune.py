@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import subprocess
 import sys
 from dataclasses import replace
@@ -206,6 +207,20 @@ def test_divergence_is_an_error_naming_the_lr(prepared, tmp_path):
         run_finetune("text-1s", {**PARAMS, "lr": 1e4}, prepared, model_path=tmp_path / "m.pt",
                      metrics_path=tmp_path / "m.json", live_dir=tmp_path / "live")
     assert not (tmp_path / "m.pt").exists() and not (tmp_path / "m.json").exists()
+    assert not (tmp_path / "live").exists()  # no curves of a run that left no heads
+
+
+def test_splits_that_cannot_train_or_be_queried_are_named_before_anything_is_written(prepared, tmp_path):
+    paths = dict(model_path=tmp_path / "m.pt", metrics_path=tmp_path / "m.json", live_dir=tmp_path / "live")
+    with pytest.raises(ValueError, match=r"index_1s_train.csv has \d+ samples, fewer than one batch of "
+                                         r"finetune.batch_size=4096"):
+        run_finetune("text-1s", {**PARAMS, "batch_size": 4096}, prepared, **paths)
+    empty = tmp_path / "prepared"
+    shutil.copytree(prepared, empty)
+    (empty / "index_1s_test.csv").write_text((empty / "index_1s_test.csv").read_text().splitlines()[0] + "\n")
+    with pytest.raises(ValueError, match=r"index_1s_test.csv has no samples"):
+        run_finetune("frozen-1s", PARAMS, empty, **paths)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["prepared"]
 
 
 def test_run_finetune_writes_heads_metrics_and_curves_deterministically(prepared, tmp_path, caplog):

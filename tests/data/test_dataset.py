@@ -1,6 +1,8 @@
 import pickle
+import shutil
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -57,3 +59,48 @@ def test_missing_length_or_split(prepared):
         PreparedDataset(out, 3, "train")
     with pytest.raises(ValueError, match="split must be one of"):
         PreparedDataset(out, 1, "validation")
+
+
+@pytest.mark.parametrize("column, value, message", [
+    ("label", 13, r"index_1s_train.csv: row 2 has label 13, outside 0..12, the instruments"),
+    ("start", 10**9, r"index_1s_train.csv: row 2 \(start 1000000000, image \d+\) lies outside .*tracks.npy"),
+    ("image", -1, r"index_1s_train.csv: row 2 \(start \d+, image -1\) lies outside .*images.npy"),
+])
+def test_a_damaged_index_is_named_with_its_row(prepared, tmp_path, column, value, message):
+    out = tmp_path / "out"
+    shutil.copytree(prepared[0], out)
+    index = pd.read_csv(out / "index_1s_train.csv")
+    index.loc[2, column] = value
+    index.to_csv(out / "index_1s_train.csv", index=False)
+    with pytest.raises(ValueError, match=message):
+        data = PreparedDataset(out, 1, "train")
+        data.audio([0]), data.images()  # each array is checked when first opened
+
+
+def test_an_index_that_is_no_table_or_lacks_a_column_is_named(prepared, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(prepared[0], out)
+    (out / "index_1s_train.csv").write_text("")
+    with pytest.raises(ValueError, match=r"index_1s_train.csv is not a readable index table"):
+        PreparedDataset(out, 1, "train")
+    (out / "index_1s_train.csv").write_text("start,image\n0,0\n")
+    with pytest.raises(ValueError, match=r"index_1s_train.csv lacks the column\(s\) label"):
+        PreparedDataset(out, 1, "train")
+    (out / "index_1s_train.csv").write_text("start,image,label\n")
+    with pytest.raises(ValueError, match=r"index_1s_train.csv has no samples"):
+        PreparedDataset(out, 1, "train").require_samples()
+
+
+@pytest.mark.parametrize("name, array, message", [
+    ("images", np.zeros((40, 64, 64, 3), np.float32), r"images.npy: float32 \[40, 64, 64, 3\], expected uint8"),
+    ("images", np.zeros((40, 64, 64), np.uint8), r"images.npy: uint8 \[40, 64, 64\], expected uint8 \[n, S, S, 3\]"),
+    ("tracks", np.zeros((10**6, 2), np.int16), r"tracks.npy: int16 \[1000000, 2\], expected int16 \[n\]"),
+])
+def test_packed_arrays_of_another_kind_are_named(prepared, tmp_path, name, array, message):
+    out = tmp_path / "out"
+    shutil.copytree(prepared[0], out)
+    np.save(out / f"{name}.npy", array)
+    data = PreparedDataset(out, 1, "train")  # the labels alone read neither array
+    assert len(data.labels) == 16
+    with pytest.raises(ValueError, match=message):
+        data.audio([0]) if name == "tracks" else data.images()

@@ -14,12 +14,14 @@ from .helpers import loud_track, write_performance
 
 
 class Server:
-    """127.0.0.1 HTTP server for in-memory files, with Range support and an optional cut-off."""
+    """127.0.0.1 HTTP server for in-memory files, with Range and If-Range support and an optional cut-off."""
 
     def __init__(self):
         self.files: dict[str, bytes] = {}
         self.cut_after: int | None = None  # close the first full response after this many bytes
         self.requests: list[tuple[str, str | None]] = []
+        self.etags: dict[str, str] = {}  # a file's ETag header, where it has one
+        self.if_ranges: list[str | None] = []
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -28,17 +30,21 @@ class Server:
 
             def do_GET(self):
                 server.requests.append((self.path, self.headers.get("Range")))
-                body = server.files.get(self.path)
+                server.if_ranges.append(self.headers.get("If-Range"))
+                body, etag = server.files.get(self.path), server.etags.get(self.path)
                 if body is None:
                     self.send_error(404)
                     return
                 start = 0
-                if self.headers.get("Range"):
+                current = self.headers.get("If-Range") in (None, etag)
+                if self.headers.get("Range") and current:
                     start = int(self.headers["Range"].split("=")[1].rstrip("-"))
                     self.send_response(206)
                     self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
                 else:
                     self.send_response(200)
+                if etag:
+                    self.send_header("ETag", etag)
                 self.send_header("Content-Length", str(len(body) - start))
                 self.end_headers()
                 payload = body[start:]
@@ -435,6 +441,30 @@ def test_a_failed_rerun_leaves_no_manifest_that_claims_the_item(server, archive,
     with pytest.raises(DownloadError, match="not a valid archive"):
         download(out, ["suburmp"], suburmp={"url": server.url("bad/Sub-URMP.zip"), "sha256": ""})
     assert not (out / "suburmp" / "manifest.json").exists()
+
+
+def test_a_part_of_a_file_changed_on_the_server_is_not_stitched_to_the_new_one(server, tmp_path):
+    old, new = b"A" * 100_000, b"B" * 150_000
+    server.files["/w.pt"], server.etags["/w.pt"] = old, '"v1"'
+    server.cut_after = 70_000  # the first download is cut off, its retries fail: a part of v1 is left
+    with pytest.raises(DownloadError):
+        fetch(server.url("w.pt"), "", tmp_path / "w.pt", tmp_path / ".partial", retries=0)
+    server.files["/w.pt"], server.etags["/w.pt"] = new, '"v2"'
+    fetch(server.url("w.pt"), "", tmp_path / "w.pt", tmp_path / ".partial")
+    assert server.if_ranges == [None, '"v1"']  # the resume named the version it had
+    assert (tmp_path / "w.pt").read_bytes() == new
+    assert list((tmp_path / ".partial").iterdir()) == []
+
+
+def test_a_part_of_an_unchanged_file_is_resumed(server, tmp_path):
+    data = bytes(range(256)) * 4000
+    server.files["/w.pt"], server.etags["/w.pt"] = data, '"v1"'
+    server.cut_after = 123_456
+    with pytest.raises(DownloadError):
+        fetch(server.url("w.pt"), _sha(data), tmp_path / "w.pt", tmp_path / ".partial", retries=0)
+    fetch(server.url("w.pt"), _sha(data), tmp_path / "w.pt", tmp_path / ".partial")
+    assert 0 < int(server.requests[1][1][len("bytes="):-1]) <= 123_456 and server.if_ranges == [None, '"v1"']
+    assert (tmp_path / "w.pt").read_bytes() == data
 
 
 def test_an_unpinned_file_of_another_url_is_fetched_again_not_kept(server, tmp_path):

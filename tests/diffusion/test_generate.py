@@ -52,6 +52,15 @@ def run(root: Path, *args: str):
                                      "--steps", "2", "--device", "cpu", *args])
 
 
+def test_the_audio_heads_are_found_beside_the_model_from_any_folder(trained, tmp_path, monkeypatch):
+    wav = write_wav(tmp_path / "clip.wav", seconds=1.0, rate=44100, channels=1)
+    monkeypatch.chdir(tmp_path)  # not the checkout
+    result = CliRunner().invoke(main, ["generate", "--model", str(trained / "models" / "diffusion" / "text-1s"),
+                                       "--audio", str(wav), "--steps", "2", "--n", "2", "-o", "out.png"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "out.png").is_file()
+
+
 def test_generate_writes_a_grid_for_a_stereo_clip_at_another_rate(trained, tmp_path):
     wav = write_wav(tmp_path / "clip.wav", seconds=1.5, rate=22050, channels=2)
     out = tmp_path / "out.png"
@@ -82,7 +91,7 @@ def test_too_short_and_unreadable_audio_are_one_line_errors(trained, tmp_path):
     assert not (tmp_path / "x.png").exists()
 
 
-def test_heads_or_checkpoint_of_another_size_are_refused(trained, tmp_path):
+def test_heads_of_another_size_or_cell_and_checkpoints_of_another_size_are_refused(trained, tmp_path):
     heads = torch.load(trained / "models" / "audioclip" / "text-1s.pt", weights_only=True)
     other = tmp_path / "thesis-heads.pt"
     save_torch(other, {**heads, "size": "thesis"})
@@ -90,6 +99,12 @@ def test_heads_or_checkpoint_of_another_size_are_refused(trained, tmp_path):
     result = CliRunner().invoke(main, ["generate", "--model", str(trained / "models" / "diffusion" / "text-1s"),
                                        "--audio", str(wav), "--audio-model", str(other), "-o", str(tmp_path / "x.png")])
     assert result.exit_code == 1 and "an audio head of size 'thesis'" in result.output
+
+    save_torch(other, {**heads, "alignment": "mutual"})  # a head of another cell: other embeddings
+    result = CliRunner().invoke(main, ["generate", "--model", str(trained / "models" / "diffusion" / "text-1s"),
+                                       "--audio", str(wav), "--audio-model", str(other), "-o", str(tmp_path / "x.png")])
+    assert result.exit_code == 1 and "the audio head of mutual-1s, but" in result.output
+    assert "was trained on the text-1s embeddings" in result.output and not (tmp_path / "x.png").exists()
 
     state = torch.load(trained / "models" / "diffusion" / "text-1s" / "epoch_001.pt", weights_only=True)
     del state[DIGEST]
@@ -104,13 +119,13 @@ def test_heads_or_checkpoint_of_another_size_are_refused(trained, tmp_path):
 def test_generate_help_shows_defaults():
     result = CliRunner().invoke(main, ["generate", "--help"])
     assert result.exit_code == 0
-    assert "[default: 4; x>=1]" in result.output and "[default: dpmpp]" in result.output
+    assert "[default: 4; 1<=x<=4096]" in result.output and "[default: dpmpp]" in result.output
 
 
 @pytest.mark.parametrize("option, value", [
     ("--seconds", "-1"), ("--seconds", "0"), ("--seconds", "0.3"), ("--seconds", "nan"), ("--seed", "-1"),
     ("--seed", str(2**64)), ("--guidance", "nan"), ("--guidance", "inf"),
-    ("--guidance", "-1"), ("--n", "0"), ("--steps", "0"), ("--device", "gpu"), ("--device", "cuda"),
+    ("--guidance", "-1"), ("--n", "0"), ("--n", "4097"), ("--steps", "0"), ("--device", "gpu"), ("--device", "cuda"),
 ])
 def test_bad_options_are_one_line_before_anything_loads(tmp_path, monkeypatch, option, value):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # a CPU machine

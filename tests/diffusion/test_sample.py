@@ -177,10 +177,11 @@ class Broken(torch.nn.Module):
         return torch.full_like(x, self.eps)
 
 
-@pytest.mark.parametrize("eps, why", [(float("nan"), "non-finite samples"),
-                                      (1e4, "all 4 images are the single value 0")])
-def test_broken_samples_are_an_error_naming_their_source(eps, why):
-    with pytest.raises(ValueError, match=rf"^ckpt\.pt: {why} \(dpmpp, guidance 2, seed 0\): its weights are broken$"):
+@pytest.mark.parametrize("eps, why, hint", [(float("nan"), "non-finite samples", ", or the guidance too large"),
+                                            (1e4, "all 4 images are the single value 0", "")])
+def test_broken_samples_are_an_error_naming_their_source(eps, why, hint):
+    with pytest.raises(ValueError, match=rf"^ckpt\.pt: {why} \(dpmpp, guidance 2, seed 0\): its weights are "
+                                         rf"broken{hint}$"):
         generate_images(Broken(eps), np.zeros((4, 1024)), sampler="dpmpp", steps=2, guidance=2.0, seed=0,
                         batch_size=2, device=torch.device("cpu"), source="ckpt.pt")
 

@@ -261,11 +261,13 @@ def test_the_sample_stage_refuses_a_damaged_checkpoint_in_one_line(copied, monke
     write_params(copied)
     monkeypatch.chdir(copied)
     damage(Path("models/diffusion/text-1s/epoch_002.pt"))
+    shutil.rmtree("data/samples", ignore_errors=True)
     monkeypatch.setattr(sys, "argv", ["sample.py", "--variant", "text-1s"])
     with pytest.raises(SystemExit) as exit_info:
         runpy.run_path(str(REPO / "stages" / "sample.py"), run_name="__main__")
     assert exit_info.value.code == (f"error: models/diffusion/text-1s/epoch_002.pt: {why}; run `dvc checkout "
                                     "models/diffusion/text-1s` or delete it and re-run `dvc repro`")
+    assert not list(Path("data/samples").rglob("*.npz"))  # not even the sound epoch 1's
 
 
 def test_images_that_are_all_one_value_are_an_error_naming_their_checkpoint(copied):
