@@ -586,6 +586,7 @@ def check_params(params: dict[str, Any]) -> Params:
     problems += _steps_within(sections["train"], sections["sample"])
     problems += _guidance_trained(sections["train"], sections["sample"])
     problems += _pca_width(grid, sections["train"])
+    problems += _studies_against_fc(grid, sections["train"])
     problems += _mirrors(grid, sections["sample"], sections["report"])
     problems += _weights_downloaded(sections["download"], sections["finetune"], sections["evaluate"])
     if problems:
@@ -700,6 +701,16 @@ def _pca_width(grid: Grid | None, train: TrainConfig | None) -> list[str]:
         return []
     return [f"train.pca_components={train.pca_components!r} is not {EMB_DIM}, the U-Net's time-embedding width that "
             f"the PCA projection feeds (thesis 4.5)"]
+
+
+def _studies_against_fc(grid: Grid | None, train: TrainConfig | None) -> list[str]:
+    """The projection and encoding-layer studies (thesis 4.5, 5.4) compare against the FC projection: with
+    train.projection=pca every cell projects by PCA, and they would compare PCA with itself."""
+    if grid is None or train is None or train.projection != "pca":
+        return []
+    return [f"study.variants={grid.study.variants!r} holds {variant!r}, a study against the FC projection, but "
+            f"train.projection='pca' projects every cell by PCA" for variant in ("pca", "nonorm")
+            if variant in grid.study.variants]
 
 
 def _mirrors(grid: Grid | None, sample: SampleConfig | None, report: ReportConfig | None) -> list[str]:

@@ -48,7 +48,7 @@ def test_the_committed_params_validate(committed):
 
 
 @pytest.mark.parametrize("overrides", [["profile=thesis", "data=suburmp"], ["profile=micro"], ["profile=ablation"],
-                                       ["projection=pca"]])
+                                       ["projection=pca", "study.variants=[nocfg]"]])
 def test_the_profiles_validate(overrides):
     check_params(params.compose(REPO / "conf", overrides))
 
@@ -184,6 +184,8 @@ def test_every_problem_is_reported_together(committed):
     (["sample.cfg_scales=[1,2.3456789]"], "sample.cfg_scales[1]=2.3456789 is not a number >= 0 of at most 6 "
      "significant digits (it names the sample files)"),
     (["report.lengths=[1,2]"], "report.lengths=[1, 2] is not lengths=[2]"),
+    (["projection=pca", "study.variants=[nocfg,pca]"],
+     "study.variants=['nocfg', 'pca'] holds 'pca', a study against the FC projection, but train.projection='pca'"),
     (["sample.cfg_epoch=2"], "sample.cfg_epoch=2 is not study.epoch=None (the report reads the CFG sweep at "
                              "study.epoch)"),
     (["study.variants=[]", "study.length=3", "train_sr.embedding=text-2s"],

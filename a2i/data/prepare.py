@@ -262,19 +262,23 @@ def validate_crop(crop: dict) -> dict:
 
 
 def read_frame(path: Path, instrument: str, crop: dict, sizes: tuple[int, ...]) -> list[np.ndarray]:
-    """uint8 [size, size, 3] per size of `sizes`: the same crop, each antialiased-resized from one decode (JPEG
-    DCT-downscaled first when much larger than the largest size)."""
+    """uint8 [size, size, 3] per size of `sizes`: the same crop, antialiased-resized. Each size is decoded on its
+    own (JPEG DCT-downscaled first when much larger than that size), so that one size's pixels never depend on
+    which other sizes are asked for (images.npy on prepare.hr_image_size)."""
+    return [_read_crop(path, instrument, crop, size) for size in sizes]
+
+
+def _read_crop(path: Path, instrument: str, crop: dict, size: int) -> np.ndarray:
     try:
         with Image.open(path) as image:
             if image.format != "JPEG":
                 raise BadFile(path, f"format {image.format}, expected JPEG")
             box = crop_box(instrument, crop, *image.size)
-            scale = min((box[2] - box[0]), (box[3] - box[1])) / (2 * max(sizes))
+            scale = min((box[2] - box[0]), (box[3] - box[1])) / (2 * size)
             if scale >= 2:  # decode at 1/2..1/8 size, still >= 2x the target: fast and still antialiased
                 image.draft("RGB", (int(image.size[0] / scale), int(image.size[1] / scale)))
                 box = crop_box(instrument, crop, *image.size)
-            rgb = image.convert("RGB")
-            return [np.asarray(rgb.resize((size, size), Image.Resampling.LANCZOS, box=box)) for size in sizes]
+            return np.asarray(image.convert("RGB").resize((size, size), Image.Resampling.LANCZOS, box=box))
     except BadFile:
         raise
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
@@ -315,15 +319,21 @@ def select_samples(ks: np.ndarray, track: Track, segment_peak: np.ndarray, lengt
     covered_sum = np.concatenate([[0], np.cumsum(track.covered)])
     complete = covered_sum[starts + n] - covered_sum[starts] == n
     loud = sliding_max(segment_peak, n)[starts] >= silence_peak
-    span = np.flatnonzero(track.covered)
-    lo, hi = span[0], span[-1] + 1  # covered span in segments
-    trim_lo, trim_hi = (math.ceil(x * 10 - 1e-9) for x in trim)  # whole segments, all of the trimmed span
-    inside = (starts >= lo + trim_lo) & (starts + n <= hi - trim_hi)
+    lo, hi = kept_span(track, trim)
+    inside = (starts >= lo) & (starts + n <= hi)
     starts = starts[complete & loud & inside]
     if original_split == "train":
         return {"train": starts}
-    middle = (lo + hi) // 2  # midpoint of the covered span, floored to the 100 ms grid
+    middle = (lo + hi) // 2  # midpoint of the span kept, floored to the 100 ms grid
     return {"val": starts[starts + n <= middle], "test": starts[starts >= middle]}
+
+
+def kept_span(track: Track, trim: tuple[float, float] = (0.0, 0.0)) -> tuple[int, int]:
+    """[lo, hi) in track segments: the covered span less the trimmed seconds at each end (whole segments, all of
+    the trimmed span)."""
+    span = np.flatnonzero(track.covered)
+    trim_lo, trim_hi = (math.ceil(x * 10 - 1e-9) for x in trim)
+    return int(span[0]) + trim_lo, int(span[-1]) + 1 - trim_hi
 
 
 def index_name(length_s: float, split: str) -> str:
@@ -454,7 +464,7 @@ def _build(performances: dict[str, list[Pair]], tmp: Path, lengths: list[float],
                 for sample_split, starts in selected.items():
                     samples[(length, sample_split)].append(_index_rows(name, group[0].instrument, offset, track,
                                                                        ks, rows, starts))
-            perf_rows.append(_performance_row(name, group[0], offset, track, len(ks)))
+            perf_rows.append(_performance_row(name, group[0], offset, track, len(ks), trim.get(name, (0.0, 0.0))))
     tracks.flush()
     del tracks
     for name, array in zip(IMAGE_FILES, images):
@@ -510,9 +520,10 @@ def _index_rows(name: str, instrument: str, offset: int, track: Track, ks: np.nd
         "t_ms": (starts + track.first + CHUNK_SEGMENTS) * HOP_MS, "s_ms": (starts + track.first) * HOP_MS})
 
 
-def _performance_row(name: str, pair: Pair, offset: int, track: Track, chunks: int) -> dict:
+def _performance_row(name: str, pair: Pair, offset: int, track: Track, chunks: int,
+                     trim: tuple[float, float]) -> dict:
     span = np.flatnonzero(track.covered)
-    midpoint = ((span[0] + span[-1] + 1) // 2 + track.first) * HOP_MS if pair.split == "validation" else -1
+    midpoint = (sum(kept_span(track, trim)) // 2 + track.first) * HOP_MS if pair.split == "validation" else -1
     return {"performance": name, "instrument": pair.instrument, "label": LABELS[pair.instrument],
             "split": pair.split, "offset": offset, "samples": len(track.audio), "first_ms": track.first * HOP_MS,
             "chunks": chunks, "covered_ms": len(span) * HOP_MS, "midpoint_ms": midpoint,

@@ -282,6 +282,9 @@ class Trainer:
         # the training data too: a persisted checkpoint of the same configuration trained on other images or
         # embeddings (a new dataset, a re-fine-tuned audio head) must be retrained, not resumed as finished
         self.config["data"] = content_digest([self.train.images, self.train.cond])
+        # the generator's state is the device's kind (a CPU one does not load into a CUDA one): a checkpoint of
+        # the other kind is retrained, not resumed
+        self.config["device"] = device.type
         self.image_shape = (3, *self.train.images.shape[1:3])
         self.run_dir = root / diffusion_dir(variant.name)
         self.preview = params.preview
@@ -332,7 +335,8 @@ class Trainer:
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
         return {"model": self.model.state_dict(), "ema": self.ema.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "rng": rng, "epoch": epoch, "step": self.step,
-                "config": self.config}
+                # not the run's length: a checkpoint is the same bytes whether the run later goes on or not
+                "config": {key: value for key, value in self.config.items() if key not in _RESUMABLE}}
 
     def load(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])

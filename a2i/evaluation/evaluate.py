@@ -163,7 +163,7 @@ def evaluate_group(files: list[SampleFile], classifier, extractor, references: d
         images, labels = load_samples(sample.path, classifier.image_size)
         if counts is None:
             rng = np.random.default_rng([seed, sample.epoch, round(sample.guidance * 1000), *(f.seed for f in files)])
-            counts = stats.bootstrap_counts(len(images), bootstrap, rng)
+            counts = stats.bootstrap_counts(labels, bootstrap, rng)
         elif not np.array_equal(labels, actual[0]):
             raise ValueError(f"seeds of {group} differ in their conditions ({sample.path} against seed "
                              f"{files[0].seed}): they must condition on the same test audio")
@@ -203,7 +203,7 @@ def paired_adherence(sample_files: dict[str, Path], classifier, bootstrap: int, 
         first_labels = labels
         correct[name] = (predict(classifier, images, device=device)[0] == labels).astype(np.float64)
     n = len(first_labels)
-    counts = stats.bootstrap_counts(n, bootstrap, np.random.default_rng(seed))
+    counts = stats.bootstrap_counts(first_labels, bootstrap, np.random.default_rng(seed))
     first = next(iter(correct))
     result = {}
     for name, hits in correct.items():

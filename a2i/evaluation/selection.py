@@ -35,9 +35,11 @@ def main_grid(evaluations: pd.DataFrame, guidance: float) -> pd.DataFrame:
 
 
 def best_row(evaluations: pd.DataFrame, column: str = "adherence") -> pd.Series:
-    """The (variant, checkpoint, guidance) with the highest `column` (ties: earliest epoch, then variant order)."""
-    ranked = evaluations.sort_values([column, "epoch"], ascending=[False, True], kind="stable")
-    return ranked.iloc[0]
+    """The (variant, checkpoint, guidance) with the highest `column` (ties: earliest epoch, then variant order).
+    Equal scores are compared to 9 decimals: a mean over seeds of equal hits can differ in its last bit."""
+    ranked = evaluations.assign(_score=evaluations[column].round(9)).sort_values(
+        ["_score", "epoch"], ascending=[False, True], kind="stable")
+    return ranked.drop(columns="_score").iloc[0]
 
 
 def _key(row: pd.Series) -> tuple:

@@ -1,10 +1,13 @@
 """The statistics the thesis could not afford: bootstrap intervals, spread over sampling seeds, confusion.
 
-Bootstrap: the generated set is resampled with replacement (the real reference sets stay fixed); every metric of
-one replicate uses the same resample, and with several seeds each replicate averages one resample per seed, so
-the interval is that of the reported mean. Intervals are percentile intervals. Note that FID is biased upward at
-small n and a resample with repeated images has less diversity, so FID replicates sit above the point estimate:
-the FID interval describes the spread, and may exclude the point estimate itself.
+Bootstrap: the generated set is resampled with replacement within each instrument (the conditions are drawn per
+instrument, so each resample keeps their class mix; the real reference sets stay fixed); every metric of one
+replicate uses the same resample, and with several seeds each replicate averages one resample per seed, so the
+interval is that of the reported mean. Intervals are percentile intervals, conditional on this test set: its
+L-second windows overlap their neighbours on a 100 ms hop and come from one or two performances per instrument,
+so they say how precisely this set is scored, not how a model would score on other performances. Note that FID
+is biased upward at small n and a resample with repeated images has less diversity, so FID replicates sit above
+the point estimate: the FID interval describes the spread, and may exclude the point estimate itself.
 """
 
 from __future__ import annotations
@@ -21,11 +24,18 @@ from a2i.io import read_json
 LEVEL = 0.95
 
 
-def bootstrap_counts(n: int, replicates: int, rng: np.random.Generator) -> np.ndarray:
-    """[replicates, n]: how often each of n items is drawn in each resample of n draws with replacement."""
+def bootstrap_counts(labels: np.ndarray, replicates: int, rng: np.random.Generator) -> np.ndarray:
+    """[replicates, n]: how often each of the n items is drawn in each stratified resample: the items of each label
+    drawn with replacement as often as that label occurs."""
     if replicates < 1:
         raise ValueError(f"evaluate.bootstrap must be >= 1, got {replicates}")
-    return rng.multinomial(n, np.full(n, 1.0 / n), size=replicates)
+    labels = np.asarray(labels)
+    counts = np.zeros((replicates, len(labels)), dtype=np.int64)
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        counts[:, members] = rng.multinomial(len(members), np.full(len(members), 1.0 / len(members)),
+                                             size=replicates)
+    return counts
 
 
 def percentile_interval(replicates: np.ndarray, level: float = LEVEL) -> tuple[float, float]:

@@ -78,6 +78,12 @@ def test_midpoint_split_of_validation(tmp_path):
     assert _s_ms(out, 1, "train") == []
     performances = pd.read_csv(out / "performances.csv").set_index("performance")
     assert performances.midpoint_ms.to_dict() == {"bassoon99": -1, "oboe01": 1500, "horn02": 1400}
+    # a trimmed performance is cut at the middle of what the trim keeps: 300..2500 ms, m = 1400
+    prepare(raw, tmp_path / "trimmed", [1], trim={"oboe01": [0.3, 0.5]})
+    assert _s_ms(tmp_path / "trimmed", 1, "val", "oboe01") == [300, 400]
+    assert _s_ms(tmp_path / "trimmed", 1, "test", "oboe01") == [1400, 1500]
+    performances = pd.read_csv(tmp_path / "trimmed" / "performances.csv").set_index("performance")
+    assert performances.midpoint_ms["oboe01"] == 1400
 
 
 def test_double_bass_trim_and_counts(tmp_path):
@@ -176,6 +182,18 @@ def test_large_frames_are_downscaled_with_antialiasing(tmp_path):
     image = read_frame(path, "cello", {}, (64,))[0].astype(float)
     assert image.shape == (64, 64, 3)
     assert 100 < image.mean() < 155 and image.std() < 10
+
+
+def test_a_crop_does_not_depend_on_the_other_sizes_asked_for(tmp_path):
+    from PIL import Image
+
+    # each size is decoded on its own: images.npy is the same with or without prepare.hr_image_size
+    pixels = np.random.default_rng(0).integers(0, 256, (1080, 1920, 3), dtype=np.uint8)
+    path = tmp_path / "hd.jpg"
+    Image.fromarray(pixels).save(path, quality=90)
+    alone = read_frame(path, "cello", {}, (64,))[0]
+    low, high = read_frame(path, "cello", {}, (64, 256))
+    assert np.array_equal(alone, low) and np.array_equal(high, read_frame(path, "cello", {}, (256,))[0])
 
 
 def test_real_fixture_files(tmp_path):

@@ -213,6 +213,28 @@ def test_a_compiled_run_trains_and_is_not_taken_for_an_uncompiled_one(root, monk
     assert "already trained" not in caplog.text and final_state(root, 2)["config"]["compile"] is False
 
 
+def test_a_run_extended_writes_the_checkpoint_bytes_of_a_fresh_run(tmp_path):
+    # the checkpoints hold the run's identity, not its length: DVC hashes the same folder for an extended run
+    straight, extended = make_root(tmp_path / "a"), make_root(tmp_path / "b")
+    train("text-1s", train_params(epochs=2), straight)
+    train("text-1s", train_params(epochs=1), extended)
+    train("text-1s", train_params(epochs=2), extended)
+    assert checkpoint_files(extended) == checkpoint_files(straight)
+
+
+def test_a_checkpoint_of_the_other_device_kind_is_retrained_not_resumed(root):
+    # a CUDA generator's state does not load into a CPU one: a GPU run's persisted checkpoints, pulled onto a
+    # CPU machine and extended there, are trained afresh instead of failing in Generator.set_state
+    train("text-1s", train_params(epochs=1), root)
+    path = root / "models" / "diffusion" / "text-1s" / "epoch_001.pt"
+    state = {key: value for key, value in torch.load(path, weights_only=True).items() if key != DIGEST}
+    assert state["config"]["device"] == "cpu"
+    save_checkpoint(path, {**state, "config": {**state["config"], "device": "cuda"},
+                           "rng": {**state["rng"], "generator": torch.zeros(16, dtype=torch.uint8)}})
+    train("text-1s", train_params(epochs=2), root)
+    assert torch.load(path, weights_only=True)["config"]["device"] == "cpu"
+
+
 def test_a_finished_run_on_other_data_is_retrained_not_resumed(root):
     # The same parameters over new embeddings (a re-fine-tuned audio head, a new dataset): the persisted
     # checkpoints DVC keeps between runs must not pass for this data's trained model.

@@ -5,15 +5,27 @@ from a2i.evaluation import stats
 
 
 def test_bootstrap_counts_are_resamples_of_n():
-    counts = stats.bootstrap_counts(7, 50, np.random.default_rng(0))
+    counts = stats.bootstrap_counts(np.zeros(7, int), 50, np.random.default_rng(0))
     assert counts.shape == (50, 7)
     assert (counts.sum(axis=1) == 7).all() and (counts >= 0).all()
     assert len({tuple(row) for row in counts}) > 40  # resamples differ
 
 
+def test_bootstrap_resamples_within_each_instrument():
+    # the conditions are drawn per instrument: every resample keeps 5 of each, as the design does
+    labels = np.repeat([3, 0, 7], 5)[np.random.default_rng(1).permutation(15)]
+    counts = stats.bootstrap_counts(labels, 200, np.random.default_rng(0))
+    for label in (0, 3, 7):
+        assert (counts[:, labels == label].sum(axis=1) == 5).all()
+    assert len({tuple(row) for row in counts}) > 150
+    # so the interval of a mean over classes that differ only measures the spread within them
+    hits = (labels == 0).astype(float)  # one class always right, the others never
+    assert stats.percentile_interval(counts @ hits / 15) == pytest.approx((1 / 3, 1 / 3))
+
+
 def test_bootstrap_needs_a_replicate():
     with pytest.raises(ValueError, match="evaluate.bootstrap"):
-        stats.bootstrap_counts(5, 0, np.random.default_rng(0))
+        stats.bootstrap_counts(np.zeros(5, int), 0, np.random.default_rng(0))
 
 
 def test_percentile_interval():

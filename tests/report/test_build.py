@@ -284,6 +284,21 @@ def test_a_main_grid_variant_without_validation_metrics_is_a_clear_error():
         select_best(test, val, 3.0)
 
 
+def test_scores_equal_but_for_their_last_bit_tie_and_the_earliest_epoch_wins():
+    from a2i.evaluation.selection import best_row
+
+    # the same hits over two seeds, summed in another order
+    rows = pd.DataFrame([_evaluation("text-1s", 4, 3.0, 0.2538461538461539),
+                         _evaluation("text-1s", 2, 3.0, 0.25384615384615383)])
+    assert best_row(rows)["epoch"] == 2
+
+
+def test_the_readme_links_only_the_figures_a_run_drew(run_dir, result):
+    readme = (run_dir / "report" / "README.md").read_text()
+    linked = re.findall(r"!\[5\.\d+\]\((figure_[^)]+)\)", readme)
+    assert linked and all((run_dir / "report" / name).is_file() for name in linked)
+
+
 def build_select(test_rows):
     from a2i.evaluation.selection import select_best
 
