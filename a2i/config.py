@@ -41,6 +41,7 @@ MAX_FRAME = (7680, 4320)  # 8K UHD: four times the real 1920x1080 frames' side
 # Bounds on sizes that allocate: beyond them a run fails hours later, out of memory, not at the check.
 MAX_IMAGE_SIZE = 1024  # a square crop of the real frames is at most 1080 pixels high
 MAX_THREADS = 1024
+MAX_LR = 10.0  # far above any rate that trains; a larger one overflows float32 weights in a step or two
 
 
 class ConfigError(ValueError):
@@ -188,6 +189,7 @@ IMAGE_SIZE = Check(f"a multiple of 8 in 8..{MAX_IMAGE_SIZE} (the U-Nets pool it 
 SCALE = Check("a number >= 0 of at most 6 significant digits (it names the sample files)",
               lambda v: number(0).accepts(v) and float(f"{v:g}") == v, float)
 LENGTH = integer(1, MAX_LENGTH_S)  # seconds; the variant names' `<L>s`
+LR = number(0, MAX_LR, open_low=True)
 # as given: prepare names its index files by the length (`index_2s_...`)
 SECONDS = Check(f"a positive multiple of 0.1 s up to {MAX_LENGTH_S}",
                 lambda v: _is_number(v) and 0 < v <= MAX_LENGTH_S and _tenths(v))
@@ -363,7 +365,7 @@ class FinetuneConfig(Section):
     allow_random_init: bool = rule(BOOLEAN)
     epochs: int = rule(integer(0))
     batch_size: int = rule(integer(2, MAX_BATCH))  # the contrastive loss needs a negative
-    lr: float = rule(number(0, open_low=True))
+    lr: float = rule(LR)
     lr_gamma: float = rule(number(0, 1, open_low=True))
     momentum: float = rule(number(0, 1, open_high=True))
     weight_decay: float = rule(number(0))
@@ -412,7 +414,7 @@ class TrainConfig(Section):
     epochs: int = rule(integer(1))
     batch_size: int = rule(BATCH)
     max_steps_per_epoch: int | None = rule(optional(integer(1)))
-    lr: float = rule(number(0, open_low=True))
+    lr: float = rule(LR)
     loss_weighting: str = rule(one_of(LOSS_WEIGHTINGS))
     p_uncond: float = rule(number(0, 1))
     output_skip: bool = rule(BOOLEAN)
@@ -464,7 +466,7 @@ class ClassifyConfig(Section):
     NAME = "classify"
     epochs: int = rule(integer(1))
     batch_size: int = rule(BATCH)
-    lr: float = rule(number(0, open_low=True))
+    lr: float = rule(LR)
     min_accuracy: float = rule(number(0, 1))
     noise_std: float = rule(number(0))
     augment: bool = rule(BOOLEAN)
@@ -495,10 +497,10 @@ class TrainSRConfig(Section):
     audio: bool = rule(BOOLEAN)
     steps: int = rule(integer(1))
     batch_size: int = rule(BATCH)
-    lr: float = rule(number(0, open_low=True))
+    lr: float = rule(LR)
     loss_weighting: str = rule(one_of(LOSS_WEIGHTINGS))
     output_skip: bool = rule(BOOLEAN)
-    t_start: int | None = rule(optional(integer(1, Schedule.timesteps)))
+    t_start: int | None = rule(optional(integer(2, Schedule.timesteps)))  # sampling below it takes >= 2 steps
     residual: bool = rule(BOOLEAN)
     residual_scale: float = rule(number(0, open_low=True))
     aug_max: int = rule(integer(1, Schedule.timesteps))
@@ -667,10 +669,14 @@ def _sr_steps(train_sr: TrainSRConfig | None, sample_sr: SampleSRConfig | None) 
     if train_sr is None or sample_sr is None:
         return []
     trained = train_sr.t_start or Schedule.timesteps
-    if sample_sr.steps <= trained:
-        return []
-    return [f"sample_sr.steps={sample_sr.steps!r} is more than the {trained} timesteps the super-resolution model "
-            f"is trained on (train_sr.t_start={train_sr.t_start!r}, or the schedule's {Schedule.timesteps})"]
+    if sample_sr.steps > trained:
+        return [f"sample_sr.steps={sample_sr.steps!r} is more than the {trained} timesteps the super-resolution "
+                f"model is trained on (train_sr.t_start={train_sr.t_start!r}, or the schedule's "
+                f"{Schedule.timesteps})"]
+    if train_sr.t_start and sample_sr.steps < 2:
+        return [f"sample_sr.steps={sample_sr.steps!r}: a chain from train_sr.t_start={train_sr.t_start!r} takes "
+                f">= 2 steps (its last is at t = 0)"]
+    return []
 
 
 def _steps_within(train: TrainConfig | None, sample: SampleConfig | None) -> list[str]:

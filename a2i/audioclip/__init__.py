@@ -2,7 +2,7 @@
 
 from importlib import import_module
 
-# Sub-URMP chunks are 0.5 s; anything shorter is almost all zero padding in the first fbsp frame
+# the shortest clip embedded: one Sub-URMP chunk (0.5 s), the dataset's unit of audio
 MIN_SECONDS = 0.5
 
 # Resolved on first use (PEP 562): importing a2i.audioclip.cli must not load torch and open_clip for `a2i --help`.

@@ -61,8 +61,11 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{path}: not a PyTorch checkpoint (neither torch.save's zip archive nor its legacy "
                               "pickle): is it the right file?")
     if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as archive:
-            names = archive.namelist()
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+        except (zipfile.BadZipFile, OSError) as error:  # its end record is whole, its directory is not
+            raise CheckpointError(f"{path}: {_load_failure(error)}") from None
         if any("/code/" in name or name.endswith("constants.pkl") for name in names):
             raise CheckpointError(f"{path}: a TorchScript archive (like OpenAI's RN50.pt), not an AudioCLIP "
                                   "state dict")

@@ -63,6 +63,11 @@ def _heads_problem(heads: dict[str, Any]) -> str | None:
     return None
 
 
+def heads_embedding(heads: dict[str, Any]) -> str:
+    """The embedding variant `<alignment>-<length>s` that a (checked) heads dict was fine-tuned for."""
+    return Variant(heads["alignment"], int(heads["length_s"])).embedding
+
+
 def load_audio_encoder(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
     """The fine-tuned audio head in eval mode: float int16-range audio [B, C, T] at 44.1 kHz -> [B, 1024]."""
     return _audio_encoder(read_heads(path), path, device)
@@ -112,9 +117,8 @@ def run_embed(embedding: str, params: EmbedConfig | dict[str, Any], prepared: st
     model_path = Path(model_path or audioclip_model(variant.embedding))
     out_dir = Path(out_dir or embeddings_dir(variant.embedding))
     heads = read_heads(model_path)
-    if (heads["alignment"], heads["length_s"]) != (variant.alignment, variant.length):
-        raise ValueError(f"{model_path}: heads were fine-tuned for {heads['alignment']}-{heads['length_s']}s, "
-                         f"not {variant.embedding}")
+    if heads_embedding(heads) != variant.embedding:
+        raise ValueError(f"{model_path}: heads were fine-tuned for {heads_embedding(heads)}, not {variant.embedding}")
     encoder = _audio_encoder(heads, model_path, select_device(config.device))
 
     datasets = {split: PreparedDataset(prepared, variant.length, split).require_samples() for split in SPLITS}

@@ -32,7 +32,7 @@ from a2i.config import FinetuneConfig
 from a2i.data.dataset import PreparedDataset
 from a2i.data.layout import INSTRUMENTS
 from a2i.devices import select_device
-from a2i.io import atomic_dir, save_torch, write_json
+from a2i.io import atomic_dir, atomic_path, save_torch, write_json
 from a2i.variants import METRICS, PREPARED, audioclip_model, live_path
 
 log = logging.getLogger(__name__)
@@ -211,8 +211,7 @@ def finetune(model: AudioCLIP, alignment: str, train, test, config: FinetuneConf
         for step, rows in enumerate(progress):
             loss = cell.step(rows)
             if not torch.isfinite(loss):
-                raise ValueError(f"fine-tuning diverged (loss {loss.item()}) at epoch {epoch}, step {step}: "
-                                 f"lower parameter 'finetune.lr' (now {config.lr:g})")
+                raise _diverged(f"loss {loss.item()}", f"epoch {epoch}, step {step}", config)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -221,6 +220,9 @@ def finetune(model: AudioCLIP, alignment: str, train, test, config: FinetuneConf
         if config.bn_recalibration_batches:
             cell.recalibrate_batchnorm(_balanced_batches(train.labels, config.bn_recalibration_batches,
                                                          config.batch_size, generator))
+        broken = _non_finite(model, alignment)
+        if broken:  # the epoch's last update, after the last loss checked above
+            raise _diverged(f"{broken} holds non-finite values", f"the end of epoch {epoch}", config)
         losses.append(total / steps)
         accuracies.append(cell.evaluate(epoch))
         log.info("%s epoch %d: loss %.4f, query accuracy %.3f", alignment, epoch, losses[-1], accuracies[-1])
@@ -230,6 +232,21 @@ def finetune(model: AudioCLIP, alignment: str, train, test, config: FinetuneConf
     metrics: dict[str, Any] = {f"query_acc_epoch{epoch}": acc for epoch, acc in enumerate(accuracies)}
     metrics.update(best_query_acc=accuracies[best], best_epoch=best, final_loss=losses[-1] if losses else None)
     return metrics
+
+
+def _diverged(what: str, where: str, config: FinetuneConfig) -> ValueError:
+    return ValueError(f"fine-tuning diverged ({what}) at {where}: lower parameter 'finetune.lr' (now "
+                      f"{config.lr:g})")
+
+
+def _non_finite(model: AudioCLIP, alignment: str) -> str | None:
+    """The first tensor (weights and BatchNorm statistics) of the trained heads that is not all finite."""
+    heads = {"audio": model.audio, **({"visual": model.visual} if alignment == "mutual" else {})}
+    for head, module in heads.items():
+        for name, tensor in module.state_dict().items():
+            if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+                return f"{head}.{name}"
+    return None
 
 
 def steps_per_epoch(train, test, config: FinetuneConfig) -> int:
@@ -258,7 +275,8 @@ def _log(live, **values: float) -> None:
 
 
 def heads_state(model: AudioCLIP, alignment: str, length_s: int, pretrained: bool) -> dict[str, Any]:
-    """What `embed` and `a2i generate` need: the audio head, and the image head when it was trained."""
+    """The heads file: the audio head that `embed` and `a2i generate` read and, after mutual alignment, the
+    fine-tuned image head (kept for image-side use; the pipeline does not read it)."""
     return {
         "size": model.size, "alignment": alignment, "length_s": length_s, "pretrained": pretrained,
         "audio": {k: v.detach().cpu() for k, v in model.audio.state_dict().items()},
@@ -284,15 +302,17 @@ def run_finetune(embedding: str, params: FinetuneConfig | dict[str, Any], prepar
     model, info = create_model(config.model_size, config.checkpoint)
     model.to(select_device(config.device))
 
-    # the training curves land with the heads and metrics, or not at all (a run that diverges leaves no mix)
-    with atomic_dir(live_dir) as staging:
+    # the heads, metrics and training curves land together, once all are written, or not at all (a run that
+    # diverges leaves no mix)
+    with atomic_path(model_path) as heads_tmp, atomic_path(metrics_path) as metrics_tmp, \
+            atomic_dir(live_dir) as staging:
         with Live(dir=str(staging), dvcyaml=False, save_dvc_exp=False) as live:
             live.log_params({"embedding": variant.embedding, **asdict(config)})
             metrics = finetune(model, variant.alignment, train, test, config, live)
-        save_torch(model_path, heads_state(model, variant.alignment, variant.length, info["pretrained"]))
+        save_torch(heads_tmp, heads_state(model, variant.alignment, variant.length, info["pretrained"]))
         metrics = {"alignment": variant.alignment, "length_s": variant.length, "model_size": config.model_size,
                    "pretrained": info["pretrained"], "checkpoint_sha256": info.get("checkpoint_sha256"), **metrics}
-        write_json(metrics_path, metrics)
+        write_json(metrics_tmp, metrics)
     # The best epoch is read on the test split (the thesis' "optimal fine-tuning epoch", 5.2.1); the heads saved
     # are the last epoch's, whatever it scored.
     log.info("%s: saved the epoch-%d heads (query accuracy %.3f); the best on test, %.3f, at epoch %d",

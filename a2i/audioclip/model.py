@@ -56,9 +56,12 @@ class AudioCLIP(CLIP):
 
     def encode_image(self, image: torch.Tensor, normalize: bool = False) -> torch.Tensor:
         """CLIP-normalised [B, 3, image_size, image_size] (see `preprocess_images`) -> [B, 1024]."""
-        if image.dim() != 4 or tuple(image.shape[1:]) != (3, self.image_size, self.image_size):
-            raise ValueError(f"image batch has shape {tuple(image.shape)}; expected [batch, 3, {self.image_size}, "
-                             f"{self.image_size}] (use preprocess_images)")
+        if (image.dim() != 4 or tuple(image.shape[1:]) != (3, self.image_size, self.image_size)
+                or not image.is_floating_point()):
+            raise ValueError(f"image batch is {image.dtype} {tuple(image.shape)}; expected float [batch, 3, "
+                             f"{self.image_size}, {self.image_size}] (use preprocess_images)")
+        if not torch.isfinite(image).all():
+            raise ValueError("image batch holds non-finite values")
         return super().encode_image(image.to(self.device), normalize=normalize)
 
     def encode_text(self, labels: list[str], normalize: bool = False) -> torch.Tensor:

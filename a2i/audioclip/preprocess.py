@@ -59,8 +59,9 @@ def preprocess_images(images: torch.Tensor, size: int) -> torch.Tensor:
     As CLIP's transform: bicubic resize of the shorter side to `size` (PIL's kernel, uint8 result), centre
     crop, scale to [0, 1], normalise with the CLIP mean/std.
     """
-    if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[-1] != 3:
-        raise ValueError(f"images must be uint8 [batch, height, width, 3], got {images.dtype} {tuple(images.shape)}")
+    if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[-1] != 3 or 0 in images.shape[1:3]:
+        raise ValueError(f"images must be uint8 [batch, height, width, 3] (height, width > 0), got {images.dtype} "
+                         f"{tuple(images.shape)}")
     x = images.permute(0, 3, 1, 2)
     height, width = x.shape[-2:]
     if (height, width) != (size, size):

@@ -141,7 +141,7 @@ def _crop(ctx, param, value: str | None) -> dict | None:
               help="Sub-URMP root (holds chunk/ and img/).  [default: prepare.raw of params.yaml]")
 @click.option("--crop", default=None, callback=_crop,
               help="Boxes as YAML, '{instrument: [left, top, right, bottom]}' in frame fractions.  "
-                   "[default: prepare.crop of params.yaml]")
+                   "[default: prepare.crop of params.yaml; none outside a checkout, with --raw]")
 @click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("crops.png"), callback=png_output,
               help="PNG to write (its folder must exist).")
 def crops_cmd(raw: Path | None, crop: dict | None, out: Path) -> None:
@@ -152,6 +152,9 @@ def crops_cmd(raw: Path | None, crop: dict | None, out: Path) -> None:
     from a2i.data.crops import contact_sheet
     from a2i.params import load_section, require
 
+    if crop is None and raw is not None and not Path("params.yaml").is_file():  # a Sub-URMP outside a checkout
+        crop = {}
+        click.echo("no params.yaml here: drawing every instrument's default centred square")
     if raw is None or crop is None:  # params.yaml is read only when an option is left out
         section = load_section("prepare")
         raw = Path(require(section, "raw", "prepare")) if raw is None else raw

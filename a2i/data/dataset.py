@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from a2i.data.layout import SAMPLE_RATE, SPLITS, read_index
+from a2i.data.layout import SAMPLE_RATE, SPLITS, check_crops, read_index
 from a2i.data.prepare import index_name
 from a2i.io import load_npy
 from a2i.variants import embeddings_dir
@@ -56,8 +56,7 @@ class PreparedDataset(Dataset):
                 raise ValueError(f"{path}: {array.dtype} {list(array.shape)}, expected int16 [n]")
             bad = (self._starts < 0) | (self._starts + self.frames > len(array))
         else:
-            if array.dtype != np.uint8 or array.ndim != 4 or array.shape[3] != 3 or array.shape[1] != array.shape[2]:
-                raise ValueError(f"{path}: {array.dtype} {list(array.shape)}, expected uint8 [n, S, S, 3] square crops")
+            check_crops(path, array)
             bad = (self._rows < 0) | (self._rows >= len(array))
         if bad.any():
             row = int(np.flatnonzero(bad)[0])

@@ -6,7 +6,8 @@ saying what it holds: each is a separate DVC output, so a stage depends on the o
 
 pooch does the caching, the sha256 check and the atomic move into place; the downloader given to it adds
 retries that resume a partial download (HTTP Range, with If-Range so that a file changed on the server is fetched
-anew, not stitched) from `<out>/.partial/<url digest>-<name>.part` and a progress bar.
+anew, not stitched) from `<out>/.partial/<url digest>-<name>.part` and a progress bar. A finished download is
+kept (hard-linked) in `<out>/.fetched/`, so that a rerun whose item folder DVC deleted does not fetch it again.
 With `source: local` nothing is fetched: the files the user placed by hand in `local_dir` are validated and
 symlinked where `source: url` would put them, so `prepare.raw`, `finetune.checkpoint` and `evaluate.fid_weights`
 are the same for both sources. DVC follows the links when it commits an item's folder (one copy in its cache,
@@ -19,6 +20,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import logging
+import lzma
 import os
 import re
 import shutil
@@ -38,15 +40,18 @@ from a2i.io import read_json, sha256_file, write_json
 log = logging.getLogger(__name__)
 
 ARCHIVES = (".zip", ".tar", ".tar.gz", ".tgz")
-# what a corrupt or truncated zip/tar(.gz) raises while it is read; zipfile raises RuntimeError for an encrypted
-# member and NotImplementedError for a compression method it lacks
-ARCHIVE_ERRORS = (zipfile.BadZipFile, tarfile.TarError, gzip.BadGzipFile, zlib.error, EOFError, RuntimeError,
-                  NotImplementedError)
+# what a corrupt or truncated zip/tar(.gz, .bz2, .xz, or such members of a zip) raises while it is read; zipfile
+# raises RuntimeError for an encrypted member and NotImplementedError for a compression method it lacks; bz2 raises
+# an OSError without an errno (one with an errno is the system's, a full disk, say: not the archive's fault)
+ARCHIVE_ERRORS = (zipfile.BadZipFile, tarfile.TarError, gzip.BadGzipFile, zlib.error, lzma.LZMAError, EOFError,
+                  RuntimeError, NotImplementedError, OSError)
 HUB_DIGEST = re.compile(r"-([0-9a-f]{8,})\.")  # torch.hub names a file <name>-<sha256 prefix>.<ext>
 MANIFEST = "manifest.json"  # in every item's folder
 # Beside the item folders, in no DVC output: DVC deletes an output before it reruns its stage, which would throw
-# away the part that the rerun is meant to resume (537 MB for AudioCLIP).
+# away the part that the rerun is meant to resume (537 MB for AudioCLIP), and the finished downloads, which a
+# rerun after any change of the download section (another item, a pinned sha256) would fetch again.
 PARTIAL = ".partial"
+FETCHED = ".fetched"  # a hard link to each finished download, by URL: no second copy on disk
 
 
 class DownloadError(ValueError):
@@ -138,12 +143,12 @@ def fetch(url: str, sha256: str, dest: Path, partial: Path, retries: int = 3) ->
     try:
         pooch.retrieve(url, known_hash=f"sha256:{sha256}" if sha256 else None, fname=dest.name, path=dest.parent,
                        downloader=ResumableDownloader(part, retries))
+    except (requests.RequestException, OSError) as error:  # first: requests' bad-URL errors are ValueErrors too
+        raise DownloadError(f"could not download {url} ({error.__class__.__name__}: {error})") from None
     except ValueError as error:  # pooch: hash mismatch; the bad download is already deleted
         part.unlink(missing_ok=True)
         validator_file(part).unlink(missing_ok=True)
         raise DownloadError(f"{url}: {' '.join(str(error).split())} Check download sha256") from None
-    except (requests.RequestException, OSError) as error:
-        raise DownloadError(f"could not download {url} ({error.__class__.__name__}: {error})") from None
     digest = sha256_file(dest)
     if not sha256:
         problem = name_digest_problem(dest.name, digest)
@@ -158,7 +163,12 @@ def fetch(url: str, sha256: str, dest: Path, partial: Path, retries: int = 3) ->
 def part_file(partial: str | Path, url: str) -> Path:
     """Where the download of `url` is resumed from: one part per URL, so that a part of another URL (an edited
     download.<item>.url with the same file name) is never continued."""
-    return Path(partial) / f"{hashlib.sha256(url.encode()).hexdigest()[:16]}-{url_file_name(url)}.part"
+    return Path(partial) / f"{_by_url(url)}.part"
+
+
+def _by_url(url: str) -> str:
+    """`<url digest>-<file name>`: a name of its own for every URL."""
+    return f"{hashlib.sha256(url.encode()).hexdigest()[:16]}-{url_file_name(url)}"
 
 
 def name_digest_problem(name: str, digest: str) -> str | None:
@@ -180,15 +190,17 @@ def _unsafe(name: str) -> str | None:
     return None
 
 
-def _file_in_a_folders_place(files: list[str], names: list[str]) -> str | None:
-    """A file member whose path is also the folder of another member: it cannot be extracted."""
-    folders = {parent for name in names for parent in PurePosixPath(name).parents}
+def _file_in_a_folders_place(files: list[str], dirs: list[str]) -> str | None:
+    """A file member whose path is also a folder member or the folder of another member: it cannot be
+    extracted."""
+    folders = {parent for name in files + dirs for parent in PurePosixPath(name).parents}
+    folders |= {PurePosixPath(name) for name in dirs}  # `a/` of a zip: the trailing slash is dropped here
     return next((name for name in files if PurePosixPath(name) in folders), None)
 
 
-def check_archive(archive: Path) -> None:
-    """Raise DownloadError naming the first member that would land outside the target folder, is a link, or is
-    a file where another member needs a folder."""
+def check_archive(archive: Path) -> int:
+    """The bytes the archive's files take once extracted; DownloadError naming the first member that would land
+    outside the target folder, is a link, or is a file where another member needs a folder."""
     if archive.name.endswith(".zip"):
         with zipfile.ZipFile(archive) as zf:
             members = zf.infolist()
@@ -199,7 +211,8 @@ def check_archive(archive: Path) -> None:
                 if reason:
                     raise DownloadError(f"{archive}: unsafe member '{info.filename}' ({reason}); nothing extracted")
             files = [info.filename for info in members if not info.is_dir()]
-            names = [info.filename for info in members]
+            dirs = [info.filename for info in members if info.is_dir()]
+            size = sum(info.file_size for info in members)  # zipfile refuses a member longer than it declares
     else:
         with tarfile.open(archive) as tf:
             members = tf.getmembers()
@@ -213,11 +226,13 @@ def check_archive(archive: Path) -> None:
                 if reason:
                     raise DownloadError(f"{archive}: unsafe member '{member.name}' ({reason}); nothing extracted")
             files = [member.name for member in members if member.isfile()]
-            names = [member.name for member in members]
-    clash = _file_in_a_folders_place(files, names)
+            dirs = [member.name for member in members if member.isdir()]
+            size = sum(member.size for member in members if member.isfile())
+    clash = _file_in_a_folders_place(files, dirs)
     if clash:
         raise DownloadError(f"{archive}: not a valid archive (member '{clash}' is a file and the folder of another "
                             "member); nothing extracted")
+    return size
 
 
 def safe_extract(archive: Path, dest: Path) -> Path:
@@ -226,7 +241,10 @@ def safe_extract(archive: Path, dest: Path) -> Path:
     tmp = dest.parent / f".{dest.name}.extracting"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        check_archive(archive)
+        size, free = check_archive(archive), shutil.disk_usage(dest.parent).free
+        if size > free:  # a zip bomb, or a disk too small for the data set: refused before it is filled
+            raise DownloadError(f"{archive}: extracted it takes {size / 1e9:.1f} GB, {dest.parent} has "
+                                f"{free / 1e9:.1f} GB free; nothing extracted")
         tmp.mkdir(parents=True)
         if archive.name.endswith(".zip"):
             with zipfile.ZipFile(archive) as zf:
@@ -237,6 +255,8 @@ def safe_extract(archive: Path, dest: Path) -> Path:
         shutil.rmtree(dest, ignore_errors=True)
         tmp.rename(dest)
     except ARCHIVE_ERRORS as error:
+        if isinstance(error, OSError) and error.errno is not None:  # the system's (a full disk), not the archive's
+            raise
         reason = str(error).strip().splitlines()[0].rstrip(":")  # tarfile lists every method it tried below
         raise DownloadError(f"{archive}: not a valid archive ({type(error).__name__}: {reason}); "
                             "nothing extracted") from None
@@ -313,11 +333,15 @@ def _fetch_item(name: str, spec: dict, out: Path, retries: int, previous: dict) 
     if not sha256 and previous.get("url") != url:  # pooch keeps any file of that name when no hash is pinned
         target.unlink(missing_ok=True)
         (target.parent / MANIFEST).unlink(missing_ok=True)
+    kept = fetched_file(out, url)
+    if not target.exists() and kept.is_file():  # DVC deleted the item's folder before this rerun
+        _hard_link(kept, target)  # fetched again only if it fails the sha256 check
     try:
         digest = fetch(url, sha256, target, out / PARTIAL, retries)
     except DownloadError as error:
         holding = "Sub-URMP/ extracted from the archive" if name == "suburmp" else target.name
         raise DownloadError(f"{error}; or download it by hand and {_local_hint(holding, out)}") from None
+    _hard_link(target, kept)
     entry = {"url": url, "sha256": digest, "file": str(target)}
     if name != "suburmp":
         return {**entry, "path": str(target)}
@@ -327,10 +351,25 @@ def _fetch_item(name: str, spec: dict, out: Path, retries: int, previous: dict) 
         return {**entry, "path": str(validate_suburmp(extracted))}
     # the archive, whose extraction may fail: a rerun keeps it only if it comes from the same URL
     _write_manifest(out, name, "url", entry)
-    return {**entry, "path": str(_extract_suburmp(target, out))}
+    return {**entry, "path": str(_extract_suburmp(target, out, kept))}
 
 
-def _extract_suburmp(archive: Path, out: Path) -> Path:
+def fetched_file(out: Path, url: str) -> Path:
+    """Where the finished download of `url` is kept beside the item folders (`FETCHED`)."""
+    return out / FETCHED / _by_url(url)
+
+
+def _hard_link(source: Path, dest: Path) -> None:
+    """`dest` as a second name of `source`'s bytes (a copy where the file system has no hard links)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.unlink(missing_ok=True)
+    try:
+        os.link(source, dest)
+    except OSError:
+        shutil.copyfile(source, dest)
+
+
+def _extract_suburmp(archive: Path, out: Path, kept: Path) -> Path:
     """The Sub-URMP root extracted from the downloaded `archive`, at `Sub-URMP` beside it. A corrupt or unsafe
     archive is deleted (with what came out of it): kept, it would pass for a finished download and fail the same
     way on every run. One with an unexpected layout is kept: the download is good, and the data set is large."""
@@ -339,6 +378,7 @@ def _extract_suburmp(archive: Path, out: Path) -> Path:
         safe_extract(archive, extracted)
     except DownloadError as error:
         archive.unlink(missing_ok=True)
+        kept.unlink(missing_ok=True)
         (archive.parent / MANIFEST).unlink(missing_ok=True)
         shutil.rmtree(extracted, ignore_errors=True)  # an earlier run's tree, from another archive
         raise DownloadError(f"{error}; deleted {archive.name}, the next run downloads it again") from None
@@ -411,6 +451,15 @@ def _write_manifest(out: Path, name: str, source: str, entry: dict | None) -> Pa
     return manifest
 
 
+def _remove_if_empty(*folders: Path) -> None:
+    """Remove the `folders` (in order) that a failed fetch left empty: no output where nothing was fetched."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty, or not there
+            pass
+
+
 def download(out: str | Path, items: list[str], source: str = "url", local_dir: str | Path | None = None,
              retries: int = 3, **specs: dict) -> dict[str, Path]:
     """Fetch (or, with source=local, validate and link) `items` into `<out>/<item>/`; write a manifest into the
@@ -433,13 +482,14 @@ def download(out: str | Path, items: list[str], source: str = "url", local_dir: 
         # the links replace what is in `out`, and DVC deletes its item folders before it reruns the stage
         raise DownloadError(f"download.local_dir '{local_dir}' is inside the download folder '{out}'; "
                             "move the files out")
-    fetched = {}
+    fetched, out_existed = {}, out.exists()
     for name in items:
         previous = _read_manifest(out, name)
         try:
             fetched[name] = (_fetch_item(name, specs[name], out, retries, previous) if source == "url"
                              else _local_item(name, specs[name], Path(local_dir), out))
         except DownloadError as error:
+            _remove_if_empty(out / name, out / PARTIAL, *([] if out_existed else [out]))
             # One line that names everything still missing, not only the first failure (no network: all of them).
             missing = [item for item in items if item not in fetched]
             raise DownloadError(f"download.items {', '.join(missing)} not fetched: {error}") from None

@@ -4,8 +4,8 @@ hashes) to be too.
 numpy's vectorised sin/exp/log and FFTs, BLAS dot products and even libm's scalar functions pick
 instruction-set-specific code (SSE, AVX2, AVX-512, FMA) whose last bits differ, and one bit can move a sample
 across an int16 step. So array maths here uses only + - * /, whose IEEE results are exact everywhere (sines come
-from a table built by such a polynomial, read by integer phases), sums are exactly rounded (math.fsum), and
-scalar exp/log run in software decimals.
+from a table built by such a polynomial, read by integer phases), sums are of integers or added in a fixed order,
+and scalar exp/log run in software decimals.
 """
 
 from __future__ import annotations

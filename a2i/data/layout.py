@@ -79,3 +79,11 @@ def read_index(path: Path, columns: tuple[str, ...]):
             raise ValueError(f"{path}: row {bad[0]} has label {index['label'].iloc[bad[0]]}, outside "
                              f"0..{len(INSTRUMENTS) - 1}, the instruments")
     return index
+
+
+def check_crops(path: Path, array) -> None:
+    """ValueError naming `path` unless `array` holds what prepare packs there: uint8 [n, S, S, 3] square crops."""
+    import numpy as np
+
+    if array.dtype != np.uint8 or array.ndim != 4 or array.shape[3] != 3 or array.shape[1] != array.shape[2]:
+        raise ValueError(f"{path}: {array.dtype} {list(array.shape)}, expected uint8 [n, S, S, 3] square crops")

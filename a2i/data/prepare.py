@@ -9,7 +9,7 @@ Rules (one 100 ms grid index k per chunk stem t = 100 k ms; the chunk holds segm
 - it is dropped when its mono peak |amplitude| < `silence_peak`, or when it reaches into the first head_s or the
   last tail_s seconds of its performance's covered span (`trim`: [head_s, tail_s] per performance);
 - original train -> `train`; an original validation performance is cut at the midpoint m of its covered span
-  (floored to 100 ms): `val` if s + L <= m, `test` if s >= m, else dropped.
+  less the trim (floored to 100 ms): `val` if s + L <= m, `test` if s >= m, else dropped.
 """
 
 from __future__ import annotations
@@ -324,7 +324,7 @@ def select_samples(ks: np.ndarray, track: Track, segment_peak: np.ndarray, lengt
     starts = starts[complete & loud & inside]
     if original_split == "train":
         return {"train": starts}
-    middle = (lo + hi) // 2  # midpoint of the span kept, floored to the 100 ms grid
+    middle = val_test_cut(track, trim)
     return {"val": starts[starts + n <= middle], "test": starts[starts >= middle]}
 
 
@@ -334,6 +334,13 @@ def kept_span(track: Track, trim: tuple[float, float] = (0.0, 0.0)) -> tuple[int
     span = np.flatnonzero(track.covered)
     trim_lo, trim_hi = (math.ceil(x * 10 - 1e-9) for x in trim)
     return int(span[0]) + trim_lo, int(span[-1]) + 1 - trim_hi
+
+
+def val_test_cut(track: Track, trim: tuple[float, float] = (0.0, 0.0)) -> int:
+    """The track segment where an original validation performance is cut into `val` (before) and `test` (from
+    it on): the midpoint of the span kept, floored to the 100 ms grid."""
+    lo, hi = kept_span(track, trim)
+    return (lo + hi) // 2
 
 
 def index_name(length_s: float, split: str) -> str:
@@ -523,7 +530,7 @@ def _index_rows(name: str, instrument: str, offset: int, track: Track, ks: np.nd
 def _performance_row(name: str, pair: Pair, offset: int, track: Track, chunks: int,
                      trim: tuple[float, float]) -> dict:
     span = np.flatnonzero(track.covered)
-    midpoint = (sum(kept_span(track, trim)) // 2 + track.first) * HOP_MS if pair.split == "validation" else -1
+    midpoint = (val_test_cut(track, trim) + track.first) * HOP_MS if pair.split == "validation" else -1
     return {"performance": name, "instrument": pair.instrument, "label": LABELS[pair.instrument],
             "split": pair.split, "offset": offset, "samples": len(track.audio), "first_ms": track.first * HOP_MS,
             "chunks": chunks, "covered_ms": len(span) * HOP_MS, "midpoint_ms": midpoint,

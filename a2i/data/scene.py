@@ -240,7 +240,7 @@ class Painter:
             self._ellipse(draw, (x - 0.10, 0.66), 0.08, 0.07, c)
             return (x - 0.08, 0.64), (x + 0.10, 0.50)
         if name == "trombone":
-            slide = 0.12 * m.pitch  # lower notes: the slide further out
+            slide = 0.12 * (1 - m.pitch)  # lower notes: the slide further out
             tip = (x + 0.12 + 0.5 * slide, 0.90 - 0.1 * slide)
             self._line(draw, (mouth[0] + 0.01, 0.36), tip, 0.012, c)
             self._line(draw, (mouth[0] + 0.04, 0.36), (tip[0] + 0.03, tip[1]), 0.012, c)

@@ -34,8 +34,14 @@ from a2i.data.soundfont import GM_PROGRAMS, SoundFont, Zone, general_midi
 
 log = logging.getLogger(__name__)
 
-NOISE_STEP = 26  # room noise: the sum of 4 integers in [-26, 26], std 30.6, so |noise| <= 104 stays below the
-#                  450 silence threshold of prepare
+# The room's noise floor, shaped like the real chunks' (tests/fixtures/data: std 39 and 50, nearly all of it below
+# 100 Hz, about one int16 step above 1 kHz): white integers low-passed by two 10 ms moving sums in cascade (nulls
+# at multiples of 100 Hz), plus a white floor of about one step.
+RUMBLE_STEP = 26  # white integers in [-26, 26] before the moving sums
+RUMBLE_TAPS = 441  # 10 ms at 44.1 kHz
+RUMBLE_DIVISOR = 2_600  # the two moving sums' std / 2,600: a rumble of std about 45
+RUMBLE_MAX = 400  # |rumble| is held below prepare's 450 silence threshold (about 9 std: it never binds in practice)
+FLOOR_STEP = 2  # the white floor: integers in [-2, 2], std 1.4
 FRACTION = 1 << 32  # sample positions are int64 fixed point with 32 fractional bits: cumulative sums are exact
 VIBRATO_ONSET = 0.25  # s over which vibrato grows after a note starts
 JPEG_QUALITY = 85
@@ -175,8 +181,22 @@ def synthesize_audio(rng: np.random.Generator, instrument: str, style: Style, se
         signal[start:start + len(sound)] += sound
     loudest = float(np.abs(signal).max())
     signal *= style.gain * 32767 / max(loudest, 1e-6)
-    noise = sum(rng.integers(-NOISE_STEP, NOISE_STEP + 1, n) for _ in range(4))
-    return np.clip(np.rint(signal) + noise, -32768, 32767).astype(np.int16)
+    return np.clip(np.rint(signal) + room_noise(rng, n), -32768, 32767).astype(np.int16)
+
+
+def room_noise(rng: np.random.Generator, n: int) -> np.ndarray:
+    """int64 [n]: a room's noise floor (rumble below about 100 Hz and a white floor of about one step), from
+    integer arithmetic only."""
+    white = rng.integers(-RUMBLE_STEP, RUMBLE_STEP + 1, n + 2 * (RUMBLE_TAPS - 1))
+    summed = _moving_sum(_moving_sum(white, RUMBLE_TAPS), RUMBLE_TAPS)
+    rumble = np.clip((summed + RUMBLE_DIVISOR // 2) // RUMBLE_DIVISOR, -RUMBLE_MAX, RUMBLE_MAX)
+    return rumble + rng.integers(-FLOOR_STEP, FLOOR_STEP + 1, n)
+
+
+def _moving_sum(x: np.ndarray, taps: int) -> np.ndarray:
+    """The sums of `taps` consecutive entries of integer `x` ([len(x) - taps + 1]), exact."""
+    total = np.concatenate([[0], np.cumsum(x)])
+    return total[taps:] - total[:-taps]
 
 
 def motion_at(notes: list[Note], voice: Voice, t: float) -> Motion:

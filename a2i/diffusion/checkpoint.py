@@ -83,11 +83,11 @@ def load_generator(path: str | Path, device: torch.device | str = "cpu") -> tupl
     config = state["config"]
     try:
         model = UNet(**config["model"])
-    except (KeyError, TypeError) as err:
+    except (KeyError, TypeError, ValueError) as err:  # a config this version does not build (another a2i's)
         raise ValueError(f"{path}: not a diffusion checkpoint of a2i ({type(err).__name__}: {err})") from None
     try:
         model.load_state_dict(state["ema"])
     except RuntimeError:
-        raise ValueError(f"{path}: weights do not fit the '{config['model']['size']}' U-Net size "
+        raise ValueError(f"{path}: weights do not fit the '{model.config['size']}' U-Net size "
                          f"named in its config (a checkpoint of another size?)") from None
     return model.to(device, memory_format=torch.channels_last).eval(), config

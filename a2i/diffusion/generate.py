@@ -120,7 +120,7 @@ def generate(model: str | Path, audio: str | Path, *, seconds: float | None = No
     `audio_model` defaults to the fine-tuned head the model's embeddings came from (`default_audio_model`);
     `seconds` to the model's clip length; `guidance` to `checkpoint_guidance`'s (3, or 1 for a model trained without
     condition dropout)."""
-    from a2i.audioclip.embed import load_audio_encoder, read_heads
+    from a2i.audioclip.embed import heads_embedding, load_audio_encoder, read_heads
 
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
@@ -134,8 +134,8 @@ def generate(model: str | Path, audio: str | Path, *, seconds: float | None = No
     if heads["size"] != config["model"]["size"]:
         raise ValueError(f"{audio_model}: an audio head of size '{heads['size']}', but {checkpoint} is a "
                          f"'{config['model']['size']}' model: fine-tune and train at the same model size")
-    if f"{heads['alignment']}-{heads['length_s']:g}s" != config["embedding"]:
-        raise ValueError(f"{audio_model}: the audio head of {heads['alignment']}-{heads['length_s']:g}s, but "
+    if heads_embedding(heads) != config["embedding"]:
+        raise ValueError(f"{audio_model}: the audio head of {heads_embedding(heads)}, but "
                          f"{checkpoint} was trained on the {config['embedding']} embeddings")
     superres = None if upscale is None else load_upscaler(upscale, unet, config, checkpoint, device)
     clip = read_clip(audio, float(seconds if seconds is not None else config["length_s"]))

@@ -147,10 +147,7 @@ def compare_samplers(variant: str, *, root: Path = Path("."), out: Path | None =
     run's time over the last's, and the files) once every run is done; returns it."""
     v = Variant.parse(variant)
     device = device or select_device()
-    found = checkpoints(root / diffusion_dir(v.name))
-    if not found:
-        raise ValueError(f"no checkpoints in {root / diffusion_dir(v.name)}")
-    epoch, path = found[-1]
+    epoch, path = _checkpoints(v, root)[-1]
     model, config = load_generator(path, device)
     if image_size not in (None, model.image_size):
         raise ValueError(f"--classifier scores {image_size}x{image_size} images, {path} draws "

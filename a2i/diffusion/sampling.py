@@ -100,6 +100,8 @@ def sample(model: Denoiser, cond: torch.Tensor, *, shape: tuple[int, ...], sampl
         if not steps <= t_start <= schedule.timesteps:
             raise ValueError(f"t_start must be in [steps, {schedule.timesteps}] ({steps} steps below it), got "
                              f"{t_start}")
+        if steps < 2:  # the lowest timestep of every schedule is 0: the one step would leave x_init as it is
+            raise ValueError(f"a chain from t_start takes >= 2 steps (its last is at t = 0), got {steps}")
         if tuple(x_init.shape) != (cond.shape[0], *shape):
             raise ValueError(f"x_init must be [{cond.shape[0]}, {', '.join(map(str, shape))}], got "
                              f"{list(x_init.shape)}")

@@ -76,8 +76,8 @@ class SuperResUNet(Levels):
         if high_size % 8:
             raise ValueError(f"high_size must be a multiple of 8 for the three 2x poolings, got {high_size}")
         schedule = Schedule(**(schedule or {}))
-        if t_start is not None and not 1 <= t_start <= schedule.timesteps:
-            raise ValueError(f"t_start must be in [1, {schedule.timesteps}] or None, got {t_start}")
+        if t_start is not None and not 2 <= t_start <= schedule.timesteps:  # a chain below it takes >= 2 steps
+            raise ValueError(f"t_start must be in [2, {schedule.timesteps}] or None, got {t_start}")
         if not residual_scale > 0:
             raise ValueError(f"residual_scale must be > 0, got {residual_scale}")
         if not 1 <= aug_max <= schedule.timesteps:
@@ -291,9 +291,10 @@ def check_aug_level(model: SuperResUNet, aug_level: int, source: str | Path, nam
 def check_steps(model: SuperResUNet, steps: int, source: str | Path, name: str = "steps") -> None:
     """ValueError unless `model` (from `source`) can take `steps` (`name` in the message) steps on the noise
     levels it was trained on: below its t_start when truncated, else its schedule's."""
-    if model.t_start is not None and steps > model.t_start:
-        raise ValueError(f"{name} must be <= the t_start of {source}, {model.t_start} (train_sr.t_start: it was "
-                         f"trained on the noise levels below it), got {steps}")
+    if model.t_start is not None and not 2 <= steps <= model.t_start:
+        raise ValueError(f"{name} must be in [2, {model.t_start}] for {source}, truncated at t_start "
+                         f"{model.t_start} (train_sr.t_start: it was trained on the noise levels below it; its "
+                         f"chain's last step is at t = 0), got {steps}")
     model.schedule.check_steps(steps, source, name)
 
 

@@ -19,7 +19,7 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from a2i.data.layout import INSTRUMENTS, read_index
+from a2i.data.layout import INSTRUMENTS, check_crops, read_index
 from a2i.evaluation import FEATURES_NAME, LR_SCHEDULES
 from a2i.io import load_npy, save_torch, write_json
 from a2i.variants import IMAGES
@@ -61,8 +61,7 @@ def real_split(prepared: str | Path, split: str, images_file: str = IMAGES) -> R
     if not path.is_file():
         raise ValueError(f"{path} not found (run the prepare stage)")
     images = load_npy(path)
-    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[3] != 3 or images.shape[1] != images.shape[2]:
-        raise ValueError(f"{path}: {images.dtype} {list(images.shape)}, expected uint8 [n, S, S, 3] square crops")
+    check_crops(path, images)
     rows = frames["image"].to_numpy(np.int64)
     if rows.min() < 0 or rows.max() >= len(images):
         raise ValueError(f"{index_path}: image rows outside {images_file} (0..{len(images) - 1})")

@@ -26,7 +26,8 @@ THESIS_NOTE = {
 DATASET_NOTE = {
     "synthetic": "The embedded Sub-URMP (`a2i/data/synthetic.py`): each performance plays phrases with its own "
                  "tempo, articulation, dynamics, vibrato and microphone gain on the recorded instrument samples of a "
-                 "General MIDI SoundFont, over a room-noise floor, and shows its own player (drawn by performance "
+                 "General MIDI SoundFont, over a room's noise floor shaped like the real chunks' (a rumble below "
+                 "100 Hz), and shows its own player (drawn by performance "
                  "number: the same few people play every instrument) in front of a blue curtain, moving with the "
                  "music. Nothing is added that a real recording lacks.",
     "suburmp": "Sub-URMP (Chen et al. 2017): 0.5 s chunks and video frames of 13 instruments from the URMP "

@@ -2,6 +2,7 @@
 
 import logging
 import pickle
+import struct
 
 import pytest
 import torch
@@ -155,6 +156,13 @@ def test_unreadable_files_say_why(good_file, tmp_path, capsys):
         verify_checkpoint(save(tmp_path / "nested.pt", {"audio": {"w": torch.zeros(1)}, "size": "tiny"}))
     with pytest.raises(CheckpointError, match="no such file"):
         verify_checkpoint(tmp_path / "absent.pt")
+    directory = tmp_path / "directory.pt"  # its end record whole, its central directory not
+    data = bytearray(good_file.read_bytes())
+    start = struct.unpack("<I", data[data.rfind(b"PK\x05\x06") + 16:][:4])[0]
+    data[start:start + 4] = b"XXXX"
+    directory.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=r"directory.pt: unreadable \(truncated or not a torch file\): BadZip"):
+        verify_checkpoint(directory)
 
 
 @pytest.mark.filterwarnings("ignore::FutureWarning")

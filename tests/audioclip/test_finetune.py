@@ -204,10 +204,33 @@ def test_image_alignments_train_the_audio_head_and_the_image_head_only_when_mutu
 
 def test_divergence_is_an_error_naming_the_lr(prepared, tmp_path):
     with pytest.raises(ValueError, match="diverged .* lower parameter 'finetune.lr'"):
-        run_finetune("text-1s", {**PARAMS, "lr": 1e4}, prepared, model_path=tmp_path / "m.pt",
+        run_finetune("text-1s", {**PARAMS, "lr": 10}, prepared, model_path=tmp_path / "m.pt",
                      metrics_path=tmp_path / "m.json", live_dir=tmp_path / "live")
-    assert not (tmp_path / "m.pt").exists() and not (tmp_path / "m.json").exists()
-    assert not (tmp_path / "live").exists()  # no curves of a run that left no heads
+    assert sorted(tmp_path.iterdir()) == []  # no heads, metrics or curves, not even temporary files
+
+
+def test_an_update_that_breaks_the_weights_after_the_last_loss_is_caught(prepared, tmp_path, monkeypatch):
+    real_step = torch.optim.SGD.step
+
+    def overflowing_step(self, *args, **kwargs):  # as a huge rate's last update: no later loss would show it
+        result = real_step(self, *args, **kwargs)
+        self.param_groups[0]["params"][0].data.fill_(float("inf"))
+        return result
+
+    monkeypatch.setattr(torch.optim.SGD, "step", overflowing_step)
+    with pytest.raises(ValueError, match=r"^fine-tuning diverged \(audio\.\S+ holds non-finite values\) at the end "
+                                         r"of epoch 1: lower parameter 'finetune.lr' \(now 0.01\)$"):
+        run_finetune("text-1s", {**PARAMS, "max_steps_per_epoch": 1}, prepared, model_path=tmp_path / "m.pt",
+                     metrics_path=tmp_path / "m.json", live_dir=tmp_path / "live")
+    assert sorted(tmp_path.iterdir()) == []
+
+
+def test_heads_are_not_published_without_their_metrics(prepared, tmp_path):
+    (tmp_path / "blocker").write_text("a file where the metrics' folder should be")
+    with pytest.raises(FileExistsError):
+        run_finetune("text-1s", {**PARAMS, "max_steps_per_epoch": 1}, prepared, model_path=tmp_path / "out" / "m.pt",
+                     metrics_path=tmp_path / "blocker" / "m.json", live_dir=tmp_path / "out" / "live")
+    assert not (tmp_path / "out").exists() or sorted((tmp_path / "out").iterdir()) == []
 
 
 def test_splits_that_cannot_train_or_be_queried_are_named_before_anything_is_written(prepared, tmp_path):

@@ -204,15 +204,19 @@ def test_preprocess_images_of_any_shape_follows_open_clips_transform(height, wid
     assert ((ours - theirs) * std * 255).abs().max() <= 2  # grey levels
 
 
-@pytest.mark.parametrize("images", [torch.zeros(1, 64, 64, 3), torch.zeros(1, 3, 64, 64, dtype=torch.uint8)])
+@pytest.mark.parametrize("images", [torch.zeros(1, 64, 64, 3), torch.zeros(1, 3, 64, 64, dtype=torch.uint8),
+                                    torch.zeros(1, 0, 64, 3, dtype=torch.uint8)])
 def test_preprocess_images_rejects_bad_input(images):
     with pytest.raises(ValueError, match=r"uint8 \[batch, height, width, 3\]"):
         preprocess_images(images, 64)
 
 
 def test_encode_image_and_text_reject_bad_input(tiny):
-    with pytest.raises(ValueError, match=r"expected \[batch, 3, 64, 64\]"):
-        tiny.encode_image(torch.zeros(1, 3, 224, 224))
+    for wrong in (torch.zeros(1, 3, 224, 224), torch.zeros(1, 3, 64, 64, dtype=torch.uint8)):
+        with pytest.raises(ValueError, match=r"expected float \[batch, 3, 64, 64\] \(use preprocess_images\)"):
+            tiny.encode_image(wrong)
+    with pytest.raises(ValueError, match="image batch holds non-finite values"):
+        tiny.encode_image(torch.full((1, 3, 64, 64), float("nan")))
     with pytest.raises(ValueError, match="non-empty list of strings"):
         tiny.encode_text("cello")
     with pytest.raises(ValueError, match="77-token context"):

@@ -83,6 +83,16 @@ def test_command_defaults_to_params_yaml(tmp_path, monkeypatch):
     assert Image.open(tmp_path / "crops.png").getpixel((round(48 * SCALE), LABEL_HEIGHT + 100))[:3] == BOX_COLOUR
 
 
+def test_command_outside_a_checkout_draws_the_default_squares(tmp_path, monkeypatch):
+    raw = _tree(tmp_path, [("cello", 0, GREEN)])
+    monkeypatch.chdir(tmp_path)  # no params.yaml here
+    result = CliRunner().invoke(main, ["crops", "--raw", str(raw)])
+    assert result.exit_code == 0, result.output
+    assert "no params.yaml here" in result.output and "wrote crops.png (2 performances)" in result.output
+    default_left = round(42 * SCALE)  # the centred full-height square of a 192x108 frame
+    assert Image.open(tmp_path / "crops.png").getpixel((default_left, LABEL_HEIGHT + 100))[:3] == BOX_COLOUR
+
+
 def test_command_missing_root_is_one_line(tmp_path):
     result = CliRunner().invoke(main, ["crops", "--raw", str(tmp_path / "nowhere"), "--crop", "{}",
                                        "-o", str(tmp_path / "sheet.png")])

@@ -1,6 +1,7 @@
 import hashlib
 import io
 import json
+import shutil
 import tarfile
 import threading
 import zipfile
@@ -162,7 +163,16 @@ def test_offline_names_url_and_a_local_folder_outside_the_download(tmp_path):
     assert str(tmp_path / "d" / "audioclip" / "AudioCLIP-Partial-Training.pt") not in message
     assert (f"download.source: local and download.local_dir: a folder outside {tmp_path / 'd'} that holds "
             "AudioCLIP-Partial-Training.pt") in message
-    assert not list((tmp_path / "d").rglob("manifest.json"))
+    assert not (tmp_path / "d").exists()  # nothing fetched, nothing written: not even empty folders
+
+
+def test_offline_leaves_a_folder_that_was_there_and_what_earlier_runs_fetched(server, tmp_path):
+    out, server.files["/w.pt"] = tmp_path / "d", b"good"
+    download(out, ["audioclip"], audioclip={"url": server.url("w.pt"), "sha256": _sha(b"good")})
+    with pytest.raises(DownloadError, match="could not download"):
+        download(out, ["inception"], retries=0, inception={"url": "http://127.0.0.1:9/pt_inception.pth"})
+    assert (out / "audioclip" / "w.pt").read_bytes() == b"good" and (out / "audioclip" / "manifest.json").is_file()
+    assert [p for p in out.rglob("*") if p.is_dir() and not any(p.iterdir())] == []
 
 
 def test_checksum_mismatch_points_to_a_local_folder(server, tmp_path):
@@ -325,6 +335,64 @@ def test_corrupt_archive_is_one_line_and_deleted(server, tmp_path, name):
         assert f"deleted {name}" in message
         assert not (out / "suburmp" / name).exists() and not (out / "suburmp" / "Sub-URMP").exists()
     assert [path for path, _ in server.requests] == [f"/{name}"] * 2
+
+
+@pytest.mark.parametrize("method", [zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA])
+def test_a_corrupt_bz2_or_lzma_member_is_an_invalid_archive_and_deleted(server, tmp_path, method):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=method) as zf:
+        zf.writestr("Sub-URMP/chunk/train/cello/cello00_500.wav", bytes(range(256)) * 300)
+    data = bytearray(buffer.getvalue())
+    data[200:260] = bytes(b ^ 0xFF for b in data[200:260])  # inside the member's compressed stream
+    server.files["/Sub-URMP.zip"] = bytes(data)
+    out = tmp_path / "download"
+    with pytest.raises(DownloadError, match=r"Sub-URMP.zip: not a valid archive \((OSError|LZMAError): .*deleted "
+                                            r"Sub-URMP.zip, the next run downloads it again"):
+        download(out, ["suburmp"], suburmp={"url": server.url("Sub-URMP.zip"), "sha256": ""})
+    assert [p.name for p in out.rglob("*") if p.is_file()] == []
+
+
+def test_a_file_and_a_folder_entry_of_one_name_is_an_invalid_archive(tmp_path):
+    archive = tmp_path / "Sub-URMP.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("Sub-URMP/a/", "")
+        zf.writestr("Sub-URMP/a", "a file where the folder is")
+    with pytest.raises(DownloadError, match="member 'Sub-URMP/a' is a file and the folder of another member"):
+        safe_extract(archive, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_archive_larger_than_the_free_disk_is_refused_before_extraction(tmp_path, monkeypatch):
+    archive = tmp_path / "Sub-URMP.zip"
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("Sub-URMP/big.bin", bytes(2_000_000))  # 2 MB of zeros in a few kB: a (small) zip bomb
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9 - 10**6, 10**6))
+    with pytest.raises(DownloadError, match=r"Sub-URMP.zip: extracted it takes 0.0 GB, .* has 0.0 GB free; nothing "
+                                            r"extracted"):
+        safe_extract(archive, tmp_path / "out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["Sub-URMP.zip"]
+
+
+def test_a_url_without_http_is_a_download_error_not_a_checksum_one(tmp_path):
+    with pytest.raises(DownloadError, match=r"could not download htp://example.invalid/w.pt \(InvalidSchema: ") as e:
+        download(tmp_path / "d", ["audioclip"], audioclip={"url": "htp://example.invalid/w.pt", "sha256": ""})
+    assert "sha256" not in str(e.value)
+
+
+def test_a_rerun_after_dvc_deleted_the_item_folders_fetches_nothing_again(server, archive, tmp_path):
+    # DVC deletes a stage's outputs before it reruns it: after any change of the download section (here the
+    # sha256 the first run told the user to pin) the archive is linked back from .fetched, and only extracted
+    server.files["/Sub-URMP.zip"] = archive
+    out = tmp_path / "download"
+    download(out, ["suburmp"], suburmp={"url": server.url("Sub-URMP.zip"), "sha256": ""})
+    before = sorted(p.relative_to(out / "suburmp") for p in (out / "suburmp").rglob("*"))
+    for name in ("suburmp", "audioclip", "inception"):
+        shutil.rmtree(out / name)
+    download(out, ["suburmp"], suburmp={"url": server.url("Sub-URMP.zip"), "sha256": _sha(archive)})
+    assert len(server.requests) == 1
+    assert sorted(p.relative_to(out / "suburmp") for p in (out / "suburmp").rglob("*")) == before
+    kept = [p for p in (out / ".fetched").iterdir()]
+    assert len(kept) == 1 and kept[0].samefile(out / "suburmp" / "Sub-URMP.zip")  # one copy on disk
 
 
 def test_archive_without_suburmp_is_kept_and_its_layout_named(server, tmp_path):

@@ -9,8 +9,10 @@ from PIL import Image
 
 from a2i.data import exact, scene, soundfont, synthetic
 from a2i.data.layout import INSTRUMENTS, parse_stem
-from a2i.data.scene import Painter, draw_player
+from a2i.data.scene import Motion, Painter, draw_player
 from a2i.data.synthetic import VOICES, Note, Style, compose, motion_at, synthesize, synthesize_audio, write_performance
+
+from .helpers import FIXTURES
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +47,22 @@ def test_chunks_have_the_real_format_and_tile_one_signal(tree):
     assert max(np.abs(c).max() for c in chunks.values()) > 8000
 
 
+def _low_share(x: np.ndarray, below_hz: float = 100.0) -> float:
+    """The share of a signal's power (its mean removed) below `below_hz`."""
+    power = np.abs(np.fft.rfft(x - x.mean())) ** 2
+    return float(power[np.fft.rfftfreq(len(x), 1 / 44100) < below_hz].sum() / power.sum())
+
+
+def test_the_room_noise_is_shaped_like_the_real_chunks_noise_floor():
+    real = [sf.read(path, dtype="int16")[0][:, 0].astype(float) for path in sorted(FIXTURES.rglob("*.wav"))]
+    noise = synthetic.room_noise(np.random.default_rng(0), 20 * 22050).astype(float)
+    chunks = noise.reshape(20, 22050)  # 0.5 s, as the real ones
+    assert len(real) == 2 and min(_low_share(x) for x in real) > 0.95  # the real floor: a rumble below 100 Hz
+    assert min(_low_share(x) for x in chunks) > 0.95
+    assert 30 < noise.std() < 60 and all(35 < x.std() < 55 for x in real)
+    assert np.abs(noise).max() < 450  # below prepare's silence threshold: a rest stays silent
+
+
 def test_frames_are_16_9_jpegs_that_move_a_little(tree):
     folder = tree / "img" / "validation" / "horn"
     a, b = Image.open(folder / "horn01_1000.jpg"), Image.open(folder / "horn01_2000.jpg")
@@ -73,8 +91,8 @@ def test_audio_and_frame_bytes_are_pinned(tree):
     # signal model, the scene (or the SoundFont) changed, and with it every downstream hash of the pipeline. The
     # frames also depend on Pillow's polygon rasteriser and bundled JPEG encoder: the same bytes from Pillow 11.2
     # on (10.x rasterises polygon edges differently, 11.1 encodes differently), pyproject's floor.
-    assert _digest(tree, "chunk") == "822a9548e109d4af61974dfe5ab9b4d98868662e992fb36ca05cbd75a70f12fc"
-    assert _digest(tree, "img") == "8b26078ab2793c2296a50fe41384233ee9e281ce5b4bfa9f09c7800573641476"
+    assert _digest(tree, "chunk") == "1dc8d209e8527d5c47b2c77caaaeb273c60385d492b1520b2fdcbb7094f29890"
+    assert _digest(tree, "img") == "7514532c389fec8b3f33cec8d66d7b8d820eaf0a4b447dd763d091fe78dda39e"
 
 
 # numpy functions whose results are the same on every CPU: exact elementwise arithmetic, integer draws, layout
@@ -133,6 +151,17 @@ def test_the_bow_moves_with_the_notes():
     still = [np.asarray(painter().frame(m), float) for m in (first, second)]
     assert np.abs(still[0] - still[1]).mean() > 0.2
     assert painter().frame(first).size == (128, 72)
+
+
+def test_the_trombone_slide_reaches_further_out_for_lower_notes():
+    def slide_reach(pitch: float) -> int:
+        """The rightmost column of brass in the frame's lower half: the slide's end."""
+        painter = Painter(np.random.default_rng(1), np.random.default_rng(0), "trombone", 480, 270)
+        frame = np.asarray(painter.frame(Motion(0.0, pitch, 1.0))).astype(int)
+        brass = (frame[..., 0] > 150) & (frame[..., 1] > 110) & (frame[..., 2] < 120)
+        return int(np.flatnonzero(brass[135:].any(axis=0)).max())
+
+    assert slide_reach(0.0) > slide_reach(1.0)  # the lowest note: the slide out at its seventh position
 
 
 def _pitch(audio: np.ndarray) -> float:

@@ -280,12 +280,13 @@ def test_upscale_by_an_audio_model_of_another_embedding_is_refused_before_sampli
 def test_upscale_with_more_steps_than_the_truncated_model_takes_is_refused_before_sampling(trained, tmp_path,
                                                                                           sampled):
     wav = write_wav(tmp_path / "clip.wav", seconds=1.0, rate=44100, channels=1)
-    superres = _superres(tmp_path / "sr.pt", 64, t_start=1)
-    result = run(trained, "--audio", str(wav), "--upscale", str(superres), "--upscale-steps", "2",
+    superres = _superres(tmp_path / "sr.pt", 64, t_start=2)
+    result = run(trained, "--audio", str(wav), "--upscale", str(superres), "--upscale-steps", "3",
                  "-o", str(tmp_path / "out.png"))
     assert result.exit_code == 1
-    assert result.output == (f"error: --upscale-steps must be <= the t_start of {superres}, 1 (train_sr.t_start: it "
-                             "was trained on the noise levels below it), got 2\n")
+    assert result.output == (f"error: --upscale-steps must be in [2, 2] for {superres}, truncated at t_start 2 "
+                             "(train_sr.t_start: it was trained on the noise levels below it; its chain's last step "
+                             "is at t = 0), got 3\n")
     assert sampled == [] and not (tmp_path / "out.png").exists()
     plain = _superres(tmp_path / "plain.pt", 64)  # all T levels: at most the schedule's timesteps
     result = run(trained, "--audio", str(wav), "--upscale", str(plain), "--upscale-steps", "1001",

@@ -281,6 +281,21 @@ def test_images_that_are_all_one_value_are_an_error_naming_their_checkpoint(copi
         sample_variant("text-1s", sample_params(), copied)
 
 
+@pytest.mark.parametrize("edit, why", [
+    (lambda model: model.update(size="huge"), "not a diffusion checkpoint of a2i (ValueError: unknown U-Net size"),
+    (lambda model: model.update(projection="xyz"), "not a diffusion checkpoint of a2i (ValueError: projection must"),
+    (lambda model: model.pop("size"), "weights do not fit the 'thesis' U-Net size named in its config"),
+])
+def test_a_checkpoint_whose_config_this_version_refuses_is_an_error_naming_it(copied, edit, why):
+    # digest-valid (written by another version of a2i, say): the config itself is what does not build
+    path = copied / "models" / "diffusion" / "text-1s" / "epoch_002.pt"
+    state = {key: value for key, value in torch.load(path, weights_only=True).items() if key != DIGEST}
+    edit(state["config"]["model"])
+    save_checkpoint(path, state)
+    with pytest.raises(ValueError, match=f"^{re.escape(str(path))}: {re.escape(why)}"):
+        sample_variant("text-1s", sample_params(), copied)
+
+
 def test_sample_removes_temporary_files_left_by_a_killed_write(trained, caplog):
     for split in ("test", "val"):
         folder = trained / samples_dir("text-1s", split)

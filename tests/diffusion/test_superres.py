@@ -230,6 +230,14 @@ def test_a_truncated_chain_visits_only_timesteps_below_t_start(sampler, steps, t
     assert max(seen) >= t_start // 2  # it starts near t_start, not at the bottom of a fine schedule
 
 
+@pytest.mark.parametrize("sampler", ["ddim", "dpmpp"])
+def test_a_truncated_chain_of_one_step_is_refused_rather_than_returning_its_start(sampler):
+    # the lowest timestep of every schedule is 0: one step would noise x_init to t = 0 and denoise it from there
+    with pytest.raises(ValueError, match=r"^a chain from t_start takes >= 2 steps \(its last is at t = 0\), got 1$"):
+        sample(lambda x, t, c: torch.zeros_like(x), torch.zeros(2, 0), shape=(3,), sampler=sampler, steps=1,
+               guidance=1.0, generator=torch.Generator().manual_seed(0), x_init=torch.randn(2, 3), t_start=150)
+
+
 def test_sdedit_from_a_data_sample_keeps_the_data_distribution():
     # x0 ~ N(0, diag(SIGMA^2)) with the exact noise predictor: noising a data sample to t_start and denoising it
     # back is again a sample of the data distribution (the marginal at t_start is exact).
@@ -323,10 +331,11 @@ def test_a_truncated_model_starts_from_the_bicubic_image_and_round_trips(tmp_pat
 
 def test_more_steps_than_a_truncated_model_takes_are_an_error_naming_its_t_start():
     model = SuperResUNet(**TINY, t_start=5).eval()
-    with pytest.raises(ValueError, match=r"^steps must be <= the t_start of sr\.pt, 5 \(train_sr\.t_start: it was "
-                                         r"trained on the noise levels below it\), got 6$"):
-        upscale(model, pairs(1)[0], None, sampler="dpmpp", steps=6, aug_level=0, seed=0, batch_size=1, device="cpu",
-                source="sr.pt")
+    for steps in (6, 1):  # one step would be the one at t = 0: the chain would return its start
+        with pytest.raises(ValueError, match=rf"^steps must be in \[2, 5\] for sr\.pt, truncated at t_start 5 "
+                                             rf"\(train_sr\.t_start: .*\), got {steps}$"):
+            upscale(model, pairs(1)[0], None, sampler="dpmpp", steps=steps, aug_level=0, seed=0, batch_size=1,
+                    device="cpu", source="sr.pt")
 
 
 def test_bad_start_and_residual_options_are_errors():
