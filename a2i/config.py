@@ -348,9 +348,10 @@ class PrepareConfig(Section):
     on_bad_file: str = rule(one_of(ON_BAD_FILE))
 
     def cross_checks(self) -> list[str]:
-        if self.hr_image_size <= self.image_size or self.hr_image_size % self.image_size:
-            return [f"prepare.hr_image_size={self.hr_image_size} is not a multiple of prepare.image_size="
-                    f"{self.image_size} above it (the super-resolution factor)"]
+        factor, rest = divmod(self.hr_image_size, self.image_size)
+        if rest or factor < 2 or factor & (factor - 1):  # the super-resolution U-Net upsamples by 2x steps
+            return [f"prepare.hr_image_size={self.hr_image_size} is not prepare.image_size={self.image_size} times "
+                    f"a power of two >= 2 (the super-resolution factor)"]
         return []
 
 
@@ -582,6 +583,7 @@ def check_params(params: dict[str, Any]) -> Params:
     problems += _lengths_prepared(grid, sections["prepare"]) + _sweep_checkpoint(sections["train"], sections["sample"])
     problems += _fit_synthetic(sections["prepare"], sections["synthesize"])
     problems += _study_in_grid(grid) + _sr_embedding_in_grid(grid, sections["train_sr"])
+    problems += _sr_audio_of_one_cell(grid, sections["train_sr"])
     problems += _dataset_named(sections["prepare"], sections["report"])
     problems += _sr_aug_level(sections["train_sr"], sections["sample_sr"])
     problems += _sr_steps(sections["train_sr"], sections["sample_sr"])
@@ -589,7 +591,7 @@ def check_params(params: dict[str, Any]) -> Params:
     problems += _guidance_trained(sections["train"], sections["sample"])
     problems += _pca_width(grid, sections["train"])
     problems += _studies_against_fc(grid, sections["train"])
-    problems += _mirrors(grid, sections["sample"], sections["report"])
+    problems += _mirrors(grid, sections["sample"], sections["report"], sections["sample_sr"])
     problems += _weights_downloaded(sections["download"], sections["finetune"], sections["evaluate"])
     if problems:
         raise ConfigError(problems)
@@ -658,6 +660,19 @@ def _dataset_named(prepare: PrepareConfig | None, report: ReportConfig | None) -
     return [f"report.dataset={report.dataset!r} is not {actual!r}, the data prepare.raw={prepare.raw!r} reads"]
 
 
+def _sr_audio_of_one_cell(grid: Grid | None, train_sr: TrainSRConfig | None) -> list[str]:
+    """An audio-conditioned upsampler takes the embeddings it was trained on; sample_sr upsamples the cell that
+    validation selects, which is known only after every cell is trained."""
+    if grid is None or train_sr is None or not train_sr.audio:
+        return []
+    cells = len(grid.alignments) * len(grid.lengths)
+    if cells == 1:
+        return []
+    return [f"train_sr.audio=true conditions on the {train_sr.embedding} embeddings (train_sr.embedding), but "
+            f"sample_sr upsamples the cell selected on validation, one of the grid's {cells}: set "
+            "train_sr.audio=false, or make that cell the grid"]
+
+
 def _sr_aug_level(train_sr: TrainSRConfig | None, sample_sr: SampleSRConfig | None) -> list[str]:
     if train_sr is None or sample_sr is None or sample_sr.aug_level < train_sr.aug_max:
         return []
@@ -719,13 +734,16 @@ def _studies_against_fc(grid: Grid | None, train: TrainConfig | None) -> list[st
             if variant in grid.study.variants]
 
 
-def _mirrors(grid: Grid | None, sample: SampleConfig | None, report: ReportConfig | None) -> list[str]:
+def _mirrors(grid: Grid | None, sample: SampleConfig | None, report: ReportConfig | None,
+             sample_sr: SampleSRConfig | None) -> list[str]:
     """Keys that repeat another (conf/ interpolates them): a stage reads its own section, and what the stage of
     the other key wrote."""
-    if grid is None or sample is None or report is None:
+    if grid is None or sample is None or report is None or sample_sr is None:
         return []
     written = "the report reads what the pipeline wrote for"
     mirrored = [("report.guidance", report.guidance, "sample.guidance", sample.guidance, written),
+                ("sample_sr.guidance", sample_sr.guidance, "sample.guidance", sample.guidance,
+                 "sample_sr upsamples the checkpoint selected at"),
                 ("report.lengths", report.lengths, "lengths", grid.lengths, written),
                 ("report.alignments", report.alignments, "alignments", grid.alignments, written),
                 ("report.study", dataclasses.asdict(report.study), "study", dataclasses.asdict(grid.study), written),

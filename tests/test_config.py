@@ -155,6 +155,11 @@ def test_every_problem_is_reported_together(committed):
     (["study.length=3", "train_sr.embedding=text-2s"], "study.alignment='text' and study.length=3 are not a cell "
                                                        "of the grid"),
     (["train_sr.embedding=frozen-1s"], "train_sr.embedding='frozen-1s' is not a cell of the grid"),
+    (["train_sr.audio=true"], "train_sr.audio=true conditions on the text-2s embeddings (train_sr.embedding), but "
+                              "sample_sr upsamples the cell selected on validation, one of the grid's 3"),
+    (["prepare.hr_image_size=96"], "prepare.hr_image_size=96 is not prepare.image_size=32 times a power of two"),
+    (["sample_sr.guidance=5"], "sample_sr.guidance=5.0 is not sample.guidance=3.0 (sample_sr upsamples the "
+                               "checkpoint selected at sample.guidance)"),
     (["lengths=[1,2]", "prepare.lengths=[1,2]", "train_sr.embedding=frozen-1s"],
      "train_sr.embedding='frozen-1s' is not of study.length=2 s"),
     (["download.items=[suburmp]", "data=suburmp", "finetune.model_size=thesis", "evaluate.fid_weights=null"],
@@ -204,6 +209,11 @@ def test_models_trained_without_the_null_condition_sample_at_guidance_1_only():
         "sample.guidance=3.0", "sample.cfg_scales=[1.0, 3.0, 5.0]"]
     check_params(params.compose(REPO / "conf", overrides + ["sample.guidance=1", "report.guidance=1",
                                                             "sample.cfg_scales=[1]"]))
+
+
+def test_an_audio_conditioned_upsampler_takes_a_grid_of_its_one_cell():
+    overrides = ["train_sr.audio=true", "alignments=[text]"]  # text-2s, train_sr.embedding: the only cell
+    assert check_params(params.compose(REPO / "conf", overrides)).sections["train_sr"].audio
 
 
 def test_the_report_section_repeats_the_study_it_reports(committed):

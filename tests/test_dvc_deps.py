@@ -51,6 +51,14 @@ def test_every_stage_declares_its_import_closure():
     assert undeclared(dvc_yaml()) == {}
 
 
+def test_the_check_stage_declares_every_file_its_rules_come_from():
+    # its logic is a2i/config.py, plumbing to every other stage: the bounds it imports (a2i.MAX_BATCH,
+    # a2i.diffusion.EMB_DIM, ...) are rules of its own, so it is followed through the plumbing
+    deps = dvc_yaml()["stages"]["check"]["deps"]
+    runs_only = {"a2i/io.py", "a2i/kernels.py", "a2i/resources.py", "a2i/stage.py"}  # write, pin, bound, report
+    assert sorted(closure(REPO / "stages" / "check.py", through_plumbing=True) - runs_only - set(deps)) == []
+
+
 def test_a_missing_dep_is_caught():
     planted = copy.deepcopy(dvc_yaml())
     deps = planted["stages"]["train"]["deps"]

@@ -302,17 +302,18 @@ def run_finetune(embedding: str, params: FinetuneConfig | dict[str, Any], prepar
     model, info = create_model(config.model_size, config.checkpoint)
     model.to(select_device(config.device))
 
-    # the heads, metrics and training curves land together, once all are written, or not at all (a run that
-    # diverges leaves no mix)
-    with atomic_path(model_path) as heads_tmp, atomic_path(metrics_path) as metrics_tmp, \
-            atomic_dir(live_dir) as staging:
+    # Nothing lands unless all three are written (a run that diverges leaves no mix): the curves are staged while
+    # it trains, the heads and metrics written to temporary files after it (none is left by a run killed while it
+    # trains), and the three renames come last, heads, metrics, curves.
+    with atomic_dir(live_dir) as staging:
         with Live(dir=str(staging), dvcyaml=False, save_dvc_exp=False) as live:
             live.log_params({"embedding": variant.embedding, **asdict(config)})
             metrics = finetune(model, variant.alignment, train, test, config, live)
-        save_torch(heads_tmp, heads_state(model, variant.alignment, variant.length, info["pretrained"]))
         metrics = {"alignment": variant.alignment, "length_s": variant.length, "model_size": config.model_size,
                    "pretrained": info["pretrained"], "checkpoint_sha256": info.get("checkpoint_sha256"), **metrics}
-        write_json(metrics_tmp, metrics)
+        with atomic_path(metrics_path) as metrics_tmp, atomic_path(model_path) as heads_tmp:
+            save_torch(heads_tmp, heads_state(model, variant.alignment, variant.length, info["pretrained"]))
+            write_json(metrics_tmp, metrics)
     # The best epoch is read on the test split (the thesis' "optimal fine-tuning epoch", 5.2.1); the heads saved
     # are the last epoch's, whatever it scored.
     log.info("%s: saved the epoch-%d heads (query accuracy %.3f); the best on test, %.3f, at epoch %d",

@@ -100,7 +100,9 @@ def prepare_cmd(raw: Path, out: Path, lengths, silence_peak: int, image_size: in
 @click.option("--local-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="Validate files placed here by hand and link them into --out instead of fetching.")
 @click.option("--params", "params_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              default=Path("params.yaml"), help="Where the URLs, sha256 and retries come from.")
+              default=Path("params.yaml"),
+              help="Where the URLs, sha256, retries and, without --local-dir, download.source and local_dir "
+                   "come from.")
 def download_cmd(items, out: Path, local_dir: Path | None, params_path: Path) -> None:
     """Fetch the real Sub-URMP and/or pretrained weights (URLs and sha256 from params.yaml `download`)."""
     from a2i.config import ConfigError, DownloadConfig
@@ -149,16 +151,19 @@ def crops_cmd(raw: Path | None, crop: dict | None, out: Path) -> None:
 
     Instruments without a box show the default centred full-height square.
     """
+    from a2i.config import ConfigError, PrepareConfig, load_section_config
     from a2i.data.crops import contact_sheet
-    from a2i.params import load_section, require
 
     if crop is None and raw is not None and not Path("params.yaml").is_file():  # a Sub-URMP outside a checkout
         crop = {}
         click.echo("no params.yaml here: drawing every instrument's default centred square")
-    if raw is None or crop is None:  # params.yaml is read only when an option is left out
-        section = load_section("prepare")
-        raw = Path(require(section, "raw", "prepare")) if raw is None else raw
-        crop = (section.get("crop") or {}) if crop is None else crop
+    if raw is None or crop is None:  # params.yaml is read (and checked as the prepare stage checks it) only then
+        try:
+            section = load_section_config(PrepareConfig)
+        except ConfigError as error:
+            raise click.ClickException("\nerror: ".join(error.problems)) from None
+        raw = Path(section.raw) if raw is None else raw
+        crop = section.crop if crop is None else crop
     try:
         performances = contact_sheet(raw, crop, out)
     except ValueError as error:

@@ -7,7 +7,7 @@ saying what it holds: each is a separate DVC output, so a stage depends on the o
 pooch does the caching, the sha256 check and the atomic move into place; the downloader given to it adds
 retries that resume a partial download (HTTP Range, with If-Range so that a file changed on the server is fetched
 anew, not stitched) from `<out>/.partial/<url digest>-<name>.part` and a progress bar. A finished download is
-kept (hard-linked) in `<out>/.fetched/`, so that a rerun whose item folder DVC deleted does not fetch it again.
+kept in `<out>/.fetched/`, so that a rerun whose item folder DVC deleted does not fetch it again.
 With `source: local` nothing is fetched: the files the user placed by hand in `local_dir` are validated and
 symlinked where `source: url` would put them, so `prepare.raw`, `finetune.checkpoint` and `evaluate.fid_weights`
 are the same for both sources. DVC follows the links when it commits an item's folder (one copy in its cache,
@@ -17,6 +17,7 @@ by file.
 
 from __future__ import annotations
 
+import errno
 import gzip
 import hashlib
 import logging
@@ -42,16 +43,21 @@ log = logging.getLogger(__name__)
 ARCHIVES = (".zip", ".tar", ".tar.gz", ".tgz")
 # what a corrupt or truncated zip/tar(.gz, .bz2, .xz, or such members of a zip) raises while it is read; zipfile
 # raises RuntimeError for an encrypted member and NotImplementedError for a compression method it lacks; bz2 raises
-# an OSError without an errno (one with an errno is the system's, a full disk, say: not the archive's fault)
+# an OSError without an errno
 ARCHIVE_ERRORS = (zipfile.BadZipFile, tarfile.TarError, gzip.BadGzipFile, zlib.error, lzma.LZMAError, EOFError,
                   RuntimeError, NotImplementedError, OSError)
+# the OSErrors of a member the file system cannot hold as named (a name too long, a file where a folder is);
+# any other errno is the system's (a full disk, no permission), not the archive's fault, and keeps the archive
+ARCHIVE_ERRNOS = (None, errno.ENAMETOOLONG, errno.EISDIR, errno.ENOTDIR, errno.EILSEQ)
 HUB_DIGEST = re.compile(r"-([0-9a-f]{8,})\.")  # torch.hub names a file <name>-<sha256 prefix>.<ext>
 MANIFEST = "manifest.json"  # in every item's folder
 # Beside the item folders, in no DVC output: DVC deletes an output before it reruns its stage, which would throw
 # away the part that the rerun is meant to resume (537 MB for AudioCLIP), and the finished downloads, which a
 # rerun after any change of the download section (another item, a pinned sha256) would fetch again.
 PARTIAL = ".partial"
-FETCHED = ".fetched"  # a hard link to each finished download, by URL: no second copy on disk
+# The finished download of each URL still configured, hard-linked to the item's file: no second copy until DVC
+# commits the item, when its default cache.type (reflink, else copy) gives the item a copy of its own.
+FETCHED = ".fetched"
 
 
 class DownloadError(ValueError):
@@ -255,7 +261,7 @@ def safe_extract(archive: Path, dest: Path) -> Path:
         shutil.rmtree(dest, ignore_errors=True)
         tmp.rename(dest)
     except ARCHIVE_ERRORS as error:
-        if isinstance(error, OSError) and error.errno is not None:  # the system's (a full disk), not the archive's
+        if isinstance(error, OSError) and error.errno not in ARCHIVE_ERRNOS:
             raise
         reason = str(error).strip().splitlines()[0].rstrip(":")  # tarfile lists every method it tried below
         raise DownloadError(f"{archive}: not a valid archive ({type(error).__name__}: {reason}); "
@@ -357,6 +363,16 @@ def _fetch_item(name: str, spec: dict, out: Path, retries: int, previous: dict) 
 def fetched_file(out: Path, url: str) -> Path:
     """Where the finished download of `url` is kept beside the item folders (`FETCHED`)."""
     return out / FETCHED / _by_url(url)
+
+
+def _forget_other_urls(out: Path, urls: list[str]) -> None:
+    """Delete the kept downloads of URLs no longer in the download section: the store holds one file per item."""
+    keep = {_by_url(url) for url in urls}
+    for path in sorted((out / FETCHED).glob("*")):
+        if path.name not in keep and path.is_file():
+            log.info("%s: no download.<item>.url names it any more; deleted", path)
+            path.unlink()
+    _remove_if_empty(out / FETCHED)
 
 
 def _hard_link(source: Path, dest: Path) -> None:
@@ -482,6 +498,7 @@ def download(out: str | Path, items: list[str], source: str = "url", local_dir: 
         # the links replace what is in `out`, and DVC deletes its item folders before it reruns the stage
         raise DownloadError(f"download.local_dir '{local_dir}' is inside the download folder '{out}'; "
                             "move the files out")
+    _forget_other_urls(out, [spec["url"] for spec in specs.values() if isinstance(spec, dict) and "url" in spec])
     fetched, out_existed = {}, out.exists()
     for name in items:
         previous = _read_manifest(out, name)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import subprocess
 import sys
@@ -223,6 +224,23 @@ def test_an_update_that_breaks_the_weights_after_the_last_loss_is_caught(prepare
         run_finetune("text-1s", {**PARAMS, "max_steps_per_epoch": 1}, prepared, model_path=tmp_path / "m.pt",
                      metrics_path=tmp_path / "m.json", live_dir=tmp_path / "live")
     assert sorted(tmp_path.iterdir()) == []
+
+
+def test_a_run_whose_heads_cannot_be_published_leaves_the_last_runs_outputs(prepared, tmp_path, monkeypatch):
+    paths = dict(model_path=tmp_path / "m.pt", metrics_path=tmp_path / "m.json", live_dir=tmp_path / "live")
+    run_finetune("text-1s", {**PARAMS, "max_steps_per_epoch": 1}, prepared, **paths)
+    before = {path: path.read_bytes() for path in sorted(tmp_path.rglob("*")) if path.is_file()}
+    real_replace = os.replace
+
+    def heads_fail(source, target):  # the heads' rename is the first of the three
+        if Path(target) == paths["model_path"]:
+            raise OSError(28, "No space left on device")
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", heads_fail)
+    with pytest.raises(OSError, match="No space left"):
+        run_finetune("text-1s", {**PARAMS, "max_steps_per_epoch": 1, "seed": 1}, prepared, **paths)
+    assert {path: path.read_bytes() for path in sorted(tmp_path.rglob("*")) if path.is_file()} == before
 
 
 def test_heads_are_not_published_without_their_metrics(prepared, tmp_path):

@@ -17,6 +17,7 @@ from a2i.data.prepare import crop_box, validate_crop
 from .helpers import loud_track, write_performance, write_stub
 
 GREEN = (30, 200, 30)
+REPO = Path(__file__).resolve().parents[2]
 SIZE = (192, 108)  # 16:9 like the real 1920x1080 frames; tiles are 2.5x larger
 SCALE = TILE_WIDTH / SIZE[0]
 
@@ -74,8 +75,9 @@ def test_unknown_instrument_names_the_parameter(tmp_path):
 
 def test_command_defaults_to_params_yaml(tmp_path, monkeypatch):
     raw = _tree(tmp_path, [("cello", 0, GREEN)])
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"prepare": {"raw": str(raw), "crop": {
-        "cello": [0.25, 0.1, 0.75, 0.9]}}}))
+    prepare = {**params.committed(REPO / "params.yaml")["prepare"], "raw": str(raw),
+               "crop": {"cello": [0.25, 0.1, 0.75, 0.9]}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"prepare": prepare}))
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(main, ["crops"])
     assert result.exit_code == 0, result.output
@@ -91,6 +93,19 @@ def test_command_outside_a_checkout_draws_the_default_squares(tmp_path, monkeypa
     assert "no params.yaml here" in result.output and "wrote crops.png (2 performances)" in result.output
     default_left = round(42 * SCALE)  # the centred full-height square of a 192x108 frame
     assert Image.open(tmp_path / "crops.png").getpixel((default_left, LABEL_HEIGHT + 100))[:3] == BOX_COLOUR
+
+
+@pytest.mark.parametrize("section, message", [
+    ("prepare:\n", "prepare=None is not a mapping"),
+    ("prepare: {raw: 5}\n", "prepare.raw=5 is not"),
+])
+def test_command_with_a_bad_prepare_section_is_one_line_per_problem(tmp_path, monkeypatch, section, message):
+    (tmp_path / "params.yaml").write_text(section)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["crops"])
+    assert result.exit_code == 1 and message in result.output, result.output
+    assert all(line.startswith("error: ") for line in result.output.strip().splitlines())
+    assert not (tmp_path / "crops.png").exists()
 
 
 def test_command_missing_root_is_one_line(tmp_path):

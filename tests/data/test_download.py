@@ -395,6 +395,24 @@ def test_a_rerun_after_dvc_deleted_the_item_folders_fetches_nothing_again(server
     assert len(kept) == 1 and kept[0].samefile(out / "suburmp" / "Sub-URMP.zip")  # one copy on disk
 
 
+def test_the_kept_download_of_a_url_no_longer_configured_is_deleted(server, tmp_path):
+    server.files["/v1/w.pt"], server.files["/v2/w.pt"] = b"first weights", b"second weights"
+    out = tmp_path / "download"
+    for version in ("v1", "v2"):
+        download(out, ["audioclip"], audioclip={"url": server.url(f"{version}/w.pt"), "sha256": ""})
+    kept = list((out / ".fetched").iterdir())
+    assert len(kept) == 1 and kept[0].read_bytes() == b"second weights"
+
+
+def test_a_member_name_the_file_system_cannot_hold_is_an_invalid_archive(tmp_path):
+    archive = tmp_path / "Sub-URMP.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr(f"Sub-URMP/{'x' * 300}.wav", "a name longer than a file system allows")
+    with pytest.raises(DownloadError, match=r"Sub-URMP.zip: not a valid archive \(OSError: .*File name too long"):
+        safe_extract(archive, tmp_path / "out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["Sub-URMP.zip"]
+
+
 def test_archive_without_suburmp_is_kept_and_its_layout_named(server, tmp_path):
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as zf:
