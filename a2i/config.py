@@ -31,7 +31,7 @@ from a2i.variants import ALIGNMENTS, DOWNLOADS, STUDIES, SYNTHETIC, Variant
 
 # The model sizes of a2i.audioclip.sizes.SIZES and a2i.diffusion.unet.SIZES (a test checks they agree).
 MODEL_SIZES = ("tiny", "thesis")
-DEVICES = ("auto", "cpu", "cuda")  # a2i.devices.select_device
+DEVICES = ("auto", "cpu", "cuda")  # a2i.devices.select_device; or a GPU named `cuda:<index>`
 PROJECTIONS = ("fc", "pca")
 DATASETS = ("synthetic", "suburmp")
 MAX_LENGTH_S = 10  # a2i.variants.Variant
@@ -190,6 +190,8 @@ SCALE = Check("a number >= 0 of at most 6 significant digits (it names the sampl
               lambda v: number(0).accepts(v) and float(f"{v:g}") == v, float)
 LENGTH = integer(1, MAX_LENGTH_S)  # seconds; the variant names' `<L>s`
 LR = number(0, MAX_LR, open_low=True)
+DEVICE = Check(f"{', '.join(DEVICES)} or cuda:<index>",
+               lambda v: isinstance(v, str) and (v in DEVICES or re.fullmatch(r"cuda:\d+", v) is not None))
 # as given: prepare names its index files by the length (`index_2s_...`)
 SECONDS = Check(f"a positive multiple of 0.1 s up to {MAX_LENGTH_S}",
                 lambda v: _is_number(v) and 0 < v <= MAX_LENGTH_S and _tenths(v))
@@ -373,7 +375,7 @@ class FinetuneConfig(Section):
     same_class_negatives: bool = rule(BOOLEAN)
     max_steps_per_epoch: int | None = rule(optional(integer(1)))
     bn_recalibration_batches: int = rule(integer(0))
-    device: str = rule(one_of(DEVICES))
+    device: str = rule(DEVICE)
     seed: int = rule(SEED)
 
     def cross_checks(self) -> list[str]:
@@ -392,7 +394,7 @@ class EmbedConfig(Section):
     NAME = "embed"
     OPERATIONAL = ("batch_size", "device")
     batch_size: int = rule(BATCH)
-    device: str = rule(one_of(DEVICES))
+    device: str = rule(DEVICE)
 
 
 @dataclass(frozen=True)

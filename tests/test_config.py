@@ -72,7 +72,8 @@ def test_the_profiles_validate(overrides):
     ("train__compile", 1, "train.compile=1 is not a boolean (true or false)"),
     ("evaluate__fid_weights", 3, "evaluate.fid_weights=3 is not a non-empty string or null"),
     ("classify__lr_schedule", "cosine", "classify.lr_schedule='cosine' is not one of constant, onecycle"),
-    ("embed__device", "tpu", "embed.device='tpu' is not one of auto, cpu, cuda"),
+    ("embed__device", "tpu", "embed.device='tpu' is not auto, cpu, cuda or cuda:<index>"),
+    ("finetune__device", "cuda:x", "finetune.device='cuda:x' is not auto, cpu, cuda or cuda:<index>"),
     ("train__preview__sampler", "foo", "train.preview.sampler='foo' is not one of ddpm, ddim, dpmpp"),
     ("download__items", ["weights"], "download.items[0]='weights' is not one of suburmp, audioclip, inception"),
     ("download__audioclip__url", "https://example.org/", "download.audioclip.url='https://example.org/' is not a URL "
