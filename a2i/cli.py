@@ -18,14 +18,16 @@ from a2i import __version__
 
 
 class OneLineError(click.ClickException):
-    """A click error shown as the single line `error: <message>` (click adds the usage and a hint to usage errors)."""
+    """A click error shown as `error: <line>` for each line of its message (one for most errors, one per problem for
+    a2i.config's, as the stages print them; click would add the usage and a hint to usage errors)."""
 
     def __init__(self, error: click.ClickException):
         super().__init__(error.format_message())
         self.exit_code = error.exit_code
 
     def show(self, file=None) -> None:
-        click.echo(f"error: {self.format_message()}", file=file, err=True)
+        for line in self.format_message().splitlines() or [""]:
+            click.echo(f"error: {line}", file=file, err=True)
 
 
 @contextmanager
@@ -90,8 +92,8 @@ def params_cmd(check: bool, overrides: tuple[str, ...]) -> None:
         return
     try:
         written = params.write_params(path, list(overrides))
-    except ConfigError as error:  # one `error:` line per problem, as the check stage prints them
-        raise click.ClickException("\nerror: ".join(error.problems)) from None
+    except ConfigError as error:  # one problem per line
+        raise click.ClickException(str(error)) from None
     click.echo(f"wrote {written}")
 
 

@@ -70,10 +70,11 @@ def heads_embedding(heads: dict[str, Any]) -> str:
 
 def load_audio_encoder(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
     """The fine-tuned audio head in eval mode: float int16-range audio [B, C, T] at 44.1 kHz -> [B, 1024]."""
-    return _audio_encoder(read_heads(path), path, device)
+    return audio_encoder(read_heads(path), path, device)
 
 
-def _audio_encoder(heads: dict[str, Any], path: str | Path, device: str | torch.device) -> nn.Module:
+def audio_encoder(heads: dict[str, Any], path: str | Path, device: str | torch.device) -> nn.Module:
+    """`load_audio_encoder` of heads already read (by `read_heads`) from `path`."""
     encoder = ESResNeXtFBSP(size_config(heads["size"]).audio)
     problems = check_state_dict(heads["audio"], module_entries(encoder))
     if problems:
@@ -119,7 +120,7 @@ def run_embed(embedding: str, params: EmbedConfig | dict[str, Any], prepared: st
     heads = read_heads(model_path)
     if heads_embedding(heads) != variant.embedding:
         raise ValueError(f"{model_path}: heads were fine-tuned for {heads_embedding(heads)}, not {variant.embedding}")
-    encoder = _audio_encoder(heads, model_path, select_device(config.device))
+    encoder = audio_encoder(heads, model_path, select_device(config.device))
 
     datasets = {split: PreparedDataset(prepared, variant.length, split).require_samples() for split in SPLITS}
     arrays = {split: embed_audio(encoder, data, config.batch_size, desc=f"embed {variant.embedding} {split}")

@@ -160,8 +160,8 @@ def crops_cmd(raw: Path | None, crop: dict | None, out: Path) -> None:
     if raw is None or crop is None:  # params.yaml is read (and checked as the prepare stage checks it) only then
         try:
             section = load_section_config(PrepareConfig)
-        except ConfigError as error:
-            raise click.ClickException("\nerror: ".join(error.problems)) from None
+        except ConfigError as error:  # one problem per line
+            raise click.ClickException(str(error)) from None
         raw = Path(section.raw) if raw is None else raw
         crop = section.crop if crop is None else crop
     try:

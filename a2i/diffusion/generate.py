@@ -120,7 +120,7 @@ def generate(model: str | Path, audio: str | Path, *, seconds: float | None = No
     `audio_model` defaults to the fine-tuned head the model's embeddings came from (`default_audio_model`);
     `seconds` to the model's clip length; `guidance` to `checkpoint_guidance`'s (3, or 1 for a model trained without
     condition dropout)."""
-    from a2i.audioclip.embed import heads_embedding, load_audio_encoder, read_heads
+    from a2i.audioclip.embed import audio_encoder, heads_embedding, read_heads
 
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
@@ -140,7 +140,7 @@ def generate(model: str | Path, audio: str | Path, *, seconds: float | None = No
     superres = None if upscale is None else load_upscaler(upscale, unet, config, checkpoint, device)
     clip = read_clip(audio, float(seconds if seconds is not None else config["length_s"]))
     warn_if_silent(clip, audio)
-    encoder = load_audio_encoder(audio_model, device)
+    encoder = audio_encoder(heads, audio_model, device)
     with torch.no_grad():
         embedding = encoder(clip.to(device)).float().cpu().numpy()
     log.info("%s: embedded %s with %s; sampling at guidance %g", checkpoint, audio, audio_model, guidance)
